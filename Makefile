@@ -1,0 +1,63 @@
+# lambda-pipeline — the targets a newcomer looks for. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO        ?= go
+FUNCTIONS := on-push on-pipeline-event deployer reconciler
+BIN       := bin
+GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags "-s -w"
+MAX_BINARY_BYTES := 8388608
+
+.PHONY: help build build-local test test-short lint bench fuzz replay demo tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction)
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build every function for Lambda (provided.al2023, arm64) into bin/<name>/bootstrap and print sizes
+	@for f in $(FUNCTIONS); do \
+	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o $(BIN)/$$f/bootstrap ./functions/$$f || exit 1; \
+	done
+	@scripts/sizes $(MAX_BINARY_BYTES) $(addprefix $(BIN)/,$(addsuffix /bootstrap,$(FUNCTIONS)))
+
+build-local: ## build every function for this machine (for the runtime emulator) into bin/local/<name>/bootstrap
+	@for f in $(FUNCTIONS); do \
+	  CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o $(BIN)/local/$$f/bootstrap ./functions/$$f || exit 1; \
+	done
+
+# `sam build` with BuildMethod: makefile calls build-<LogicalId> with ARTIFACTS_DIR set.
+define sam_target
+build-$(1):
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o "$$(ARTIFACTS_DIR)/bootstrap" ./functions/$(2)
+endef
+$(eval $(call sam_target,OnPushFunction,on-push))
+$(eval $(call sam_target,OnPipelineEventFunction,on-pipeline-event))
+$(eval $(call sam_target,DeployerFunction,deployer))
+$(eval $(call sam_target,ReconcilerFunction,reconciler))
+
+tools: ## install what the tests need (npm packages: dynalite)
+	@test -d node_modules/dynalite || npm ci --no-audit --no-fund
+
+test: tools ## vet, then every test with the race detector (dynalite and emulator tests included)
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+	../shared/tools/check-scenarios 2>/dev/null || scripts/check-scenarios
+
+lint: ## gofmt, vet and staticcheck
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+bench: tools ## run the benchmarks (numbers go to docs/benchmarks.md)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+FUZZTIME ?= 60s
+fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
+	@for t in $$($(GO) test -list 'Fuzz.*' ./shared/ebevent/ | grep ^Fuzz); do \
+	  echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./shared/ebevent/ || exit 1; \
+	done
+
+replay: ## replay the sample events through the real handler code, with no AWS account
+	$(GO) run ./cmd/lp replay events/*.json
+
+clean: ## remove build output
+	rm -rf $(BIN) .aws-sam

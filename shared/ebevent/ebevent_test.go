@@ -1,0 +1,235 @@
+package ebevent
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+)
+
+// sampleFiles returns every JSON file AWS documents (../shared/aws-events) and every sample of
+// ours (events/).
+func sampleFiles(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	for _, pattern := range []string{"../../../shared/aws-events/*.json", "../../events/*.json"} {
+		m, err := filepath.Glob(pattern)
+		require.NoError(t, err)
+		files = append(files, m...)
+	}
+	require.NotEmpty(t, files)
+	return files
+}
+
+// wantErrors lists the samples that must be refused, with the field named.
+var wantErrors = map[string]string{
+	// aws-lambda-go's fixture of a stage event has no "stage"; CodePipeline always sends one,
+	// and a stage event without it cannot be recorded.
+	"codepipeline-execution-stage-change-event.json": "detail.stage",
+}
+
+func TestDecodeEverySample(t *testing.T) {
+	for _, f := range sampleFiles(t) {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			require.NoError(t, err)
+			if field, ok := wantErrors[filepath.Base(f)]; ok {
+				_, err := Decode(data)
+				var de *Error
+				require.True(t, errors.As(err, &de), "want *Error, got %v", err)
+				assert.Equal(t, field, de.Field)
+				return
+			}
+			switch {
+			case IsJob(data):
+				job, err := DecodeJob(data)
+				require.NoError(t, err)
+				assert.NotEmpty(t, job.ID)
+			case strings.Contains(string(data), `"RequestType"`):
+				ev, err := DecodeCustomResource(data)
+				require.NoError(t, err)
+				assert.NotEmpty(t, ev.RequestID)
+			default:
+				d, err := Decode(data)
+				require.NoError(t, err)
+				require.True(t, (d.Pipeline == nil) != (d.Push == nil), "exactly one of Pipeline and Push")
+				if ev := d.Pipeline; ev != nil {
+					assert.NotEmpty(t, ev.ID)
+					assert.NotEmpty(t, ev.Pipeline)
+					assert.NotEmpty(t, ev.ExecutionID)
+					assert.True(t, ev.State.ValidFor(ev.Level))
+					assert.GreaterOrEqual(t, ev.Attempt, 1)
+					assert.False(t, ev.Time.IsZero())
+				}
+				if p := d.Push; p != nil {
+					assert.NotEmpty(t, p.Repository)
+					assert.NotEmpty(t, p.Kind)
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeActionFailedBuild(t *testing.T) {
+	data, err := os.ReadFile("../../events/action-failed-build.json")
+	require.NoError(t, err)
+	ev, err := DecodePipelineEvent(data)
+	require.NoError(t, err)
+	want := pipeline.Event{
+		ID:      "2c8d4e5f-3a6b-4c7d-8e9f-0a1b2c3d4e03",
+		Time:    time.Date(2026, 11, 20, 10, 17, 50, 0, time.UTC),
+		Account: "123456789012", Region: "eu-west-1",
+		Level: pipeline.LevelAction, Pipeline: "my-lambda-pipeline", ExecutionID: "3f1c2a7e-8b4d-4c8e-9a51-6f0d2b7c9e11",
+		Stage: "BuildAndTest", Action: "Build", State: pipeline.StateFailed,
+		Version: 3, Attempt: 1,
+		ActionExecutionID: "5c9d2e1f-7a3b-4c8d-9e0f-1a2b3c4d5e03", ActionRegion: "eu-west-1",
+		ActionType: pipeline.ActionType{Owner: "AWS", Category: "Build", Provider: "CodeBuild", Version: "1"},
+		Result: pipeline.ExecutionResult{
+			ExternalID: "my-lambda-build:7e2f1d3c-4b5a-4c6d-8e7f-9a0b1c2d3e4f",
+			Summary:    "Build terminated with state: FAILED",
+			URL:        "https://console.aws.amazon.com/codebuild/home?region=eu-west-1#/builds/my-lambda-build:7e2f1d3c-4b5a-4c6d-8e7f-9a0b1c2d3e4f/view/new",
+			ErrorCode:  "JobFailed",
+		},
+		InputArtifacts:  []pipeline.Artifact{{Name: "SourceArtifact", Bucket: "my-lambda-artifacts-123456789012-eu-west-1", Key: "my-lambda-pipeline/SourceArti/Xk3pQ9v"}},
+		OutputArtifacts: []pipeline.Artifact{{Name: "BuildOutput", Bucket: "my-lambda-artifacts-123456789012-eu-west-1", Key: "my-lambda-pipeline/BuildOutpu/Qm7tR2w"}},
+	}
+	assert.Equal(t, want, ev)
+}
+
+func TestDecodePipelineStarted(t *testing.T) {
+	data, err := os.ReadFile("../../events/pipeline-started.json")
+	require.NoError(t, err)
+	ev, err := DecodePipelineEvent(data)
+	require.NoError(t, err)
+	assert.Equal(t, pipeline.LevelPipeline, ev.Level)
+	assert.Equal(t, pipeline.StatusInProgress, ev.State.Status())
+	assert.Equal(t, "StartPipelineExecution", ev.Trigger.Type)
+	assert.Equal(t, time.Date(2026, 11, 20, 10, 15, 5, 120e6, time.UTC), ev.StartTime)
+	assert.Empty(t, ev.Stage)
+}
+
+func TestDecodeNotificationRuleForm(t *testing.T) {
+	data, err := os.ReadFile("../../../shared/aws-events/docs-codepipeline-action-failed-event-processed-event.json")
+	require.NoError(t, err)
+	ev, err := DecodePipelineEvent(data)
+	require.NoError(t, err)
+	assert.Equal(t, pipeline.LevelAction, ev.Level)
+	assert.Equal(t, "JobFailed", ev.Result.ErrorCode)
+	assert.True(t, strings.HasPrefix(ev.ID, "sha256-"), "an id is derived when AWS sends none")
+	again, err := DecodePipelineEvent(data)
+	require.NoError(t, err)
+	assert.Equal(t, ev.ID, again.ID, "the derived id is stable")
+}
+
+func TestDecodePush(t *testing.T) {
+	data, err := os.ReadFile("../../events/push-main.json")
+	require.NoError(t, err)
+	p, err := DecodePush(data)
+	require.NoError(t, err)
+	assert.Equal(t, pipeline.Push{
+		ID: "8d6f3c1a-2b4e-4f70-9c1d-5e7a8b9c0d11", Time: time.Date(2026, 11, 20, 10, 15, 3, 0, time.UTC),
+		Account: "123456789012", Region: "eu-west-1", Repository: "my-lambda", Kind: "referenceUpdated",
+		RefType: "branch", RefName: "main", RefFullName: "refs/heads/main",
+		CommitID: "b7e6f4c2a1d0e9f8c7b6a5d4e3f2a1b0c9d8e7f6", OldCommitID: "a9c8b7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0",
+	}, p)
+
+	data, err = os.ReadFile("../../events/branch-deleted.json")
+	require.NoError(t, err)
+	p, err = DecodePush(data)
+	require.NoError(t, err)
+	assert.Equal(t, pipeline.PushReferenceDeleted, p.Kind)
+	assert.Empty(t, p.CommitID)
+}
+
+// mutate loads a sample and applies edits given as "path=value" (value JSON, or "-" to delete).
+func mutate(t *testing.T, file string, edits ...string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	require.NoError(t, err)
+	return applyEdits(t, data, edits...)
+}
+
+func TestDecodeErrorsNameTheField(t *testing.T) {
+	failed := "../../events/pipeline-failed.json"
+	action := "../../events/action-failed-build.json"
+	push := "../../events/push-main.json"
+	cases := []struct {
+		name  string
+		input []byte
+		field string
+		kind  error
+	}{
+		{"invalid JSON", []byte(`{"detail-type": `), "", ErrMalformed},
+		{"not an object", []byte(`[1,2]`), "", ErrMalformed},
+		{"trailing data", []byte(`{} {}`), "", ErrMalformed},
+		{"empty", []byte(``), "", ErrMalformed},
+		{"missing execution-id", mutate(t, failed, "detail.execution-id=-"), "detail.execution-id", ErrMalformed},
+		{"missing pipeline", mutate(t, failed, "detail.pipeline=-"), "detail.pipeline", ErrMalformed},
+		{"missing state", mutate(t, failed, "detail.state=-"), "detail.state", ErrMalformed},
+		{"unknown state", mutate(t, failed, `detail.state="EXPLODED"`), "detail.state", ErrMalformed},
+		{"action state at pipeline level", mutate(t, failed, `detail.state="ABANDONED"`), "detail.state", ErrMalformed},
+		{"bad time", mutate(t, failed, `time="yesterday"`), "time", ErrMalformed},
+		{"missing time", mutate(t, failed, `time=-`), "time", ErrMalformed},
+		{"missing detail", mutate(t, failed, `detail=-`), "detail", ErrMalformed},
+		{"detail not an object", mutate(t, failed, `detail="x"`), "detail", ErrMalformed},
+		{"missing detail-type", mutate(t, failed, `detail-type=-`), "detail-type", ErrMalformed},
+		{"unknown detail-type", mutate(t, failed, `detail-type="CodeBuild Build State Change"`), "detail-type", ErrUnsupported},
+		{"wrong source", mutate(t, failed, `source="aws.codebuild"`), "source", ErrUnsupported},
+		{"fractional attempt", mutate(t, failed, `detail.pipeline-execution-attempt=1.5`), "detail.pipeline-execution-attempt", ErrMalformed},
+		{"negative version", mutate(t, failed, `detail.version=-3`), "detail.version", ErrMalformed},
+		{"attempt as object", mutate(t, failed, `detail.pipeline-execution-attempt={}`), "detail.pipeline-execution-attempt", ErrMalformed},
+		{"pipeline as number", mutate(t, failed, `detail.pipeline=7`), "detail.pipeline", ErrMalformed},
+		{"bad start-time", mutate(t, failed, `detail.start-time="soon"`), "detail.start-time", ErrMalformed},
+		{"action without stage", mutate(t, action, `detail.stage=-`), "detail.stage", ErrMalformed},
+		{"action without action", mutate(t, action, `detail.action=-`), "detail.action", ErrMalformed},
+		{"artifact without name", mutate(t, action, `detail.output-artifacts=[{"s3location":{"bucket":"b","key":"k"}}]`), "detail.output-artifacts", ErrMalformed},
+		{"push without repository", mutate(t, push, `detail.repositoryName=-`), "detail.repositoryName", ErrMalformed},
+		{"push without commit", mutate(t, push, `detail.commitId=-`), "detail.commitId", ErrMalformed},
+		{"push with odd reference type", mutate(t, push, `detail.referenceType="note"`), "detail.referenceType", ErrMalformed},
+		{"unknown push kind", mutate(t, push, `detail.event="repositoryExploded"`), "detail.event", ErrUnsupported},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d, err := Decode(c.input)
+			require.Error(t, err)
+			assert.Equal(t, Decoded{}, d, "no half-filled value")
+			var de *Error
+			require.True(t, errors.As(err, &de), "want *Error, got %T: %v", err, err)
+			assert.Equal(t, c.field, de.Field, "field named in %q", err)
+			assert.ErrorIs(t, err, c.kind)
+			if c.field != "" {
+				assert.Contains(t, err.Error(), c.field)
+			}
+		})
+	}
+}
+
+func TestDecodeInvokeErrors(t *testing.T) {
+	_, err := DecodeJob([]byte(`{"CodePipeline.job": {"accountId": "1"}}`))
+	assert.ErrorContains(t, err, "CodePipeline.job.id")
+	_, err = DecodeCustomResource(mutate(t, "../../events/custom-resource-update.json", "PhysicalResourceId=-"))
+	assert.ErrorContains(t, err, "PhysicalResourceId")
+	_, err = DecodeCustomResource(mutate(t, "../../events/custom-resource-create.json", `RequestType="Upsert"`))
+	assert.ErrorContains(t, err, "RequestType")
+	_, err = DecodeCustomResource(mutate(t, "../../events/custom-resource-create.json", `ResponseURL=-`))
+	assert.ErrorContains(t, err, "ResponseURL")
+	assert.False(t, IsJob([]byte(`{"RequestType":"Create"}`)))
+}
+
+func TestAttemptAndVersionAsFloats(t *testing.T) {
+	ev, err := DecodePipelineEvent(mutate(t, "../../events/pipeline-failed.json", `detail.version=7.0`, `detail.pipeline-execution-attempt=2.0`))
+	require.NoError(t, err)
+	assert.Equal(t, int64(7), ev.Version)
+	assert.Equal(t, 2, ev.Attempt)
+
+	ev, err = DecodePipelineEvent(mutate(t, "../../events/pipeline-failed.json", `detail.pipeline-execution-attempt=-`))
+	require.NoError(t, err)
+	assert.Equal(t, 1, ev.Attempt, "absent attempt means the first")
+}

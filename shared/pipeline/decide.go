@@ -1,0 +1,147 @@
+package pipeline
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// NotificationType is the kind of message a run deserves.
+type NotificationType string
+
+const (
+	// NotifyFailed: a run failed. One per failed execution.
+	NotifyFailed NotificationType = "failed"
+	// NotifyRecovered: a run succeeded and the pipeline's previous decisive run had failed.
+	NotifyRecovered NotificationType = "recovered"
+	// NotifyPushToStart: the run CodePipeline starts on creation failed in Source because the
+	// repository is still empty. Said once per pipeline instead of a failure.
+	NotifyPushToStart NotificationType = "push-to-start"
+)
+
+// Notification is a decision to tell people about a run. What it says (commit, logs, links) is
+// gathered when it is sent, from the run record and from AWS.
+type Notification struct {
+	Type        NotificationType `json:"type"`
+	Pipeline    string           `json:"pipeline"`
+	ExecutionID string           `json:"executionId"`
+	Attempt     int              `json:"attempt,omitempty"`
+	At          time.Time        `json:"at"`
+	// For recovered: when the pipeline went red (the first failure of the streak) and which
+	// execution failed first.
+	BrokenSince       time.Time `json:"brokenSince,omitempty"`
+	FirstFailedExecID string    `json:"firstFailedExecutionId,omitempty"`
+}
+
+// Key identifies the notification for its claim, so that it is sent once however often it is
+// decided: one failure per execution, one recovery per execution, one push-to-start per pipeline.
+func (n Notification) Key() string {
+	switch n.Type {
+	case NotifyPushToStart:
+		return strings.Join([]string{string(n.Type), n.Pipeline}, "#")
+	}
+	return strings.Join([]string{string(n.Type), n.Pipeline, n.ExecutionID}, "#")
+}
+
+// IsPushToStart reports whether an ended run is the one CodePipeline started when the pipeline
+// was created, failing in Source because the repository has no commit on the branch yet. No
+// stage after Source has started in such a run.
+func IsPushToStart(run Run, o Outcome) bool {
+	if o.Status != StatusFailed || o.Trigger.Type != TriggerCreatePipeline {
+		return false
+	}
+	for name := range run.Stages {
+		if name != "Source" && !isSourceStage(run.Stages[name]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isSourceStage(st Stage) bool {
+	if len(st.Actions) == 0 {
+		return false
+	}
+	for _, a := range st.Actions {
+		if a.Type.Category != "Source" {
+			return false
+		}
+	}
+	return true
+}
+
+// Silent reports whether an ended attempt never produces a message nor counts as decisive:
+// superseded, cancelled (a self-update restarts the run on the new definition), stopped.
+func Silent(o Outcome) bool { return !o.Status.Decisive() }
+
+// Decide returns the notifications that the pipeline's history calls for once o has ended.
+// history holds the pipeline's decisive outcomes around o (o included or not), in any order;
+// it must reach back at least to the start of the failure streak before o, and include the
+// next decisive outcome after o when one is known. Decide is pure and may return a
+// notification that an earlier call already returned: callers claim each by its Key.
+func Decide(history []Outcome, o Outcome, pushToStart bool) []Notification {
+	if pushToStart {
+		return []Notification{{Type: NotifyPushToStart, Pipeline: o.Pipeline, ExecutionID: o.ExecutionID, Attempt: o.Attempt, At: o.At}}
+	}
+	if Silent(o) {
+		return nil
+	}
+	h := decisive(history, o)
+	i := slices.IndexFunc(h, func(x Outcome) bool { return sameAttempt(x, o) })
+	var out []Notification
+	if o.Status == StatusFailed {
+		out = append(out, Notification{Type: NotifyFailed, Pipeline: o.Pipeline, ExecutionID: o.ExecutionID, Attempt: o.Attempt, At: o.At})
+		// A success that arrived before this failure but ended after it is a recovery.
+		if i+1 < len(h) && h[i+1].Status == StatusSucceeded {
+			out = append(out, recovered(h, i+1))
+		}
+		return out
+	}
+	if i > 0 && h[i-1].Status == StatusFailed {
+		out = append(out, recovered(h, i))
+	}
+	return out
+}
+
+// recovered builds the recovery of h[i], a success preceded by a failure.
+func recovered(h []Outcome, i int) Notification {
+	first := i - 1
+	for first > 0 && h[first-1].Status == StatusFailed {
+		first--
+	}
+	s := h[i]
+	return Notification{Type: NotifyRecovered, Pipeline: s.Pipeline, ExecutionID: s.ExecutionID, Attempt: s.Attempt, At: s.At,
+		BrokenSince: h[first].At, FirstFailedExecID: h[first].ExecutionID}
+}
+
+// decisive returns the decisive outcomes of o's pipeline, with o, without duplicates, in the
+// order they ended.
+func decisive(history []Outcome, o Outcome) []Outcome {
+	h := make([]Outcome, 0, len(history)+1)
+	for _, x := range append(slices.Clone(history), o) {
+		if x.Pipeline != o.Pipeline || !x.Status.Decisive() {
+			continue
+		}
+		if slices.ContainsFunc(h, func(y Outcome) bool { return sameAttempt(x, y) }) {
+			continue
+		}
+		h = append(h, x)
+	}
+	slices.SortFunc(h, CompareOutcomes)
+	return h
+}
+
+// CompareOutcomes orders outcomes by the time they ended, then by execution and attempt.
+func CompareOutcomes(a, b Outcome) int {
+	if c := a.At.Compare(b.At); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.ExecutionID, b.ExecutionID); c != 0 {
+		return c
+	}
+	return a.Attempt - b.Attempt
+}
+
+func sameAttempt(a, b Outcome) bool {
+	return a.Pipeline == b.Pipeline && a.ExecutionID == b.ExecutionID && a.Attempt == b.Attempt
+}

@@ -1,0 +1,276 @@
+package pipeline
+
+import (
+	"sort"
+	"time"
+)
+
+// Status is the recorded status of a run, a stage or an action.
+type Status string
+
+const (
+	StatusInProgress Status = "IN_PROGRESS"
+	StatusSucceeded  Status = "SUCCEEDED"
+	StatusFailed     Status = "FAILED"
+	StatusStopping   Status = "STOPPING"
+	StatusStopped    Status = "STOPPED"
+	StatusSuperseded Status = "SUPERSEDED"
+	StatusCanceled   Status = "CANCELED"
+	StatusAbandoned  Status = "ABANDONED"
+)
+
+// Terminal reports whether nothing more happens to an element in this status (for its attempt).
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusSucceeded, StatusFailed, StatusStopped, StatusSuperseded, StatusCanceled, StatusAbandoned:
+		return true
+	}
+	return false
+}
+
+// Decisive reports whether a run that ended in s counts for "is the pipeline broken?": only
+// SUCCEEDED and FAILED do; superseded, cancelled and stopped runs say nothing about the code.
+func (s Status) Decisive() bool { return s == StatusSucceeded || s == StatusFailed }
+
+// order breaks ties between observations that have the same attempt, terminality and time, so
+// that the fold stays deterministic whatever the delivery order.
+func (s Status) order() int {
+	switch s {
+	case StatusInProgress:
+		return 1
+	case StatusStopping:
+		return 2
+	case StatusSucceeded:
+		return 3
+	case StatusAbandoned:
+		return 4
+	case StatusSuperseded:
+		return 5
+	case StatusCanceled:
+		return 6
+	case StatusStopped:
+		return 7
+	case StatusFailed:
+		return 8
+	}
+	return 0
+}
+
+// Progress is where one element (the run, a stage, an action) stands, as told by the event that
+// decides it.
+type Progress struct {
+	Status  Status    `json:"status"`
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`      // time of the deciding event
+	EventID string    `json:"eventId"` // id of the deciding event
+}
+
+// beats reports whether observation p takes precedence over q. The relation is a strict total
+// order, so keeping the maximum is commutative, associative and idempotent: any permutation of
+// any number of copies of the same events ends in the same state.
+//
+//  1. a higher pipeline-execution-attempt wins (a retried stage starts afresh);
+//  2. within an attempt a terminal state wins over a non-terminal one;
+//  3. then the later event time wins;
+//  4. then a fixed order of statuses, then the event id.
+func (p Progress) beats(q Progress) bool {
+	if p.Attempt != q.Attempt {
+		return p.Attempt > q.Attempt
+	}
+	if pt, qt := p.Status.Terminal(), q.Status.Terminal(); pt != qt {
+		return pt
+	}
+	if !p.At.Equal(q.At) {
+		return p.At.After(q.At)
+	}
+	if p.Status != q.Status {
+		return p.Status.order() > q.Status.order()
+	}
+	return p.EventID > q.EventID
+}
+
+// Commit is the revision a run builds.
+type Commit struct {
+	ID       string    `json:"id,omitempty"`
+	Message  string    `json:"message,omitempty"`
+	Author   string    `json:"author,omitempty"`
+	PushedAt time.Time `json:"pushedAt,omitempty"`
+	URL      string    `json:"url,omitempty"`
+}
+
+// Run is the record of one pipeline execution.
+type Run struct {
+	Pipeline    string `json:"pipeline"`
+	ExecutionID string `json:"executionId"`
+
+	Progress            // the run's own status, from pipeline-level events
+	Version   int64     `json:"version,omitempty"`
+	Trigger   Trigger   `json:"trigger"`
+	Commit    Commit    `json:"commit"`
+	StartedAt time.Time `json:"startedAt"`
+	EndedAt   time.Time `json:"endedAt,omitempty"`
+
+	Stages map[string]Stage `json:"stages,omitempty"`
+
+	// Outcomes holds every terminal pipeline-level state seen, one per attempt, so that a failed
+	// attempt that a retry turned green is still known (for the "recovered" message).
+	Outcomes []Outcome `json:"outcomes,omitempty"`
+}
+
+// Stage is one stage of a run.
+type Stage struct {
+	Name string `json:"name"`
+	Progress
+	StartedAt time.Time         `json:"startedAt"`
+	Actions   map[string]Action `json:"actions,omitempty"`
+}
+
+// Action is one action of a stage.
+type Action struct {
+	Name string `json:"name"`
+	Progress
+	StartedAt       time.Time       `json:"startedAt"`
+	ExecutionID     string          `json:"actionExecutionId,omitempty"`
+	Type            ActionType      `json:"type"`
+	Result          ExecutionResult `json:"result"`
+	InputArtifacts  []Artifact      `json:"inputArtifacts,omitempty"`
+	OutputArtifacts []Artifact      `json:"outputArtifacts,omitempty"`
+}
+
+// Outcome is a terminal pipeline-level state of one attempt of a run.
+type Outcome struct {
+	Pipeline    string    `json:"pipeline"`
+	ExecutionID string    `json:"executionId"`
+	Attempt     int       `json:"attempt"`
+	Status      Status    `json:"status"`
+	At          time.Time `json:"at"`
+	Trigger     Trigger   `json:"trigger"`
+}
+
+// Key identifies an execution across pipelines.
+type Key struct {
+	Pipeline    string
+	ExecutionID string
+}
+
+// Key returns the run's key.
+func (r Run) Key() Key { return Key{r.Pipeline, r.ExecutionID} }
+
+// Duration is how long the run took, or has taken until now when it is still going.
+func (r Run) Duration(now time.Time) time.Duration {
+	if r.StartedAt.IsZero() {
+		return 0
+	}
+	if !r.EndedAt.IsZero() {
+		return r.EndedAt.Sub(r.StartedAt)
+	}
+	if r.Status.Terminal() {
+		return r.At.Sub(r.StartedAt)
+	}
+	return now.Sub(r.StartedAt)
+}
+
+// StageNames returns the run's stages in the order they started.
+func (r Run) StageNames() []string {
+	names := make([]string, 0, len(r.Stages))
+	for n := range r.Stages {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		a, b := r.Stages[names[i]], r.Stages[names[j]]
+		if !a.StartedAt.Equal(b.StartedAt) {
+			return a.StartedAt.Before(b.StartedAt)
+		}
+		return names[i] < names[j]
+	})
+	return names
+}
+
+// ActionNames returns a stage's actions in the order they started.
+func (s Stage) ActionNames() []string {
+	names := make([]string, 0, len(s.Actions))
+	for n := range s.Actions {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		a, b := s.Actions[names[i]], s.Actions[names[j]]
+		if !a.StartedAt.Equal(b.StartedAt) {
+			return a.StartedAt.Before(b.StartedAt)
+		}
+		return names[i] < names[j]
+	})
+	return names
+}
+
+// Failure locates why a run failed: the failed stage and action of the latest attempt, and the
+// action's result. Stage and Action are empty when the events that tell them have not arrived.
+type Failure struct {
+	Stage     string
+	Action    string
+	Attempt   int
+	Result    ExecutionResult
+	Type      ActionType
+	Artifacts []Artifact
+}
+
+// Failure returns where the run failed. Among failed stages the one of the highest attempt and,
+// within it, the latest to fail is chosen; likewise for its actions.
+func (r Run) Failure() Failure {
+	var f Failure
+	var best Progress
+	for _, name := range r.StageNames() {
+		st := r.Stages[name]
+		if st.Status != StatusFailed {
+			// A stage whose stage event was lost may still have a failed action.
+			if !st.hasFailedAction() {
+				continue
+			}
+		}
+		p := st.Progress
+		if st.Status != StatusFailed {
+			p = st.latestFailedAction().Progress
+		}
+		if f.Stage == "" || p.beats(best) {
+			f.Stage, best = name, p
+		}
+	}
+	if f.Stage == "" {
+		return f
+	}
+	st := r.Stages[f.Stage]
+	f.Attempt = best.Attempt
+	if a := st.latestFailedAction(); a.Name != "" {
+		f.Action, f.Result, f.Type, f.Artifacts = a.Name, a.Result, a.Type, a.OutputArtifacts
+	}
+	return f
+}
+
+func (s Stage) hasFailedAction() bool { return s.latestFailedAction().Name != "" }
+
+func (s Stage) latestFailedAction() Action {
+	var out Action
+	for _, name := range s.ActionNames() {
+		a := s.Actions[name]
+		if a.Status == StatusFailed && (out.Name == "" || a.Progress.beats(out.Progress)) {
+			out = a
+		}
+	}
+	return out
+}
+
+// Artifact returns the newest output artifact with the given name from any action of the run.
+func (r Run) Artifact(name string) (Artifact, bool) {
+	var out Artifact
+	var best Progress
+	found := false
+	for _, st := range r.Stages {
+		for _, a := range st.Actions {
+			for _, art := range a.OutputArtifacts {
+				if art.Name == name && (!found || a.Progress.beats(best)) {
+					out, best, found = art, a.Progress, true
+				}
+			}
+		}
+	}
+	return out, found
+}
