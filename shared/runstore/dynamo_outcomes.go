@@ -1,0 +1,254 @@
+package runstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+)
+
+// outcomeRecord is a pipeline's decisive outcome, sorted under the pipeline by end time.
+type outcomeRecord struct {
+	PK          string           `dynamodbav:"pk"`
+	SK          string           `dynamodbav:"sk"`
+	Pipeline    string           `dynamodbav:"pipeline"`
+	ExecutionID string           `dynamodbav:"executionId"`
+	Attempt     int              `dynamodbav:"attempt"`
+	Status      string           `dynamodbav:"status"`
+	At          string           `dynamodbav:"at"`
+	Trigger     pipeline.Trigger `dynamodbav:"trigger"`
+	ExpiresAt   int64            `dynamodbav:"expiresAt"`
+}
+
+// maxStreak bounds how far back AddOutcome looks for the start of a failure streak.
+const maxStreak = 100
+
+func outcomeSK(o pipeline.Outcome) string {
+	return fmt.Sprintf("OUTCOME#%s#%s#%04d", o.At.UTC().Format(timeLayout), o.ExecutionID, o.Attempt)
+}
+
+// AddOutcome stores o (a PutItem; storing it again is harmless) and returns the pipeline's
+// decisive outcomes around it: back through the failures before it up to the last success,
+// and the next one after it. Two Queries, each on one partition.
+func (d *Dynamo) AddOutcome(ctx context.Context, o pipeline.Outcome, now time.Time) ([]pipeline.Outcome, error) {
+	pk := "PIPELINE#" + o.Pipeline
+	rec := outcomeRecord{PK: pk, SK: outcomeSK(o), Pipeline: o.Pipeline, ExecutionID: o.ExecutionID, Attempt: o.Attempt,
+		Status: string(o.Status), At: o.At.UTC().Format(timeLayout), Trigger: o.Trigger, ExpiresAt: now.Add(d.retention).Unix()}
+	item, err := attributevalue.MarshalMap(rec)
+	if err != nil {
+		return nil, fmt.Errorf("marshal outcome: %w", err)
+	}
+	if _, err := d.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item}); err != nil {
+		return nil, fmt.Errorf("put outcome of %s: %w", o.ExecutionID, err)
+	}
+	d.writes.Add(1)
+
+	history := []pipeline.Outcome{o}
+	// Before o, newest first, until a success ends the streak.
+	var start map[string]types.AttributeValue
+	for len(history) <= maxStreak {
+		out, err := d.db.Query(ctx, &dynamodb.QueryInput{
+			TableName:              aws.String(d.table),
+			KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :lo AND :hi"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":pk": &types.AttributeValueMemberS{Value: pk},
+				":lo": &types.AttributeValueMemberS{Value: "OUTCOME#"},
+				":hi": &types.AttributeValueMemberS{Value: rec.SK},
+			},
+			ScanIndexForward: aws.Bool(false), ConsistentRead: aws.Bool(true), Limit: aws.Int32(10), ExclusiveStartKey: start,
+		})
+		d.reads.Add(1)
+		if err != nil {
+			return nil, fmt.Errorf("query outcomes of %s: %w", o.Pipeline, err)
+		}
+		done := false
+		for _, it := range out.Items {
+			x, err := decodeOutcome(it)
+			if err != nil {
+				return nil, err
+			}
+			if x.ExecutionID == o.ExecutionID && x.Attempt == o.Attempt {
+				continue
+			}
+			history = append(history, x)
+			if x.Status == pipeline.StatusSucceeded {
+				done = true
+				break
+			}
+		}
+		if done || len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		start = out.LastEvaluatedKey
+	}
+	// The next one after o.
+	out, err := d.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:              aws.String(d.table),
+		KeyConditionExpression: aws.String("pk = :pk AND sk > :sk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": &types.AttributeValueMemberS{Value: pk},
+			":sk": &types.AttributeValueMemberS{Value: rec.SK},
+		},
+		ConsistentRead: aws.Bool(true), Limit: aws.Int32(1),
+	})
+	d.reads.Add(1)
+	if err != nil {
+		return nil, fmt.Errorf("query outcomes of %s: %w", o.Pipeline, err)
+	}
+	for _, it := range out.Items {
+		x, err := decodeOutcome(it)
+		if err != nil {
+			return nil, err
+		}
+		history = append(history, x)
+	}
+	return history, nil
+}
+
+func decodeOutcome(item map[string]types.AttributeValue) (pipeline.Outcome, error) {
+	var r outcomeRecord
+	if err := attributevalue.UnmarshalMap(item, &r); err != nil {
+		return pipeline.Outcome{}, fmt.Errorf("decode outcome: %w", err)
+	}
+	at, err := time.Parse(timeLayout, r.At)
+	if err != nil {
+		return pipeline.Outcome{}, fmt.Errorf("decode outcome time %q: %w", r.At, err)
+	}
+	return pipeline.Outcome{Pipeline: r.Pipeline, ExecutionID: r.ExecutionID, Attempt: r.Attempt, Status: pipeline.Status(r.Status), At: at, Trigger: r.Trigger}, nil
+}
+
+// Claim states.
+const (
+	claimPending = "PENDING"
+	claimSent    = "SENT"
+)
+
+func claimKey(n pipeline.Notification) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		attrPK: &types.AttributeValueMemberS{Value: "NOTIFY#" + n.Key()},
+		attrSK: &types.AttributeValueMemberS{Value: "NOTIFY"},
+	}
+}
+
+// Claim takes n with one conditional UpdateItem: it succeeds when n was never claimed, or is
+// PENDING with a lease that ran out (its sender crashed or failed).
+func (d *Dynamo) Claim(ctx context.Context, n pipeline.Notification, now time.Time, lease time.Duration) (bool, error) {
+	_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(d.table),
+		Key:                 claimKey(n),
+		UpdateExpression:    aws.String("SET #st = :pending, leaseUntil = :until, #ty = :type, executionId = :ex, pipeline = :pl, expiresAt = :exp ADD attempts :one"),
+		ConditionExpression: aws.String("attribute_not_exists(pk) OR (#st = :pending AND leaseUntil < :now)"),
+		ExpressionAttributeNames: map[string]string{"#st": "state", "#ty": "type"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pending": &types.AttributeValueMemberS{Value: claimPending},
+			":until":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(lease).UnixMilli(), 10)},
+			":now":     &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
+			":type":    &types.AttributeValueMemberS{Value: string(n.Type)},
+			":ex":      &types.AttributeValueMemberS{Value: n.ExecutionID},
+			":pl":      &types.AttributeValueMemberS{Value: n.Pipeline},
+			":exp":     &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.retention).Unix(), 10)},
+			":one":     &types.AttributeValueMemberN{Value: "1"},
+		},
+	})
+	d.writes.Add(1)
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("claim %s: %w", n.Key(), err)
+	}
+	return true, nil
+}
+
+// Sent marks n delivered.
+func (d *Dynamo) Sent(ctx context.Context, n pipeline.Notification, now time.Time) error {
+	_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(d.table),
+		Key:                       claimKey(n),
+		UpdateExpression:          aws.String("SET #st = :sent, sentAt = :at REMOVE leaseUntil"),
+		ExpressionAttributeNames:  map[string]string{"#st": "state"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":sent": &types.AttributeValueMemberS{Value: claimSent}, ":at": &types.AttributeValueMemberS{Value: now.UTC().Format(timeLayout)}},
+	})
+	d.writes.Add(1)
+	if err != nil {
+		return fmt.Errorf("mark %s sent: %w", n.Key(), err)
+	}
+	return nil
+}
+
+// Release frees a PENDING claim (its lease ends now).
+func (d *Dynamo) Release(ctx context.Context, n pipeline.Notification) error {
+	_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(d.table),
+		Key:                       claimKey(n),
+		UpdateExpression:          aws.String("SET leaseUntil = :zero"),
+		ConditionExpression:       aws.String("#st = :pending"),
+		ExpressionAttributeNames:  map[string]string{"#st": "state"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": &types.AttributeValueMemberN{Value: "0"}, ":pending": &types.AttributeValueMemberS{Value: claimPending}},
+	})
+	d.writes.Add(1)
+	var ccf *types.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &ccf) {
+		return fmt.Errorf("release %s: %w", n.Key(), err)
+	}
+	return nil
+}
+
+// TableInput is the runs table's definition, as template.yaml declares it (TTL aside, which
+// CloudFormation sets and dynalite lacks).
+func TableInput(table string) *dynamodb.CreateTableInput {
+	s := func(name string) types.AttributeDefinition {
+		return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: types.ScalarAttributeTypeS}
+	}
+	return &dynamodb.CreateTableInput{
+		TableName:            aws.String(table),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{s(attrPK), s(attrSK), s(attrGSI1PK), s(attrGSI1SK)},
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(attrSK), KeyType: types.KeyTypeRange},
+		},
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+			IndexName: aws.String(IndexByPipeline),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(attrGSI1PK), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(attrGSI1SK), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+		}},
+	}
+}
+
+// EnsureTable creates the table when it does not exist (local stand-ins; in AWS the template
+// owns it) and waits until it is active.
+func (d *Dynamo) EnsureTable(ctx context.Context) error {
+	if _, err := d.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(d.table)}); err == nil {
+		return nil
+	}
+	_, err := d.db.CreateTable(ctx, TableInput(d.table))
+	var inUse *types.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return fmt.Errorf("create table %s: %w", d.table, err)
+	}
+	for i := 0; i < 100; i++ {
+		out, err := d.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(d.table)})
+		if err == nil && out.Table.TableStatus == types.TableStatusActive {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("table %s did not become active", d.table)
+}
