@@ -27,8 +27,10 @@ type runLister interface {
 
 type memLister struct{ m *runstore.Memory }
 
-func (l memLister) Get(ctx context.Context, k pipeline.Key) (pipeline.Run, error) { return l.m.Get(ctx, k) }
-func (l memLister) List(context.Context, string, int) ([]pipeline.Run, error)   { return l.m.Runs(), nil }
+func (l memLister) Get(ctx context.Context, k pipeline.Key) (pipeline.Run, error) {
+	return l.m.Get(ctx, k)
+}
+func (l memLister) List(context.Context, string, int) ([]pipeline.Run, error) { return l.m.Runs(), nil }
 func (l memLister) FindExecution(context.Context, string) (pipeline.Run, error) {
 	return pipeline.Run{}, pipeline.ErrNotFound
 }
@@ -241,6 +243,6 @@ func writeJSON(w io.Writer, v any) error {
 
 type table struct{ tw *tabwriter.Writer }
 
-func newTable(w io.Writer) *table { return &table{tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)} }
+func newTable(w io.Writer) *table    { return &table{tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)} }
 func (t *table) row(cells ...string) { fmt.Fprintln(t.tw, strings.Join(cells, "\t")) }
 func (t *table) flush()              { t.tw.Flush() }

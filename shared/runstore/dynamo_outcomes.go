@@ -142,10 +142,10 @@ func claimKey(n pipeline.Notification) map[string]types.AttributeValue {
 // PENDING with a lease that ran out (its sender crashed or failed).
 func (d *Dynamo) Claim(ctx context.Context, n pipeline.Notification, now time.Time, lease time.Duration) (bool, error) {
 	_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(d.table),
-		Key:                 claimKey(n),
-		UpdateExpression:    aws.String("SET #st = :pending, leaseUntil = :until, #ty = :type, executionId = :ex, pipeline = :pl, expiresAt = :exp ADD attempts :one"),
-		ConditionExpression: aws.String("attribute_not_exists(pk) OR (#st = :pending AND leaseUntil < :now)"),
+		TableName:                aws.String(d.table),
+		Key:                      claimKey(n),
+		UpdateExpression:         aws.String("SET #st = :pending, leaseUntil = :until, #ty = :type, executionId = :ex, pipeline = :pl, expiresAt = :exp ADD attempts :one"),
+		ConditionExpression:      aws.String("attribute_not_exists(pk) OR (#st = :pending AND leaseUntil < :now)"),
 		ExpressionAttributeNames: map[string]string{"#st": "state", "#ty": "type"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":pending": &types.AttributeValueMemberS{Value: claimPending},
