@@ -3,13 +3,43 @@
 package main
 
 import (
-	"github.com/aws/aws-lambda-go/lambda"
+	"context"
+	"log/slog"
+	"os"
+	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/handler"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
 
 func main() {
 	log := lambdaio.NewLogger()
-	h := &handler{log: log}
+	cfg, err := handler.LoadConfig(os.Getenv)
+	if err != nil {
+		log.Error("configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	h := &handler.PipelineEvents{Recorder: recorder(cfg, log), Log: log}
 	lambda.Start(h.Handle)
+}
+
+func recorder(cfg handler.Config, log *slog.Logger) *pipeline.Recorder {
+	notifier := handler.LogNotifier{Log: log}
+	if cfg.LocalStore {
+		mem := runstore.NewMemory()
+		return &pipeline.Recorder{Runs: mem, Outcomes: mem, Claims: mem, Notifier: notifier}
+	}
+	awsCfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		log.Error("AWS configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	store := runstore.NewDynamo(dynamodb.NewFromConfig(awsCfg), cfg.RunsTable).WithRetention(cfg.Retention)
+	return &pipeline.Recorder{Runs: store, Outcomes: store, Claims: store, Notifier: notifier, Lease: 50 * time.Second}
 }

@@ -98,22 +98,14 @@ func Apply(run Run, ev Event, now time.Time) (Run, []Effect) {
 		a.Name = ev.Action
 		a.StartedAt = earliest(a.StartedAt, ev.Time)
 		if won = a.Status == "" || obs.beats(a.Progress); won {
+			// An action's details are those of the observation that decides it, so that a
+			// retried action does not keep the failed attempt's result.
 			a.Progress = obs
-			a.ExecutionID = firstNonEmpty(ev.ActionExecutionID, a.ExecutionID)
-			if ev.ActionType != (ActionType{}) {
-				a.Type = ev.ActionType
-			}
-			if !ev.Result.IsZero() {
-				a.Result = ev.Result
-			}
-			if len(ev.InputArtifacts) > 0 {
-				a.InputArtifacts = slices.Clone(ev.InputArtifacts)
-			}
-			if len(ev.OutputArtifacts) > 0 {
-				a.OutputArtifacts = slices.Clone(ev.OutputArtifacts)
-			}
-		} else if a.ExecutionID == "" {
 			a.ExecutionID = ev.ActionExecutionID
+			a.Type = ev.ActionType
+			a.Result = ev.Result
+			a.InputArtifacts = slices.Clone(ev.InputArtifacts)
+			a.OutputArtifacts = slices.Clone(ev.OutputArtifacts)
 		}
 		st.Actions[ev.Action] = a
 		next.Stages[ev.Stage] = st

@@ -1,0 +1,254 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeStore is the smallest store with the contracts of runstore: fold on record, outcomes as a
+// set, claims with leases.
+type fakeStore struct {
+	mu       sync.Mutex
+	runs     map[Key]Run
+	outcomes []Outcome
+	claims   map[string]string
+	failNext error
+}
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{runs: map[Key]Run{}, claims: map[string]string{}}
+}
+
+func (s *fakeStore) Record(_ context.Context, ev Event, now time.Time) (Run, []Effect, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.failNext; err != nil {
+		s.failNext = nil
+		return Run{}, nil, err
+	}
+	k := Key{ev.Pipeline, ev.ExecutionID}
+	run, eff := Apply(s.runs[k], ev, now)
+	s.runs[k] = run
+	return run, eff, nil
+}
+
+func (s *fakeStore) Get(_ context.Context, k Key) (Run, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.runs[k]
+	if !ok {
+		return Run{}, ErrNotFound
+	}
+	return r, nil
+}
+
+func (s *fakeStore) AddOutcome(_ context.Context, o Outcome, _ time.Time) ([]Outcome, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.outcomes {
+		if sameAttempt(x, o) {
+			return append([]Outcome(nil), s.outcomes...), nil
+		}
+	}
+	s.outcomes = append(s.outcomes, o)
+	return append([]Outcome(nil), s.outcomes...), nil
+}
+
+func (s *fakeStore) Claim(_ context.Context, n Notification, _ time.Time, _ time.Duration) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.claims[n.Key()] != "" {
+		return false, nil
+	}
+	s.claims[n.Key()] = "PENDING"
+	return true, nil
+}
+
+func (s *fakeStore) Sent(_ context.Context, n Notification, _ time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.claims[n.Key()] = "SENT"
+	return nil
+}
+
+func (s *fakeStore) Release(_ context.Context, n Notification) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.claims, n.Key())
+	return nil
+}
+
+type sentLog struct {
+	mu      sync.Mutex
+	sent    []Notification
+	failFor int // fail this many sends first
+}
+
+func (l *sentLog) Notify(_ context.Context, n Notification, run Run) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failFor > 0 {
+		l.failFor--
+		return errors.New("channel down")
+	}
+	if run.ExecutionID != n.ExecutionID {
+		return errors.New("notified with the wrong run")
+	}
+	l.sent = append(l.sent, n)
+	return nil
+}
+
+func replay(t *testing.T, events []Event) []string {
+	t.Helper()
+	store := newFakeStore()
+	log := &sentLog{}
+	r := &Recorder{Runs: store, Outcomes: store, Claims: store, Notifier: log, Now: func() time.Time { return t0 }}
+	for _, ev := range events {
+		_, err := r.Handle(context.Background(), ev)
+		require.NoError(t, err)
+	}
+	return keys(log.sent)
+}
+
+func keys(ns []Notification) []string {
+	out := make([]string, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, n.Key())
+	}
+	sort.Strings(out)
+	return out
+}
+
+func concat(seqs ...[]Event) []Event {
+	var out []Event
+	for _, s := range seqs {
+		out = append(out, s...)
+	}
+	return out
+}
+
+func TestNotificationDecisions(t *testing.T) {
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	cases := []struct {
+		name   string
+		events []Event
+		want   []string
+	}{
+		{"success alone is silent", succeeded("p", "a", at(0)), []string{}},
+		{"failure", failedAt("p", "a", at(0), 2), []string{"failed#p#a"}},
+		{"red then green", concat(failedAt("p", "a", at(0), 2), succeeded("p", "b", at(20))), []string{"failed#p#a", "recovered#p#b"}},
+		{"red, red, green: one recovery", concat(failedAt("p", "a", at(0), 2), failedAt("p", "b", at(10), 3), succeeded("p", "c", at(20))),
+			[]string{"failed#p#a", "failed#p#b", "recovered#p#c"}},
+		{"green then green", concat(succeeded("p", "a", at(0)), succeeded("p", "b", at(20))), []string{}},
+		{"superseded between red and green does not count", concat(failedAt("p", "a", at(0), 2), superseded("p", "b", at(10)), succeeded("p", "c", at(20))),
+			[]string{"failed#p#a", "recovered#p#c"}},
+		{"stopped is silent and does not count", concat(failedAt("p", "a", at(0), 2), stopped("p", "b", at(10)), succeeded("p", "c", at(20))),
+			[]string{"failed#p#a", "recovered#p#c"}},
+		{"cancelled by self-update is silent", concat(canceled("p", "a", at(0)), succeeded("p", "b", at(20))), []string{}},
+		{"retried and passed: failed then recovered", retried("p", "a", at(0)), []string{"failed#p#a", "recovered#p#a"}},
+		{"pipelines do not affect each other", concat(failedAt("p", "a", at(0), 2), succeeded("q", "b", at(20))), []string{"failed#p#a"}},
+		{"empty repository says push to start", emptyRepository("p", "a", at(0)), []string{"push-to-start#p"}},
+		{"push to start is no failure to recover from", concat(emptyRepository("p", "a", at(0)), succeeded("p", "b", at(20))), []string{"push-to-start#p"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			assert.Equal(t, c.want, replay(t, c.events))
+		})
+	}
+}
+
+// TestNotificationsAnyOrder: shuffling and duplicating the events of several executions, even
+// across executions, decides the same notifications.
+func TestNotificationsAnyOrder(t *testing.T) {
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	histories := [][]Event{
+		concat(failedAt("p", "a", at(0), 2), succeeded("p", "b", at(20))),
+		concat(failedAt("p", "a", at(0), 1), superseded("p", "b", at(10)), failedAt("p", "c", at(15), 3), succeeded("p", "d", at(30)), failedAt("q", "e", at(5), 2)),
+		retried("p", "a", at(0)),
+		concat(succeeded("p", "a", at(0)), stopped("p", "b", at(10)), canceled("p", "c", at(12)), succeeded("p", "d", at(20))),
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i, h := range histories {
+		want := replay(t, h)
+		for trial := 0; trial < 300; trial++ {
+			got := replay(t, shuffleWithDuplicates(rng, h))
+			if !assert.Equal(t, want, got, "history %d trial %d", i, trial) {
+				return
+			}
+		}
+	}
+}
+
+func TestConcurrentDeliveriesNotifyOnce(t *testing.T) {
+	store := newFakeStore()
+	log := &sentLog{}
+	r := &Recorder{Runs: store, Outcomes: store, Claims: store, Notifier: log}
+	events := failedAt("p", "a", t0, 2)
+	for _, ev := range events[:len(events)-1] {
+		_, err := r.Handle(context.Background(), ev)
+		require.NoError(t, err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := r.Handle(context.Background(), events[len(events)-1])
+			assert.NoError(t, err)
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, []string{"failed#p#a"}, keys(log.sent))
+}
+
+func TestChannelFailureIsRetriedBySameEvent(t *testing.T) {
+	store := newFakeStore()
+	log := &sentLog{failFor: 1}
+	r := &Recorder{Runs: store, Outcomes: store, Claims: store, Notifier: log}
+	events := failedAt("p", "a", t0, 2)
+	var err error
+	for _, ev := range events {
+		_, err = r.Handle(context.Background(), ev)
+	}
+	require.Error(t, err, "the failed send is returned so that Lambda retries")
+	assert.Empty(t, log.sent)
+	// Lambda's retry delivers the same event again: the duplicate still sends.
+	res, err := r.Handle(context.Background(), events[len(events)-1])
+	require.NoError(t, err)
+	assert.Equal(t, ReasonDuplicate, res.Ignored)
+	assert.Equal(t, []string{"failed#p#a"}, keys(log.sent))
+	// And a further duplicate sends nothing more.
+	_, err = r.Handle(context.Background(), events[len(events)-1])
+	require.NoError(t, err)
+	assert.Len(t, log.sent, 1)
+}
+
+func TestStoreErrorIsReturned(t *testing.T) {
+	store := newFakeStore()
+	store.failNext = errors.New("ProvisionedThroughputExceededException")
+	r := &Recorder{Runs: store, Outcomes: store, Claims: store, Notifier: &sentLog{}}
+	_, err := r.Handle(context.Background(), succeeded("p", "a", t0)[0])
+	assert.ErrorContains(t, err, "ProvisionedThroughputExceeded")
+}
+
+func TestRecoveredCarriesBrokenSince(t *testing.T) {
+	h := []Outcome{
+		{Pipeline: "p", ExecutionID: "a", Attempt: 1, Status: StatusSucceeded, At: t0},
+		{Pipeline: "p", ExecutionID: "b", Attempt: 1, Status: StatusFailed, At: t0.Add(time.Hour)},
+		{Pipeline: "p", ExecutionID: "c", Attempt: 1, Status: StatusFailed, At: t0.Add(2 * time.Hour)},
+	}
+	o := Outcome{Pipeline: "p", ExecutionID: "d", Attempt: 1, Status: StatusSucceeded, At: t0.Add(3 * time.Hour)}
+	got := Decide(h, o, false)
+	require.Len(t, got, 1)
+	assert.Equal(t, NotifyRecovered, got[0].Type)
+	assert.Equal(t, t0.Add(time.Hour), got[0].BrokenSince)
+	assert.Equal(t, "b", got[0].FirstFailedExecID)
+}
