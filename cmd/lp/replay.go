@@ -187,7 +187,7 @@ func toReplayNotification(n pipeline.Notification, run pipeline.Run) replayNotif
 	out := replayNotification{Type: string(n.Type), Pipeline: n.Pipeline, ExecutionID: n.ExecutionID}
 	switch n.Type {
 	case pipeline.NotifyFailed, pipeline.NotifyPushToStart:
-		f := run.Failure()
+		f := run.FailureAt(n.Attempt)
 		out.Stage, out.Action, out.ErrorCode, out.Summary = f.Stage, f.Action, f.Result.ErrorCode, f.Result.Summary
 	case pipeline.NotifyRecovered:
 		t := n.BrokenSince

@@ -58,7 +58,7 @@ type LogNotifier struct{ Log *slog.Logger }
 
 // Notify logs n.
 func (l LogNotifier) Notify(ctx context.Context, n pipeline.Notification, run pipeline.Run) error {
-	f := run.Failure()
+	f := run.FailureAt(n.Attempt)
 	l.Log.InfoContext(ctx, "notification", "type", string(n.Type), "pipeline", n.Pipeline, "executionId", n.ExecutionID,
 		"stage", f.Stage, "action", f.Action, "errorCode", f.Result.ErrorCode, "commitId", run.Commit.ID)
 	return nil

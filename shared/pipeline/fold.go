@@ -82,6 +82,12 @@ func Apply(run Run, ev Event, now time.Time) (Run, []Effect) {
 			st.Progress = obs
 		}
 		next.Stages[ev.Stage] = st
+		if ev.State == StateFailed {
+			f := Failure{Stage: ev.Stage, Attempt: obs.Attempt, At: ev.Time, EventID: ev.ID}
+			if changed, list := addFailure(next.Failures, f); changed {
+				next.Failures, won = list, true
+			}
+		}
 	case LevelAction:
 		next.Stages = maps.Clone(next.Stages)
 		if next.Stages == nil {
@@ -109,6 +115,13 @@ func Apply(run Run, ev Event, now time.Time) (Run, []Effect) {
 		}
 		st.Actions[ev.Action] = a
 		next.Stages[ev.Stage] = st
+		if ev.State == StateFailed {
+			f := Failure{Stage: ev.Stage, Action: ev.Action, Attempt: obs.Attempt, Result: ev.Result, Type: ev.ActionType,
+				Artifacts: slices.Clone(ev.OutputArtifacts), At: ev.Time, EventID: ev.ID}
+			if changed, list := addFailure(next.Failures, f); changed {
+				next.Failures, won = list, true
+			}
+		}
 		if isSource(ev) && obs.Status == StatusSucceeded {
 			next.Commit = commitFromSource(next.Commit, ev.Result)
 		}
@@ -188,6 +201,24 @@ func addOutcome(list []Outcome, o Outcome) (bool, []Outcome) {
 	}
 	out := append(slices.Clone(list), o)
 	slices.SortFunc(out, func(a, b Outcome) int { return a.Attempt - b.Attempt })
+	return true, out
+}
+
+// addFailure keeps, per attempt, the failure that says most (see Failure.beats).
+func addFailure(list []Failure, f Failure) (bool, []Failure) {
+	for i, have := range list {
+		if have.Attempt != f.Attempt {
+			continue
+		}
+		if !f.beats(have) {
+			return false, list
+		}
+		out := slices.Clone(list)
+		out[i] = f
+		return true, out
+	}
+	out := append(slices.Clone(list), f)
+	slices.SortFunc(out, func(a, b Failure) int { return a.Attempt - b.Attempt })
 	return true, out
 }
 

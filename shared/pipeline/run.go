@@ -115,6 +115,9 @@ type Run struct {
 	// Outcomes holds every terminal pipeline-level state seen, one per attempt, so that a failed
 	// attempt that a retry turned green is still known (for the "recovered" message).
 	Outcomes []Outcome `json:"outcomes,omitempty"`
+	// Failures holds, per attempt, where it failed, so that the failure of an attempt a retry
+	// turned green can still be told.
+	Failures []Failure `json:"failures,omitempty"`
 }
 
 // Stage is one stage of a run.
@@ -205,17 +208,53 @@ func (s Stage) ActionNames() []string {
 // Failure locates why a run failed: the failed stage and action of the latest attempt, and the
 // action's result. Stage and Action are empty when the events that tell them have not arrived.
 type Failure struct {
-	Stage     string
-	Action    string
-	Attempt   int
-	Result    ExecutionResult
-	Type      ActionType
-	Artifacts []Artifact
+	Stage     string          `json:"stage"`
+	Action    string          `json:"action,omitempty"`
+	Attempt   int             `json:"attempt"`
+	Result    ExecutionResult `json:"result"`
+	Type      ActionType      `json:"type"`
+	Artifacts []Artifact      `json:"artifacts,omitempty"`
+	At        time.Time       `json:"at"`
+	EventID   string          `json:"eventId"`
 }
 
-// Failure returns where the run failed. Among failed stages the one of the highest attempt and,
-// within it, the latest to fail is chosen; likewise for its actions.
+// beats orders two failures of one attempt: a failed action says more than a failed stage;
+// then the later failure wins (as Progress orders them).
+func (f Failure) beats(g Failure) bool {
+	if (f.Action != "") != (g.Action != "") {
+		return f.Action != ""
+	}
+	return Progress{Status: StatusFailed, Attempt: f.Attempt, At: f.At, EventID: f.EventID + f.Stage + "|" + f.Action}.
+		beats(Progress{Status: StatusFailed, Attempt: g.Attempt, At: g.At, EventID: g.EventID + g.Stage + "|" + g.Action})
+}
+
+// FailureOf returns where the given attempt failed, and whether that is known.
+func (r Run) FailureOf(attempt int) (Failure, bool) {
+	for _, f := range r.Failures {
+		if f.Attempt == attempt {
+			return f, true
+		}
+	}
+	return Failure{}, false
+}
+
+// FailureAt returns where the given attempt failed, or where the run failed when that is not
+// recorded per attempt.
+func (r Run) FailureAt(attempt int) Failure {
+	if f, ok := r.FailureOf(attempt); ok {
+		return f
+	}
+	return r.Failure()
+}
+
+// Failure returns where the run's latest attempt failed: from the failures recorded for that
+// attempt or, failing that, from the failed stages and actions of the record. Among failed
+// stages the one of the highest attempt and, within it, the latest to fail is chosen; likewise
+// for its actions.
 func (r Run) Failure() Failure {
+	if f, ok := r.FailureOf(max(r.Attempt, 1)); ok {
+		return f
+	}
 	var f Failure
 	var best Progress
 	for _, name := range r.StageNames() {

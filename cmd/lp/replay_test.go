@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func noEnv(string) string { return "" }
+
+func lp(t *testing.T, args ...string) (stdout, stderr string, status int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	status = run(context.Background(), args, &out, &errb, noEnv)
+	return out.String(), errb.String(), status
+}
+
+type expected struct {
+	Runs []struct {
+		Pipeline    string            `json:"pipeline"`
+		ExecutionID string            `json:"executionId"`
+		Status      string            `json:"status"`
+		Stages      map[string]string `json:"stages"`
+	} `json:"runs"`
+	Notifications []replayNotification `json:"notifications"`
+}
+
+func noteKey(n replayNotification) string {
+	k := n.Type + " " + n.Pipeline + " " + n.ExecutionID
+	if n.Type == "failed" {
+		k += " " + n.Stage + "/" + n.Action
+	}
+	return k
+}
+
+// TestScenarios checks lp replay --json against the shared scenarios and ours, by the rules
+// ../shared/tools/check-scenarios applies.
+func TestScenarios(t *testing.T) {
+	var files []string
+	for _, dir := range []string{"../../../shared/scenarios", "testdata/scenarios"} {
+		m, err := filepath.Glob(filepath.Join(dir, "*.ndjson"))
+		require.NoError(t, err)
+		files = append(files, m...)
+	}
+	require.GreaterOrEqual(t, len(files), 9)
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".ndjson")
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(filepath.Dir(f), "expected", name+".json"))
+			require.NoError(t, err)
+			var want expected
+			require.NoError(t, json.Unmarshal(data, &want))
+
+			stdout, stderr, status := lp(t, "replay", "--json", f)
+			require.Equal(t, 0, status, stderr)
+			var got replayReport
+			require.NoError(t, json.Unmarshal([]byte(stdout), &got), "stdout is one JSON document")
+			assert.Equal(t, 0, got.Rejected)
+
+			runs := map[string]replayRun{}
+			for _, r := range got.Runs {
+				runs[r.Pipeline+" "+r.ExecutionID] = r
+			}
+			assert.Len(t, runs, len(want.Runs))
+			for _, w := range want.Runs {
+				have, ok := runs[w.Pipeline+" "+w.ExecutionID]
+				if !assert.True(t, ok, "run %s missing", w.ExecutionID) {
+					continue
+				}
+				assert.Equal(t, w.Status, have.Status, "run %s", w.ExecutionID)
+				assert.Equal(t, w.Stages, have.Stages, "run %s", w.ExecutionID)
+			}
+			var gotNotes, wantNotes []string
+			for _, n := range got.Notifications {
+				gotNotes = append(gotNotes, noteKey(n))
+			}
+			for _, n := range want.Notifications {
+				wantNotes = append(wantNotes, noteKey(n))
+			}
+			sort.Strings(gotNotes)
+			sort.Strings(wantNotes)
+			assert.Equal(t, wantNotes, gotNotes)
+		})
+	}
+}
+
+func TestReplayCountsBadLinesAndKeepsGoodOnes(t *testing.T) {
+	good, err := os.ReadFile("../../../shared/scenarios/deploy-fails.ndjson")
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(good)), "\n")
+	first := lines[0]
+	bad := []string{
+		`{"detail-type": "CodePipeline Pipeline Execution State Change", `, // invalid JSON
+		strings.Replace(first, "CodePipeline Pipeline Execution State Change", "CodeBuild Build State Change", 1),
+		strings.Replace(first, `"execution-id"`, `"execution-idx"`, 1),
+		strings.Replace(first, `"state": "STARTED"`, `"state": "EXPLODED"`, 1),
+		strings.Replace(first, `"time": "2026-03-02T09:00:01Z"`, `"time": "yesterday"`, 1),
+	}
+	var mixed []string
+	for i, l := range lines {
+		mixed = append(mixed, l)
+		if i < len(bad) {
+			mixed = append(mixed, bad[i], "")
+		}
+	}
+	path := filepath.Join(t.TempDir(), "mixed.ndjson")
+	require.NoError(t, os.WriteFile(path, []byte(strings.Join(mixed, "\n")), 0o600))
+
+	stdout, stderr, status := lp(t, "replay", "--json", path)
+	require.Equal(t, 0, status)
+	var got replayReport
+	require.NoError(t, json.Unmarshal([]byte(stdout), &got))
+	assert.Equal(t, len(bad), got.Rejected)
+	require.Len(t, got.Runs, 1)
+	assert.Equal(t, "FAILED", got.Runs[0].Status)
+	require.Len(t, got.Notifications, 1)
+	assert.Equal(t, "CreateUpdateLambda", got.Notifications[0].Stage)
+	for _, field := range []string{"invalid JSON", "detail-type", "detail.execution-id", "detail.state", "time"} {
+		assert.Contains(t, stderr, field)
+	}
+	assert.Equal(t, len(bad), strings.Count(stderr, "rejected"), stderr)
+}
+
+func TestReplayAcceptsArraysAndPrettyFiles(t *testing.T) {
+	lines, err := os.ReadFile("../../../shared/scenarios/success.ndjson")
+	require.NoError(t, err)
+	var events []json.RawMessage
+	for _, l := range strings.Split(strings.TrimSpace(string(lines)), "\n") {
+		events = append(events, json.RawMessage(l))
+	}
+	arr, err := json.MarshalIndent(events, "", "  ")
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "success.json")
+	require.NoError(t, os.WriteFile(path, arr, 0o600))
+	stdout, _, status := lp(t, "replay", "--json", path, "../../events/pipeline-failed.json", "../../events/push-main.json")
+	require.Equal(t, 0, status)
+	var got replayReport
+	require.NoError(t, json.Unmarshal([]byte(stdout), &got))
+	assert.Len(t, got.Runs, 2)
+	assert.Equal(t, 1, got.Skipped, "the push is skipped, not rejected")
+	assert.Equal(t, 0, got.Rejected)
+}
+
+func TestReplayUnreadableFile(t *testing.T) {
+	_, stderr, status := lp(t, "replay", "--json", filepath.Join(t.TempDir(), "missing.ndjson"))
+	assert.Equal(t, 1, status)
+	assert.Contains(t, stderr, "missing.ndjson")
+	_, _, status = lp(t, "replay")
+	assert.Equal(t, 2, status)
+	_, _, status = lp(t, "frobnicate")
+	assert.Equal(t, 2, status)
+}
+
+func TestReplayHumanOutput(t *testing.T) {
+	stdout, _, status := lp(t, "replay", "../../../shared/scenarios/red-then-green.ndjson")
+	require.Equal(t, 0, status)
+	assert.Contains(t, stdout, "notify FAILED")
+	assert.Contains(t, stdout, "BuildAndTest/Build")
+	assert.Contains(t, stdout, "notify RECOVERED")
+	assert.Contains(t, stdout, fmt.Sprintf("%d runs", 2))
+}
