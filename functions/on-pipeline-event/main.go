@@ -3,15 +3,14 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/lambda-pipeline/lambda-pipeline/shared/awsconfig"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/handler"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
@@ -35,7 +34,7 @@ func recorder(cfg handler.Config, log *slog.Logger) *pipeline.Recorder {
 		mem := runstore.NewMemory()
 		return &pipeline.Recorder{Runs: mem, Outcomes: mem, Claims: mem, Notifier: notifier}
 	}
-	awsCfg, err := config.LoadDefaultConfig(context.Background())
+	awsCfg, err := awsconfig.FromEnv(os.Getenv)
 	if err != nil {
 		log.Error("AWS configuration", "error", err.Error())
 		os.Exit(1)

@@ -30,7 +30,7 @@ func (h *PipelineEvents) Handle(ctx context.Context, raw json.RawMessage) (lambd
 		h.Log.WarnContext(ctx, "event rejected", "error", err.Error(), "bytes", len(raw))
 		return lambdaio.Response{Outcome: lambdaio.OutcomeRejected, Reason: err.Error()}, nil
 	}
-	attrs := []any{"eventId", ev.ID, "level", ev.Level.String(), "pipeline", ev.Pipeline, "executionId", ev.ExecutionID,
+	attrs := []any{"eventId", ev.ID, "eventLevel", ev.Level.String(), "pipeline", ev.Pipeline, "executionId", ev.ExecutionID,
 		"stage", ev.Stage, "action", ev.Action, "state", string(ev.State), "attempt", ev.Attempt, "eventTime", ev.Time}
 	res, err := h.Recorder.Handle(ctx, ev)
 	resp := lambdaio.Response{Outcome: lambdaio.OutcomeRecorded, Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID, Status: string(res.Run.Status)}
