@@ -46,7 +46,7 @@ func noteKey(n replayNotification) string {
 // ../shared/tools/check-scenarios applies.
 func TestScenarios(t *testing.T) {
 	var files []string
-	for _, dir := range []string{"../../../shared/scenarios", "testdata/scenarios"} {
+	for _, dir := range []string{"testdata/scenarios/shared", "testdata/scenarios"} {
 		m, err := filepath.Glob(filepath.Join(dir, "*.ndjson"))
 		require.NoError(t, err)
 		files = append(files, m...)
@@ -94,7 +94,7 @@ func TestScenarios(t *testing.T) {
 }
 
 func TestReplayCountsBadLinesAndKeepsGoodOnes(t *testing.T) {
-	good, err := os.ReadFile("../../../shared/scenarios/deploy-fails.ndjson")
+	good, err := os.ReadFile("testdata/scenarios/shared/deploy-fails.ndjson")
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(string(good)), "\n")
 	first := lines[0]
@@ -131,7 +131,7 @@ func TestReplayCountsBadLinesAndKeepsGoodOnes(t *testing.T) {
 }
 
 func TestReplayAcceptsArraysAndPrettyFiles(t *testing.T) {
-	lines, err := os.ReadFile("../../../shared/scenarios/success.ndjson")
+	lines, err := os.ReadFile("testdata/scenarios/shared/success.ndjson")
 	require.NoError(t, err)
 	var events []json.RawMessage
 	for _, l := range strings.Split(strings.TrimSpace(string(lines)), "\n") {
@@ -161,7 +161,7 @@ func TestReplayUnreadableFile(t *testing.T) {
 }
 
 func TestReplayHumanOutput(t *testing.T) {
-	stdout, _, status := lp(t, "replay", "../../../shared/scenarios/red-then-green.ndjson")
+	stdout, _, status := lp(t, "replay", "testdata/scenarios/shared/red-then-green.ndjson")
 	require.Equal(t, 0, status)
 	assert.Contains(t, stdout, "notify FAILED")
 	assert.Contains(t, stdout, "BuildAndTest/Build")

@@ -19,7 +19,7 @@ import (
 func sampleFiles(t *testing.T) []string {
 	t.Helper()
 	var files []string
-	for _, pattern := range []string{"../../../shared/aws-events/*.json", "../../events/*.json"} {
+	for _, pattern := range []string{"testdata/aws-events/*.json", "../../events/*.json"} {
 		m, err := filepath.Glob(pattern)
 		require.NoError(t, err)
 		files = append(files, m...)
@@ -116,7 +116,7 @@ func TestDecodePipelineStarted(t *testing.T) {
 }
 
 func TestDecodeNotificationRuleForm(t *testing.T) {
-	data, err := os.ReadFile("../../../shared/aws-events/docs-codepipeline-action-failed-event-processed-event.json")
+	data, err := os.ReadFile("testdata/aws-events/docs-codepipeline-action-failed-event-processed-event.json")
 	require.NoError(t, err)
 	ev, err := DecodePipelineEvent(data)
 	require.NoError(t, err)

@@ -7,7 +7,7 @@ import (
 )
 
 func addSeeds(f *testing.F) {
-	for _, pattern := range []string{"../../../shared/aws-events/*.json", "../../events/*.json"} {
+	for _, pattern := range []string{"testdata/aws-events/*.json", "../../events/*.json"} {
 		files, _ := filepath.Glob(pattern)
 		for _, file := range files {
 			if data, err := os.ReadFile(file); err == nil {
