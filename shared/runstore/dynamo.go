@@ -48,7 +48,6 @@ const (
 	IndexByPipeline = "byPipeline"
 
 	obsPrefix  = "ev|"
-	termPrefix = "end|"
 	timeLayout = "2006-01-02T15:04:05.000000000Z"
 )
 
@@ -170,14 +169,16 @@ func element(ev pipeline.Event) string {
 
 // Record stores ev in its run item with one conditional UpdateItem and no read: the item keeps
 // every distinct observation (element, state, attempt), and the run is their fold, computed
-// from the item the write returns. The condition rejects a duplicate (the observation exists)
-// and a stale non-terminal event (its element already ended in that attempt); a rejected write
-// returns the item as it was, at no read cost.
+// from the item the write returns (ReturnValues ALL_NEW). The condition refuses a duplicate
+// (the observation exists); the refusal returns the item as it was (ALL_OLD on condition
+// failure, no read cost), so a duplicate costs one refused write.
+//
+// An event that the stored observations outrank (a STARTED after its SUCCEEDED) is stored
+// all the same and reported as stale: it still carries the element's start time, which a
+// refused write would lose, and it keeps the stored fold equal to the in-memory one.
 func (d *Dynamo) Record(ctx context.Context, ev pipeline.Event, now time.Time) (pipeline.Run, []pipeline.Effect, error) {
 	k := pipeline.Key{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID}
-	attempt := strconv.Itoa(max(ev.Attempt, 1))
-	obsName := obsPrefix + element(ev) + "|" + string(ev.State) + "|" + attempt
-	endName := termPrefix + element(ev) + "|" + attempt
+	obsName := obsPrefix + element(ev) + "|" + string(ev.State) + "|" + strconv.Itoa(max(ev.Attempt, 1))
 	obs, err := attributevalue.Marshal(toObservation(ev))
 	if err != nil {
 		return pipeline.Run{}, nil, fmt.Errorf("marshal observation: %w", err)
@@ -199,20 +200,11 @@ func (d *Dynamo) Record(ctx context.Context, ev pipeline.Event, now time.Time) (
 	} else {
 		set = append(set, "#g2 = if_not_exists(#g2, :g2)")
 	}
-	cond := "attribute_not_exists(#obs)"
-	if ev.State.Status().Terminal() {
-		names["#end"] = endName
-		values[":end"] = &types.AttributeValueMemberS{Value: string(ev.State)}
-		set = append(set, "#end = :end")
-	} else {
-		names["#end"] = endName
-		cond += " AND attribute_not_exists(#end)"
-	}
 	out, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(d.table),
 		Key:                                 runKey(k),
 		UpdateExpression:                    aws.String("SET " + strings.Join(set, ", ")),
-		ConditionExpression:                 aws.String(cond),
+		ConditionExpression:                 aws.String("attribute_not_exists(#obs)"),
 		ExpressionAttributeNames:            names,
 		ExpressionAttributeValues:           values,
 		ReturnValues:                        types.ReturnValueAllNew,
@@ -221,23 +213,24 @@ func (d *Dynamo) Record(ctx context.Context, ev pipeline.Event, now time.Time) (
 	d.writes.Add(1)
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		run, err := foldItem(k, ccf.Item, now)
+		d.duplicates.Add(1)
+		item := ccf.Item
+		if len(item) == 0 {
+			// DynamoDB returns the item with the refusal; stand-ins that predate
+			// ReturnValuesOnConditionCheckFailure (dynalite) do not, so read it.
+			if item, err = d.getItem(ctx, k); err != nil {
+				return pipeline.Run{}, nil, err
+			}
+		}
+		run, err := foldItem(k, item, now)
 		if err != nil {
 			return pipeline.Run{}, nil, err
 		}
-		reason := pipeline.ReasonStale
-		if _, dup := ccf.Item[obsName]; dup {
-			reason = pipeline.ReasonDuplicate
-			d.duplicates.Add(1)
-		} else {
-			d.stale.Add(1)
-		}
-		return run, []pipeline.Effect{pipeline.Ignored{Reason: reason}}, nil
+		return run, []pipeline.Effect{pipeline.Ignored{Reason: pipeline.ReasonDuplicate}}, nil
 	}
 	if err != nil {
 		return pipeline.Run{}, nil, fmt.Errorf("update run %s: %w", k.ExecutionID, err)
 	}
-	d.recorded.Add(1)
 	// Fold everything but this event, then this event, so that its effects are known.
 	before := make(map[string]types.AttributeValue, len(out.Attributes))
 	for name, v := range out.Attributes {
@@ -252,12 +245,21 @@ func (d *Dynamo) Record(ctx context.Context, ev pipeline.Event, now time.Time) (
 	run, effects := pipeline.Apply(prev, ev, now)
 	if len(effects) == 1 {
 		if _, ignored := effects[0].(pipeline.Ignored); ignored {
-			// Outranked by what the item held (e.g. a higher attempt): stored, but changes nothing.
-			d.recorded.Add(-1)
 			d.stale.Add(1)
+			return run, effects, nil
 		}
 	}
+	d.recorded.Add(1)
 	return run, effects, nil
+}
+
+func (d *Dynamo) getItem(ctx context.Context, k pipeline.Key) (map[string]types.AttributeValue, error) {
+	out, err := d.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: runKey(k), ConsistentRead: aws.Bool(true)})
+	d.reads.Add(1)
+	if err != nil {
+		return nil, fmt.Errorf("get run %s: %w", k.ExecutionID, err)
+	}
+	return out.Item, nil
 }
 
 // foldItem rebuilds the run from a stored item. The fold is order-independent; sorting the
@@ -334,15 +336,14 @@ func (d *Dynamo) RecordPush(ctx context.Context, k pipeline.Key, c pipeline.Comm
 
 // Get reads one run (one GetItem).
 func (d *Dynamo) Get(ctx context.Context, k pipeline.Key) (pipeline.Run, error) {
-	out, err := d.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: runKey(k), ConsistentRead: aws.Bool(true)})
-	d.reads.Add(1)
+	item, err := d.getItem(ctx, k)
 	if err != nil {
-		return pipeline.Run{}, fmt.Errorf("get run %s: %w", k.ExecutionID, err)
+		return pipeline.Run{}, err
 	}
-	if len(out.Item) == 0 {
+	if len(item) == 0 {
 		return pipeline.Run{}, pipeline.ErrNotFound
 	}
-	return foldItem(k, out.Item, time.Now())
+	return foldItem(k, item, time.Now())
 }
 
 // List returns runs newest first: one Query of the index for a pipeline, or a Scan of the

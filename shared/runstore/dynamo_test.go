@@ -1,0 +1,276 @@
+package runstore
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/ebevent"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+)
+
+// now is the wall clock: List hides items whose TTL has passed, as DynamoDB may still return them.
+var now = time.Now().UTC().Truncate(time.Second)
+
+// scenario reads one of the shared scenarios as decoded events.
+func scenario(t testing.TB, name string) []pipeline.Event {
+	t.Helper()
+	f, err := os.Open("../../cmd/lp/testdata/scenarios/shared/" + name + ".ndjson")
+	require.NoError(t, err)
+	defer f.Close()
+	var out []pipeline.Event
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		ev, err := ebevent.DecodePipelineEvent(sc.Bytes())
+		require.NoError(t, err)
+		out = append(out, ev)
+	}
+	require.NoError(t, sc.Err())
+	return out
+}
+
+func memoryRuns(t testing.TB, events []pipeline.Event) map[pipeline.Key]pipeline.Run {
+	mem := NewMemory()
+	for _, ev := range events {
+		_, _, err := mem.Record(context.Background(), ev, now)
+		require.NoError(t, err)
+	}
+	out := map[pipeline.Key]pipeline.Run{}
+	for _, r := range mem.Runs() {
+		out[r.Key()] = r
+	}
+	return out
+}
+
+func TestDynamoRecordMatchesTheFold(t *testing.T) {
+	for _, name := range []string{"success", "deploy-fails", "stopped-by-hand", "red-then-green-duplicated"} {
+		t.Run(name, func(t *testing.T) {
+			events := scenario(t, name)
+			store := newDynamo(t)
+			for _, ev := range events {
+				_, _, err := store.Record(context.Background(), ev, now)
+				require.NoError(t, err)
+			}
+			for k, want := range memoryRuns(t, events) {
+				got, err := store.Get(context.Background(), k)
+				require.NoError(t, err)
+				assert.Equal(t, want, got)
+			}
+		})
+	}
+}
+
+// TestDynamoConcurrentDeliveryConverges delivers every event of a scenario from 8 goroutines
+// at once, each event several times, and expects the record sequential delivery gives.
+func TestDynamoConcurrentDeliveryConverges(t *testing.T) {
+	events := scenario(t, "red-then-green")
+	want := memoryRuns(t, events)
+	store := newDynamo(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*len(events))
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := range events {
+				// Each goroutine walks the events in its own rotation.
+				ev := events[(i+w*3)%len(events)]
+				if _, _, err := store.Record(context.Background(), ev, now); err != nil {
+					errs <- err
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	for k, w := range want {
+		got, err := store.Get(context.Background(), k)
+		require.NoError(t, err)
+		assert.Equal(t, w, got)
+	}
+	st := store.Stats()
+	assert.Equal(t, int64(8*len(events)), st.Recorded+st.Duplicates+st.Stale)
+	assert.GreaterOrEqual(t, st.Duplicates, int64(7*len(events)), "every copy after the first is refused by the condition")
+}
+
+func TestDynamoHotPathIsOneWriteNoRead(t *testing.T) {
+	events := scenario(t, "success")
+	store := newDynamo(t)
+	for _, ev := range events {
+		_, _, err := store.Record(context.Background(), ev, now)
+		require.NoError(t, err)
+	}
+	writes, reads := store.Requests()
+	assert.Equal(t, int64(len(events)), writes)
+	assert.Zero(t, reads)
+	// A duplicate costs one refused write and returns the record as it stands.
+	run, effects, err := store.Record(context.Background(), events[3], now)
+	require.NoError(t, err)
+	assert.Equal(t, []pipeline.Effect{pipeline.Ignored{Reason: pipeline.ReasonDuplicate}}, effects)
+	assert.Equal(t, pipeline.StatusSucceeded, run.Status)
+	writes, _ = store.Requests()
+	assert.Equal(t, int64(len(events)+1), writes)
+}
+
+func TestDynamoStaleEventChangesNothing(t *testing.T) {
+	events := scenario(t, "deploy-fails")
+	store := newDynamo(t)
+	for _, ev := range events {
+		_, _, err := store.Record(context.Background(), ev, now)
+		require.NoError(t, err)
+	}
+	late := events[len(events)-2] // the failed stage
+	require.Equal(t, pipeline.LevelStage, late.Level)
+	late.State, late.ID = pipeline.StateStopping, "late-stopping"
+	run, effects, err := store.Record(context.Background(), late, now)
+	require.NoError(t, err)
+	assert.Equal(t, []pipeline.Effect{pipeline.Ignored{Reason: pipeline.ReasonStale}}, effects)
+	assert.Equal(t, pipeline.StatusFailed, run.Stages[late.Stage].Status)
+	assert.Equal(t, int64(1), store.Stats().Stale)
+	// Delivered again, it is a duplicate.
+	_, effects, err = store.Record(context.Background(), late, now)
+	require.NoError(t, err)
+	assert.Equal(t, []pipeline.Effect{pipeline.Ignored{Reason: pipeline.ReasonDuplicate}}, effects)
+}
+
+func TestDynamoListNewestFirstAndFind(t *testing.T) {
+	store := newDynamo(t)
+	for _, name := range []string{"red-then-green", "deploy-fails"} {
+		for _, ev := range scenario(t, name) {
+			_, _, err := store.Record(context.Background(), ev, now)
+			require.NoError(t, err)
+		}
+	}
+	runs, err := store.List(context.Background(), "search", 10)
+	require.NoError(t, err)
+	require.Len(t, runs, 2)
+	assert.Equal(t, "0e000000-0000-4000-8000-00000000000b", runs[0].ExecutionID, "newest first")
+	assert.Equal(t, "7c7c7c", runs[1].Commit.ID)
+
+	all, err := store.List(context.Background(), "", 10)
+	require.NoError(t, err)
+	assert.Len(t, all, 3)
+
+	one, err := store.FindExecution(context.Background(), "0d000000-0000-4000-8000-000000000002")
+	require.NoError(t, err)
+	assert.Equal(t, "payments", one.Pipeline)
+	assert.Equal(t, "CreateUpdateLambda", one.Failure().Stage)
+
+	_, err = store.FindExecution(context.Background(), "nope")
+	assert.ErrorIs(t, err, pipeline.ErrNotFound)
+	_, err = store.Get(context.Background(), pipeline.Key{Pipeline: "search", ExecutionID: "nope"})
+	assert.ErrorIs(t, err, pipeline.ErrNotFound)
+}
+
+func TestDynamoPushRecordJoinsTheRun(t *testing.T) {
+	store := newDynamo(t)
+	events := scenario(t, "success")
+	k := pipeline.Key{Pipeline: events[0].Pipeline, ExecutionID: events[0].ExecutionID}
+	pushed := time.Date(2026, 3, 2, 8, 59, 58, 0, time.UTC)
+	require.NoError(t, store.RecordPush(context.Background(), k, pipeline.Commit{ID: "5a5a5a", Message: "Add the thing\n\nBody", Author: "Ana <ana@example.com>", PushedAt: pushed}, now))
+	for _, ev := range events {
+		_, _, err := store.Record(context.Background(), ev, now)
+		require.NoError(t, err)
+	}
+	run, err := store.Get(context.Background(), k)
+	require.NoError(t, err)
+	assert.Equal(t, "Ana <ana@example.com>", run.Commit.Author)
+	assert.Equal(t, "Add the thing\n\nBody", run.Commit.Message)
+	assert.Equal(t, pushed, run.Commit.PushedAt)
+}
+
+func TestDynamoItemsCarryTTL(t *testing.T) {
+	store := newDynamo(t).WithRetention(24 * time.Hour)
+	ev := scenario(t, "success")[0]
+	_, _, err := store.Record(context.Background(), ev, now)
+	require.NoError(t, err)
+	out, err := store.db.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(store.table),
+		Key: runKey(pipeline.Key{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID})})
+	require.NoError(t, err)
+	assert.Equal(t, now.Add(24*time.Hour).Unix(), mustInt(t, out.Item["expiresAt"]))
+}
+
+func TestDynamoClaimsOnceUnderConcurrency(t *testing.T) {
+	store := newDynamo(t)
+	n := pipeline.Notification{Type: pipeline.NotifyFailed, Pipeline: "p", ExecutionID: "e"}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := store.Claim(context.Background(), n, now, time.Minute)
+			assert.NoError(t, err)
+			if ok {
+				mu.Lock()
+				won++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 1, won)
+
+	// A lease that ran out (the sender crashed) lets the retry take it.
+	ok, err := store.Claim(context.Background(), n, now.Add(2*time.Minute), time.Minute)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	// A released claim is free at once; a sent one never again.
+	require.NoError(t, store.Release(context.Background(), n))
+	ok, err = store.Claim(context.Background(), n, now.Add(2*time.Minute), time.Minute)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	require.NoError(t, store.Sent(context.Background(), n, now))
+	ok, err = store.Claim(context.Background(), n, now.Add(time.Hour), time.Minute)
+	require.NoError(t, err)
+	assert.False(t, ok)
+}
+
+func TestDynamoOutcomesAround(t *testing.T) {
+	store := newDynamo(t)
+	at := func(m int) time.Time { return now.Add(time.Duration(m) * time.Minute) }
+	add := func(exec string, s pipeline.Status, m int) []pipeline.Outcome {
+		h, err := store.AddOutcome(context.Background(), pipeline.Outcome{Pipeline: "p", ExecutionID: exec, Attempt: 1, Status: s, At: at(m)}, now)
+		require.NoError(t, err)
+		return h
+	}
+	add("a", pipeline.StatusSucceeded, 0)
+	add("b", pipeline.StatusFailed, 10)
+	add("c", pipeline.StatusFailed, 20)
+	h := add("d", pipeline.StatusSucceeded, 30)
+	got := pipeline.Decide(h, h[0], false)
+	require.Len(t, got, 1)
+	assert.Equal(t, pipeline.NotifyRecovered, got[0].Type)
+	assert.Equal(t, at(10), got[0].BrokenSince)
+	// A failure that arrives late, before a known success: the success is its recovery.
+	add("e", pipeline.StatusFailed, 35)
+	h = add("z", pipeline.StatusFailed, 33)
+	assert.Len(t, h, 3, "z, back to the success d, and the next one, e")
+}
+
+func mustInt(t testing.TB, v types.AttributeValue) int64 {
+	t.Helper()
+	n, ok := v.(*types.AttributeValueMemberN)
+	require.True(t, ok, "want a number, got %T", v)
+	out, err := strconv.ParseInt(n.Value, 10, 64)
+	require.NoError(t, err)
+	return out
+}
