@@ -99,7 +99,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		logw = stderr
 	}
 	h := &handler.PipelineEvents{
-		Recorder: &pipeline.Recorder{Runs: runs, Outcomes: outcomes, Claims: claims, Notifier: notes},
+		Recorder: &pipeline.Recorder{Runs: runs, Outcomes: outcomes, Dispatch: &pipeline.Direct{Claims: claims, Notifier: notes}},
 		Log:      slog.New(slog.NewJSONHandler(logw, nil)),
 	}
 

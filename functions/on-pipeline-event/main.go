@@ -5,7 +5,6 @@ package main
 import (
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -29,10 +28,10 @@ func main() {
 }
 
 func recorder(cfg handler.Config, log *slog.Logger) *pipeline.Recorder {
-	notifier := handler.LogNotifier{Log: log}
 	if cfg.LocalStore {
+		// scripts/invoke: no AWS; the decisions are logged instead of queued.
 		mem := runstore.NewMemory()
-		return &pipeline.Recorder{Runs: mem, Outcomes: mem, Claims: mem, Notifier: notifier}
+		return &pipeline.Recorder{Runs: mem, Outcomes: mem, Dispatch: &pipeline.Direct{Claims: mem, Notifier: handler.LogNotifier{Log: log}}}
 	}
 	awsCfg, err := awsconfig.FromEnv(os.Getenv)
 	if err != nil {
@@ -40,5 +39,6 @@ func recorder(cfg handler.Config, log *slog.Logger) *pipeline.Recorder {
 		os.Exit(1)
 	}
 	store := runstore.NewDynamo(dynamodb.NewFromConfig(awsCfg), cfg.RunsTable).WithRetention(cfg.Retention)
-	return &pipeline.Recorder{Runs: store, Outcomes: store, Claims: store, Notifier: notifier, Lease: 50 * time.Second}
+	// Decided notifications go to the outbox; the notifier function sends them.
+	return &pipeline.Recorder{Runs: store, Outcomes: store, Dispatch: runstore.Outbox{Store: store}}
 }

@@ -44,32 +44,34 @@ type Notifier interface {
 // ErrNotFound is returned by stores for a missing run.
 var ErrNotFound = errors.New("not found")
 
+// Dispatcher takes a decided notification on from the recorder. It must be idempotent: the
+// same notification is dispatched again when its event is delivered again.
+type Dispatcher interface {
+	// Dispatch returns true when this call delivered (or queued) n, false when an earlier or
+	// concurrent call did.
+	Dispatch(ctx context.Context, n Notification, run Run) (bool, error)
+}
+
 // Recorder is the on-pipeline-event use case: fold the event into its run, decide the
-// notifications, claim and send them. The Lambda handler and `lp replay` both run it.
+// notifications, dispatch them. The Lambda handler and `lp replay` both run it.
 type Recorder struct {
 	Runs     RunStore
 	Outcomes OutcomeStore
-	Claims   Claims
-	Notifier Notifier
+	// Dispatch sends the notifications (Direct) or queues them for the notifier function
+	// (runstore.Outbox).
+	Dispatch Dispatcher
 	Now      func() time.Time
-	// Lease bounds how long a claimed notification waits for its sender before another
-	// delivery may send it. It must exceed the handler's timeout and stay under Lambda's
-	// first async retry delay (1 minute), so that the retry of a crashed sender finds it free.
-	Lease time.Duration
 }
 
 // Result tells what handling one event did.
 type Result struct {
 	Run     Run
 	Ignored string         // ReasonDuplicate or ReasonStale when the fold changed nothing
-	Sent    []Notification // notifications delivered by this call
+	Sent    []Notification // notifications dispatched by this call
 }
 
-// DefaultLease is the claim lease when Recorder.Lease is zero.
-const DefaultLease = 50 * time.Second
-
-// Handle records ev and sends what it calls for. An error means a retry may succeed (a store
-// or channel failed); every step is idempotent, so retrying the whole event is safe.
+// Handle records ev and dispatches what it calls for. An error means a retry may succeed (a
+// store or channel failed); every step is idempotent, so retrying the whole event is safe.
 func (r *Recorder) Handle(ctx context.Context, ev Event) (Result, error) {
 	now := r.now()
 	run, effects, err := r.Runs.Record(ctx, ev, now)
@@ -83,8 +85,8 @@ func (r *Recorder) Handle(ctx context.Context, ev Event) (Result, error) {
 		}
 	}
 	// Decisions are taken for every pipeline-level terminal event, duplicates included: a
-	// delivery that crashed after recording but before sending is healed by its retry, and
-	// the claims keep the message single.
+	// delivery that crashed after recording but before dispatching is healed by its retry,
+	// and the claims keep the message single.
 	if ev.Level != LevelPipeline || !ev.State.Status().Terminal() {
 		return res, nil
 	}
@@ -104,7 +106,16 @@ func (r *Recorder) Handle(ctx context.Context, ev Event) (Result, error) {
 	}
 	var errs []error
 	for _, n := range decided {
-		sent, err := r.send(ctx, n, run)
+		subject := run
+		if n.ExecutionID != run.ExecutionID {
+			// A recovery found while handling another execution's failure: dispatch it
+			// with the recovered run's own record.
+			if subject, err = r.Runs.Get(ctx, Key{n.Pipeline, n.ExecutionID}); err != nil {
+				errs = append(errs, fmt.Errorf("load run %s for %s: %w", n.ExecutionID, n.Key(), err))
+				continue
+			}
+		}
+		sent, err := r.Dispatch.Dispatch(ctx, n, subject)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -116,44 +127,57 @@ func (r *Recorder) Handle(ctx context.Context, ev Event) (Result, error) {
 	return res, errors.Join(errs...)
 }
 
-// send claims n and delivers it. It returns false when n is someone else's to send.
-func (r *Recorder) send(ctx context.Context, n Notification, run Run) (bool, error) {
-	now := r.now()
-	lease := r.Lease
+func (r *Recorder) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// DefaultLease is the claim lease when Direct.Lease is zero.
+const DefaultLease = 50 * time.Second
+
+// Direct claims a notification and delivers it at once through its Notifier: the notifier
+// function (after the outbox), `lp replay` and tests use it.
+type Direct struct {
+	Claims   Claims
+	Notifier Notifier
+	Now      func() time.Time
+	// Lease bounds how long a claimed notification waits for its sender before another
+	// delivery may send it. It must exceed the sender's timeout and stay under the first
+	// retry delay, so that the retry of a crashed sender finds it free.
+	Lease time.Duration
+}
+
+// Dispatch claims n and delivers it. It returns false when n is someone else's to send.
+func (d *Direct) Dispatch(ctx context.Context, n Notification, run Run) (bool, error) {
+	lease := d.Lease
 	if lease <= 0 {
 		lease = DefaultLease
 	}
-	ok, err := r.Claims.Claim(ctx, n, now, lease)
+	ok, err := d.Claims.Claim(ctx, n, d.now(), lease)
 	if err != nil {
 		return false, fmt.Errorf("claim %s: %w", n.Key(), err)
 	}
 	if !ok {
 		return false, nil
 	}
-	subject := run
-	if n.ExecutionID != run.ExecutionID {
-		// A recovery found while handling another execution's failure: send it with the
-		// recovered run's own record.
-		if subject, err = r.Runs.Get(ctx, Key{n.Pipeline, n.ExecutionID}); err != nil {
-			return false, fmt.Errorf("load run %s for %s: %w", n.ExecutionID, n.Key(), err)
-		}
-	}
-	if err := r.Notifier.Notify(ctx, n, subject); err != nil {
+	if err := d.Notifier.Notify(ctx, n, run); err != nil {
 		// Free the claim for the retry; if even that fails, the lease runs out on its own.
-		if rerr := r.Claims.Release(ctx, n); rerr != nil {
+		if rerr := d.Claims.Release(ctx, n); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("release claim: %w", rerr))
 		}
 		return false, fmt.Errorf("send %s: %w", n.Key(), err)
 	}
-	if err := r.Claims.Sent(ctx, n, r.now()); err != nil {
+	if err := d.Claims.Sent(ctx, n, d.now()); err != nil {
 		return true, fmt.Errorf("mark %s sent: %w", n.Key(), err)
 	}
 	return true, nil
 }
 
-func (r *Recorder) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
+func (d *Direct) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
 	}
 	return time.Now()
 }

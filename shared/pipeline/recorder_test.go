@@ -110,7 +110,7 @@ func replay(t *testing.T, events []Event) []string {
 	t.Helper()
 	store := newFakeStore()
 	log := &sentLog{}
-	r := &Recorder{Runs: store, Outcomes: store, Claims: store, Notifier: log, Now: func() time.Time { return t0 }}
+	r := &Recorder{Runs: store, Outcomes: store, Dispatch: &Direct{Claims: store, Notifier: log}, Now: func() time.Time { return t0 }}
 	for _, ev := range events {
 		_, err := r.Handle(context.Background(), ev)
 		require.NoError(t, err)
@@ -190,7 +190,7 @@ func TestNotificationsAnyOrder(t *testing.T) {
 func TestConcurrentDeliveriesNotifyOnce(t *testing.T) {
 	store := newFakeStore()
 	log := &sentLog{}
-	r := &Recorder{Runs: store, Outcomes: store, Claims: store, Notifier: log}
+	r := &Recorder{Runs: store, Outcomes: store, Dispatch: &Direct{Claims: store, Notifier: log}}
 	events := failedAt("p", "a", t0, 2)
 	for _, ev := range events[:len(events)-1] {
 		_, err := r.Handle(context.Background(), ev)
@@ -212,7 +212,7 @@ func TestConcurrentDeliveriesNotifyOnce(t *testing.T) {
 func TestChannelFailureIsRetriedBySameEvent(t *testing.T) {
 	store := newFakeStore()
 	log := &sentLog{failFor: 1}
-	r := &Recorder{Runs: store, Outcomes: store, Claims: store, Notifier: log}
+	r := &Recorder{Runs: store, Outcomes: store, Dispatch: &Direct{Claims: store, Notifier: log}}
 	events := failedAt("p", "a", t0, 2)
 	var err error
 	for _, ev := range events {
@@ -234,7 +234,7 @@ func TestChannelFailureIsRetriedBySameEvent(t *testing.T) {
 func TestStoreErrorIsReturned(t *testing.T) {
 	store := newFakeStore()
 	store.failNext = errors.New("ProvisionedThroughputExceededException")
-	r := &Recorder{Runs: store, Outcomes: store, Claims: store, Notifier: &sentLog{}}
+	r := &Recorder{Runs: store, Outcomes: store, Dispatch: &Direct{Claims: store, Notifier: &sentLog{}}}
 	_, err := r.Handle(context.Background(), succeeded("p", "a", t0)[0])
 	assert.ErrorContains(t, err, "ProvisionedThroughputExceeded")
 }

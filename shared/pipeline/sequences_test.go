@@ -140,7 +140,9 @@ func retried(pipeline, exec string, start time.Time) []Event {
 // emptyRepository: the run CodePipeline starts when it is created, on an empty repository.
 func emptyRepository(pipeline, exec string, start time.Time) []Event {
 	b := newSeq(pipeline, exec, start)
-	b.add(LevelPipeline, "", "", StateStarted, func(ev *Event) { ev.Trigger = Trigger{Type: TriggerCreatePipeline, Detail: "arn:aws:sts::1:assumed-role/deployer/x"} })
+	b.add(LevelPipeline, "", "", StateStarted, func(ev *Event) {
+		ev.Trigger = Trigger{Type: TriggerCreatePipeline, Detail: "arn:aws:sts::1:assumed-role/deployer/x"}
+	})
 	b.add(LevelStage, "Source", "", StateStarted, nil)
 	b.add(LevelAction, "Source", "Source", StateStarted, func(ev *Event) {
 		ev.ActionType = ActionType{Owner: "AWS", Category: "Source", Provider: "CodeCommit", Version: "1"}
@@ -150,6 +152,8 @@ func emptyRepository(pipeline, exec string, start time.Time) []Event {
 		ev.Result = ExecutionResult{Summary: "The branch main does not exist in the repository my-lambda", ErrorCode: "ConfigurationError"}
 	})
 	b.add(LevelStage, "Source", "", StateFailed, nil)
-	b.add(LevelPipeline, "", "", StateFailed, func(ev *Event) { ev.Trigger = Trigger{Type: TriggerCreatePipeline, Detail: "arn:aws:sts::1:assumed-role/deployer/x"} })
+	b.add(LevelPipeline, "", "", StateFailed, func(ev *Event) {
+		ev.Trigger = Trigger{Type: TriggerCreatePipeline, Detail: "arn:aws:sts::1:assumed-role/deployer/x"}
+	})
 	return b.events
 }

@@ -1,0 +1,145 @@
+package runstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+)
+
+// Outbox is on-pipeline-event's dispatcher: it queues a decided notification as a PENDING claim
+// item, once (a conditional PutItem), and leaves the sending to the notifier function, which
+// the table's stream invokes for that item. The hot-path function so needs no Slack, SNS or
+// enrichment clients (and stays under its size and time budgets), and a Slack outage never
+// holds up the recording of events.
+type Outbox struct{ Store *Dynamo }
+
+var _ pipeline.Dispatcher = Outbox{}
+
+// claimRecord is a notification claim item.
+type claimRecord struct {
+	PK          string `dynamodbav:"pk"`
+	SK          string `dynamodbav:"sk"`
+	State       string `dynamodbav:"state"`
+	Type        string `dynamodbav:"type"`
+	Pipeline    string `dynamodbav:"pipeline"`
+	ExecutionID string `dynamodbav:"executionId"`
+	Attempt     int    `dynamodbav:"attempt"`
+	At          string `dynamodbav:"at"`
+	BrokenSince string `dynamodbav:"brokenSince,omitempty"`
+	FirstFailed string `dynamodbav:"firstFailedExecutionId,omitempty"`
+	QueuedAt    string `dynamodbav:"queuedAt"`
+	LeaseUntil  int64  `dynamodbav:"leaseUntil"`
+	ExpiresAt   int64  `dynamodbav:"expiresAt"`
+}
+
+// Dispatch queues n. It returns false when n was queued (or sent) before.
+func (o Outbox) Dispatch(ctx context.Context, n pipeline.Notification, _ pipeline.Run) (bool, error) {
+	d := o.Store
+	now := time.Now()
+	rec := claimRecord{
+		PK: "NOTIFY#" + n.Key(), SK: "NOTIFY", State: claimPending, Type: string(n.Type),
+		Pipeline: n.Pipeline, ExecutionID: n.ExecutionID, Attempt: n.Attempt, At: n.At.UTC().Format(timeLayout),
+		FirstFailed: n.FirstFailedExecID, QueuedAt: now.UTC().Format(timeLayout), ExpiresAt: now.Add(d.retention).Unix(),
+	}
+	if !n.BrokenSince.IsZero() {
+		rec.BrokenSince = n.BrokenSince.UTC().Format(timeLayout)
+	}
+	item, err := attributevalue.MarshalMap(rec)
+	if err != nil {
+		return false, fmt.Errorf("marshal claim: %w", err)
+	}
+	_, err = d.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(d.table), Item: item,
+		ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	d.writes.Add(1)
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("queue %s: %w", n.Key(), err)
+	}
+	return true, nil
+}
+
+// ErrNotNotification is returned for a key that is not a notification claim.
+var ErrNotNotification = errors.New("not a notification claim")
+
+// Queued is a claim item as the notifier finds it.
+type Queued struct {
+	Notification pipeline.Notification
+	State        string // PENDING or SENT
+	Channels     map[string]bool
+}
+
+// Pending reports whether the notification still has to be sent.
+func (q Queued) Pending() bool { return q.State == claimPending }
+
+// IsClaimKey reports whether a table partition key names a notification claim.
+func IsClaimKey(pk string) bool { return strings.HasPrefix(pk, "NOTIFY#") }
+
+// Queued reads a claim item by its partition key (one consistent GetItem).
+func (d *Dynamo) Queued(ctx context.Context, pk string) (Queued, error) {
+	if !IsClaimKey(pk) {
+		return Queued{}, fmt.Errorf("%q: %w", pk, ErrNotNotification)
+	}
+	out, err := d.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(d.table), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{attrPK: &types.AttributeValueMemberS{Value: pk}, attrSK: &types.AttributeValueMemberS{Value: "NOTIFY"}},
+	})
+	d.reads.Add(1)
+	if err != nil {
+		return Queued{}, fmt.Errorf("read claim %s: %w", pk, err)
+	}
+	if len(out.Item) == 0 {
+		return Queued{}, pipeline.ErrNotFound
+	}
+	var rec claimRecord
+	if err := attributevalue.UnmarshalMap(out.Item, &rec); err != nil {
+		return Queued{}, fmt.Errorf("decode claim %s: %w", pk, err)
+	}
+	q := Queued{State: rec.State, Channels: map[string]bool{}, Notification: pipeline.Notification{
+		Type: pipeline.NotificationType(rec.Type), Pipeline: rec.Pipeline, ExecutionID: rec.ExecutionID,
+		Attempt: rec.Attempt, FirstFailedExecID: rec.FirstFailed,
+	}}
+	q.Notification.At, _ = time.Parse(timeLayout, rec.At)
+	if rec.BrokenSince != "" {
+		q.Notification.BrokenSince, _ = time.Parse(timeLayout, rec.BrokenSince)
+	}
+	for name := range out.Item {
+		if ch, ok := strings.CutPrefix(name, channelPrefix); ok {
+			q.Channels[ch] = true
+		}
+	}
+	return q, nil
+}
+
+const channelPrefix = "sent_"
+
+// ChannelSent records that one channel (slack, sns) delivered n, so that a retry after another
+// channel failed does not send it there twice.
+func (d *Dynamo) ChannelSent(ctx context.Context, n pipeline.Notification, channel string, now time.Time) error {
+	_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(d.table),
+		Key:                       claimKey(n),
+		UpdateExpression:          aws.String("SET #ch = :at"),
+		ExpressionAttributeNames:  map[string]string{"#ch": channelPrefix + channel},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":at": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix(), 10)}},
+	})
+	d.writes.Add(1)
+	if err != nil {
+		return fmt.Errorf("mark %s sent to %s: %w", n.Key(), channel, err)
+	}
+	return nil
+}
