@@ -38,9 +38,15 @@ type UserParameters struct {
 	// RoleARN). Empty means the deployer's own credentials, which on purpose cannot create the
 	// stacks' resources: the templates always set it.
 	RoleARN string `json:"roleArn,omitempty"`
-	// ParameterOverrides sets template parameters. On an update, every parameter of the new
-	// template that the stack already has and that is not overridden here keeps its previous
-	// value (UsePreviousValue); a parameter the stack does not have yet takes its default.
+	// ParameterOverrides sets template parameters. For each parameter the new template
+	// declares, the deployer passes, in this order of preference:
+	//  1. the override given here;
+	//  2. nothing, when the template gives the parameter a Default (CloudFormation uses it);
+	//  3. UsePreviousValue, when the stack already has the parameter;
+	//  4. else the deploy fails as misconfigured, naming the parameter.
+	// So the pipeline stack, whose parameters have no defaults, keeps the values the control
+	// plane gave it when it updates itself, and a default edited in infrastructure/lambda.yml
+	// takes effect on the next deploy.
 	ParameterOverrides map[string]ParameterOverride `json:"parameterOverrides,omitempty"`
 }
 
