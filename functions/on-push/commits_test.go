@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/codecommit/types"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/awsfake"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/handler"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
+)
+
+const commitID = "b7e6f4c2a1d0e9f8c7b6a5d4e3f2a1b0c9d8e7f6"
+
+func TestCommitsAdaptsGetCommit(t *testing.T) {
+	fake := awsfake.NewCodeCommit(t, "my-lambda")
+	fake.AddCommit("my-lambda", awsfake.Commit{ID: commitID, Message: "Retry with backoff", AuthorName: "Ana Lima",
+		AuthorEmail: "ana@example.com", AuthorDate: time.Unix(1795198440, 0).UTC()})
+	c := commits{fake.Client(t)}
+
+	got, err := c.GetCommit(context.Background(), "my-lambda", commitID)
+	want := handler.CommitInfo{Message: "Retry with backoff", AuthorName: "Ana Lima", AuthorEmail: "ana@example.com", AuthorDate: "1795198440 +0000"}
+	if err != nil || got != want {
+		t.Errorf("GetCommit = %+v, %v; want %+v", got, err, want)
+	}
+	_, err = c.GetCommit(context.Background(), "my-lambda", "a9c8b7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0")
+	var missing *types.CommitIdDoesNotExistException
+	if !errors.As(err, &missing) {
+		t.Errorf("unknown commit: err = %v, want CommitIdDoesNotExistException kept in the chain", err)
+	}
+}
+
+// Under LP_STORE=memory the function runs a push end to end without AWS.
+func TestLocalStandInStartsARun(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	h := &handler.Pushes{Store: runstore.NewMemory(), Commits: localAWS{log}, Pipelines: localAWS{log}, Log: log,
+		PipelineName: "my-lambda-pipeline", RepositoryName: "my-lambda", Branch: "main"}
+	raw := []byte(`{"version":"0","id":"8d6f3c1a-2b4e-4f70-9c1d-5e7a8b9c0d11","detail-type":"CodeCommit Repository State Change",
+		"source":"aws.codecommit","account":"123456789012","time":"2026-11-20T10:15:03Z","region":"eu-west-1","resources":[],
+		"detail":{"event":"referenceUpdated","repositoryName":"my-lambda","repositoryId":"x","referenceType":"branch",
+		"referenceName":"main","referenceFullName":"refs/heads/main","commitId":"` + commitID + `"}}`)
+	resp, err := h.Handle(context.Background(), raw)
+	if err != nil || resp.Outcome != lambdaio.OutcomeRecorded || resp.ExecutionID == "" {
+		t.Fatalf("Handle = %+v, %v; want a run started", resp, err)
+	}
+	if !bytes.Contains(logs.Bytes(), []byte("local run: StartPipelineExecution not called")) {
+		t.Errorf("the stand-in did not log the start:\n%s", logs.String())
+	}
+}

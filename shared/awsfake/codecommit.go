@@ -1,0 +1,126 @@
+package awsfake
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/codecommit"
+)
+
+// OpGetCommit is the CodeCommit operation the fake answers.
+const OpGetCommit = "GetCommit"
+
+// CodeCommit is a stateful fake of the CodeCommit API (JSON 1.1, target prefix
+// CodeCommit_20150413): GetCommit over scripted repositories and commits. It is safe for
+// concurrent use.
+type CodeCommit struct {
+	*endpoint
+
+	mu    sync.Mutex
+	repos map[string]map[string]Commit
+}
+
+// Commit is a scripted commit.
+type Commit struct {
+	ID          string
+	Message     string
+	AuthorName  string
+	AuthorEmail string
+	AuthorDate  time.Time
+	Parents     []string
+	TreeID      string
+}
+
+// NewCodeCommit starts a fake that knows the given (empty) repositories; the test's Cleanup
+// stops it.
+func NewCodeCommit(tb testing.TB, repositories ...string) *CodeCommit {
+	tb.Helper()
+	f := &CodeCommit{repos: map[string]map[string]Commit{}}
+	for _, r := range repositories {
+		f.repos[r] = map[string]Commit{}
+	}
+	f.endpoint = newEndpoint(tb, "CodeCommit_20150413", map[string]op{OpGetCommit: f.getCommit})
+	return f
+}
+
+// Client returns an SDK client for the fake (see Config); optFns apply last.
+func (f *CodeCommit) Client(tb testing.TB, optFns ...func(*codecommit.Options)) *codecommit.Client {
+	tb.Helper()
+	return codecommit.NewFromConfig(f.Config(), optFns...)
+}
+
+// AddCommit scripts a commit of a repository (the repository becomes known).
+func (f *CodeCommit) AddCommit(repository string, c Commit) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.repos[repository] == nil {
+		f.repos[repository] = map[string]Commit{}
+	}
+	f.repos[repository][c.ID] = c
+}
+
+var (
+	repositoryNamePattern = regexp.MustCompile(`^[\w.-]{1,100}$`)
+	commitIDPattern       = regexp.MustCompile(`^[0-9a-f]{40}$`)
+)
+
+type wireUser struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+	// Date is git's "<epoch seconds> <±hhmm>", e.g. "1484167798 -0800", not an ISO time.
+	Date string `json:"date"`
+}
+
+func gitDate(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("%d %s", t.Unix(), t.Format("-0700"))
+}
+
+func (f *CodeCommit) getCommit(body []byte) (any, *Error) {
+	var in struct {
+		RepositoryName string `json:"repositoryName"`
+		CommitID       string `json:"commitId"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	switch {
+	case in.RepositoryName == "":
+		return nil, clientError("RepositoryNameRequiredException", "A repository name is required, but was not specified.")
+	case !repositoryNamePattern.MatchString(in.RepositoryName) || strings.HasSuffix(in.RepositoryName, ".git"):
+		return nil, clientError("InvalidRepositoryNameException", "The repository name is not valid: %s", in.RepositoryName)
+	case in.CommitID == "":
+		return nil, clientError("CommitIdRequiredException", "A commit ID is required, but was not specified.")
+	case !commitIDPattern.MatchString(in.CommitID):
+		return nil, clientError("InvalidCommitIdException", "The specified commit ID is not valid: %s", in.CommitID)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	repo, ok := f.repos[in.RepositoryName]
+	if !ok {
+		return nil, clientError("RepositoryDoesNotExistException", "%s does not exist", in.RepositoryName)
+	}
+	c, ok := repo[in.CommitID]
+	if !ok {
+		return nil, clientError("CommitIdDoesNotExistException", "Could not find commit %s", in.CommitID)
+	}
+	user := wireUser{Name: c.AuthorName, Email: c.AuthorEmail, Date: gitDate(c.AuthorDate)}
+	parents := c.Parents
+	if parents == nil {
+		parents = []string{}
+	}
+	tree := c.TreeID
+	if tree == "" {
+		tree = strings.Repeat("0", 40)
+	}
+	return map[string]any{"commit": map[string]any{
+		"commitId": c.ID, "treeId": tree, "parents": parents, "message": c.Message,
+		"author": user, "committer": user, "additionalData": "",
+	}}, nil
+}

@@ -1,0 +1,276 @@
+package handler
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
+	"github.com/aws/aws-sdk-go-v2/service/codepipeline/types"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/ebevent"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
+)
+
+// CommitInfo is what codecommit:GetCommit tells of a commit that the push event does not.
+type CommitInfo struct {
+	Message     string
+	AuthorName  string
+	AuthorEmail string
+	// AuthorDate is as CodeCommit gives it: git's "<epoch seconds> <±hhmm>".
+	AuthorDate string
+}
+
+// CommitGetter looks a commit up (codecommit:GetCommit). Unlike the CodePipeline interfaces it
+// does not take the SDK's types, so that this package, which every function links, does not
+// import the CodeCommit client: from v1.37 on (schema-based serde) that client registers the
+// schemas of its whole API at init, about 1 MB on arm64, which on-pipeline-event's 8 MB budget
+// cannot take. functions/on-push adapts the SDK client.
+type CommitGetter interface {
+	GetCommit(ctx context.Context, repository, commitID string) (CommitInfo, error)
+}
+
+// ExecutionStarter starts pipeline runs (the part of the CodePipeline client on-push uses).
+type ExecutionStarter interface {
+	StartPipelineExecution(ctx context.Context, in *codepipeline.StartPipelineExecutionInput, optFns ...func(*codepipeline.Options)) (*codepipeline.StartPipelineExecutionOutput, error)
+}
+
+// PushStore keeps push claims, skipped pushes and the pushed commit of each run
+// (runstore.Memory and runstore.Dynamo).
+type PushStore interface {
+	ClaimPush(ctx context.Context, p pipeline.Push, token string, now time.Time, lease time.Duration) (runstore.PushClaim, error)
+	MarkPushStarted(ctx context.Context, p pipeline.Push, executionID string, now time.Time) error
+	MarkPushSkipped(ctx context.Context, p pipeline.Push, reason string, now time.Time) error
+	ReleasePush(ctx context.Context, p pipeline.Push) error
+	RecordSkip(ctx context.Context, p pipeline.Push, reason string, now time.Time) error
+	RecordPush(ctx context.Context, k pipeline.Key, c pipeline.Commit, now time.Time) error
+}
+
+// SourceAction is the pipeline's source action, which StartPipelineExecution pins to the
+// pushed commit (infrastructure/pipeline.yml names it).
+const SourceAction = "Source"
+
+// DefaultPushLease is the push claim lease when Pushes.Lease is zero. It must exceed the time
+// from claim to start (two AWS calls and two writes) and stay under Lambda's first async
+// retry delay (1 minute), so that the retry of a crashed delivery finds the claim free.
+const DefaultPushLease = 50 * time.Second
+
+// Pushes is the on-push use case: one pipeline run, pinned to the commit, per push to the
+// tracked branch of the tracked repository.
+type Pushes struct {
+	Commits   CommitGetter
+	Pipelines ExecutionStarter
+	Store     PushStore
+	Log       *slog.Logger
+	Now       func() time.Time
+
+	PipelineName   string
+	RepositoryName string
+	Branch         string
+	Lease          time.Duration // zero: DefaultPushLease
+}
+
+// Handle decides what one CodeCommit event does, and does it at most once per commit:
+//
+//   - malformed or unsupported input: logged and dropped (outcome rejected, nil error);
+//   - another repository, a tag, another branch, a deleted branch, a kind of event that moves
+//     no branch: recorded as skipped (outcome skipped);
+//   - a commit whose message asks to skip CI: the claim is settled SKIPPED (outcome skipped);
+//   - a commit already started, or being started by a concurrent delivery: outcome ignored,
+//     with the execution id when it is known;
+//   - otherwise the run starts (outcome recorded, with the execution id) and its commit is
+//     recorded.
+//
+// A store or CodePipeline failure is returned, so that Lambda retries the event; a failed
+// commit look-up only costs the record its author and message.
+func (h *Pushes) Handle(ctx context.Context, raw json.RawMessage) (lambdaio.Response, error) {
+	p, err := ebevent.DecodePush(raw)
+	if err != nil {
+		h.Log.WarnContext(ctx, "event rejected", "error", err.Error(), "bytes", len(raw))
+		return lambdaio.Response{Outcome: lambdaio.OutcomeRejected, Reason: err.Error()}, nil
+	}
+	now := h.now()
+	attrs := []any{"eventId", p.ID, "repository", p.Repository, "event", p.Kind, "referenceType", p.RefType,
+		"reference", p.RefName, "commitId", p.CommitID}
+	resp := lambdaio.Response{Pipeline: h.PipelineName}
+
+	if reason := h.skipReason(p); reason != "" {
+		if err := h.Store.RecordSkip(ctx, p, reason, now); err != nil {
+			err = fmt.Errorf("record skipped push %s: %w", p.ID, err)
+			h.Log.ErrorContext(ctx, "push not recorded; returning the error so that Lambda retries it", append(attrs, "error", err.Error())...)
+			return resp, err
+		}
+		h.Log.InfoContext(ctx, "push skipped", append(attrs, "reason", reason)...)
+		resp.Outcome, resp.Reason = lambdaio.OutcomeSkipped, reason
+		return resp, nil
+	}
+
+	lease := h.Lease
+	if lease <= 0 {
+		lease = DefaultPushLease
+	}
+	claim, err := h.Store.ClaimPush(ctx, p, RequestToken(p.ID), now, lease)
+	if err != nil {
+		err = fmt.Errorf("claim push of %s: %w", p.CommitID, err)
+		h.Log.ErrorContext(ctx, "push not claimed; returning the error so that Lambda retries it", append(attrs, "error", err.Error())...)
+		return resp, err
+	}
+	if !claim.Held {
+		resp.Outcome, resp.ExecutionID = lambdaio.OutcomeIgnored, claim.ExecutionID
+		switch claim.State {
+		case runstore.PushStarted:
+			resp.Reason = "duplicate: the commit's run was started by event " + claim.EventID
+		case runstore.PushSkipped:
+			resp.Outcome, resp.Reason = lambdaio.OutcomeSkipped, claim.Reason
+		default:
+			// The holder's own retry takes over if it crashed (after the lease).
+			resp.Reason = "in progress: another delivery is starting the commit's run"
+		}
+		h.Log.InfoContext(ctx, "push ignored", append(attrs, "reason", resp.Reason, "executionId", claim.ExecutionID, "claimState", claim.State)...)
+		return resp, nil
+	}
+
+	execID, skip, err := h.start(ctx, p, claim, now, attrs)
+	if err != nil {
+		h.Log.ErrorContext(ctx, "run not started; returning the error so that Lambda retries it", append(attrs, "error", err.Error())...)
+		return resp, err
+	}
+	if skip != "" {
+		h.Log.InfoContext(ctx, "push skipped", append(attrs, "reason", skip)...)
+		resp.Outcome, resp.Reason = lambdaio.OutcomeSkipped, skip
+		return resp, nil
+	}
+	h.Log.InfoContext(ctx, "run started", append(attrs, "pipeline", h.PipelineName, "executionId", execID, "attempts", claim.Attempts)...)
+	resp.Outcome, resp.ExecutionID, resp.Reason = lambdaio.OutcomeRecorded, execID, "run started"
+	return resp, nil
+}
+
+// start runs a held claim to its end: look the commit up, skip it or start its run, record
+// the push, settle the claim. It returns the execution id, or the reason the commit was
+// skipped.
+func (h *Pushes) start(ctx context.Context, p pipeline.Push, claim runstore.PushClaim, now time.Time, attrs []any) (execID, skipped string, err error) {
+	commit := pipeline.Commit{ID: p.CommitID, PushedAt: p.Time, URL: commitURL(p)}
+	info, lookupErr := h.Commits.GetCommit(ctx, p.Repository, p.CommitID)
+	if lookupErr != nil {
+		// The run matters more than its label: start it without author and message (the
+		// Source action still reports the message) rather than hold the push back.
+		h.Log.WarnContext(ctx, "commit look-up failed; starting the run without author and message", append(attrs, "error", lookupErr.Error())...)
+	} else {
+		commit.Message, commit.Author = info.Message, author(info)
+		if marker := skipMarker(info.Message); marker != "" {
+			reason := "the commit message says " + marker
+			if err := h.Store.MarkPushSkipped(ctx, p, reason, now); err != nil {
+				return "", "", h.release(ctx, p, fmt.Errorf("record skipped commit %s: %w", p.CommitID, err))
+			}
+			return "", reason, nil
+		}
+	}
+
+	out, err := h.Pipelines.StartPipelineExecution(ctx, &codepipeline.StartPipelineExecutionInput{
+		Name:               aws.String(h.PipelineName),
+		ClientRequestToken: aws.String(claim.Token),
+		SourceRevisions: []types.SourceRevisionOverride{{
+			ActionName:    aws.String(SourceAction),
+			RevisionType:  types.SourceRevisionTypeCommitId,
+			RevisionValue: aws.String(p.CommitID),
+		}},
+	})
+	if err != nil {
+		// Nothing started: free the claim so that the retry takes it at once.
+		return "", "", h.release(ctx, p, fmt.Errorf("start %s for commit %s: %w", h.PipelineName, p.CommitID, err))
+	}
+	execID = aws.ToString(out.PipelineExecutionId)
+	// From here on the claim keeps its lease on failure: the retry, after the lease, starts
+	// again with the same token, which names the same execution.
+	if err := h.Store.RecordPush(ctx, pipeline.Key{Pipeline: h.PipelineName, ExecutionID: execID}, commit, now); err != nil {
+		return "", "", fmt.Errorf("record push of %s for execution %s: %w", p.CommitID, execID, err)
+	}
+	if err := h.Store.MarkPushStarted(ctx, p, execID, now); err != nil {
+		return "", "", fmt.Errorf("mark push of %s started as %s: %w", p.CommitID, execID, err)
+	}
+	return execID, "", nil
+}
+
+// release frees the claim after err, and returns err (with the release's failure, if any: the
+// lease then runs out on its own).
+func (h *Pushes) release(ctx context.Context, p pipeline.Push, err error) error {
+	if rerr := h.Store.ReleasePush(ctx, p); rerr != nil {
+		return errors.Join(err, fmt.Errorf("release push claim: %w", rerr))
+	}
+	return err
+}
+
+// skipReason says why a push runs nothing, or "" when it is a new commit on the tracked branch.
+func (h *Pushes) skipReason(p pipeline.Push) string {
+	switch {
+	case p.Repository != h.RepositoryName:
+		return fmt.Sprintf("repository %s is not the tracked repository %s", p.Repository, h.RepositoryName)
+	case p.Kind != pipeline.PushReferenceCreated && p.Kind != pipeline.PushReferenceUpdated && p.Kind != pipeline.PushReferenceDeleted:
+		return fmt.Sprintf("event %s moves no branch", p.Kind)
+	case p.RefType != "branch":
+		return fmt.Sprintf("%s %s is not a branch", p.RefType, p.RefName)
+	case p.RefName != h.Branch:
+		return fmt.Sprintf("branch %s is not the tracked branch %s", p.RefName, h.Branch)
+	case p.Kind == pipeline.PushReferenceDeleted:
+		return fmt.Sprintf("branch %s was deleted", p.RefName)
+	}
+	return ""
+}
+
+var skipMarkers = regexp.MustCompile(`(?i)\[(skip ci|ci skip)\]`)
+
+// skipMarker returns the [skip ci] or [ci skip] marker found anywhere in message, in any case.
+func skipMarker(message string) string { return skipMarkers.FindString(message) }
+
+// author formats the commit's author as git does: "Name <email>".
+func author(c CommitInfo) string {
+	switch {
+	case c.AuthorName != "" && c.AuthorEmail != "":
+		return c.AuthorName + " <" + c.AuthorEmail + ">"
+	case c.AuthorName != "":
+		return c.AuthorName
+	case c.AuthorEmail != "":
+		return "<" + c.AuthorEmail + ">"
+	}
+	return ""
+}
+
+// commitURL links the commit in the CodeCommit console.
+func commitURL(p pipeline.Push) string {
+	if p.Region == "" {
+		return ""
+	}
+	return fmt.Sprintf("https://%s.console.aws.amazon.com/codesuite/codecommit/repositories/%s/commit/%s?region=%s",
+		p.Region, url.PathEscape(p.Repository), url.PathEscape(p.CommitID), url.QueryEscape(p.Region))
+}
+
+var tokenSafe = regexp.MustCompile(`^[a-zA-Z0-9-]{1,100}$`)
+
+// RequestToken derives StartPipelineExecution's clientRequestToken from a push event's id, so
+// that every retry of one push names the same execution request. CodePipeline accepts
+// ^[a-zA-Z0-9-]+$ up to 128 characters: an EventBridge id (a UUID) is kept readable, anything
+// else is hashed.
+func RequestToken(eventID string) string {
+	if tokenSafe.MatchString(eventID) {
+		return "push-" + eventID
+	}
+	sum := sha256.Sum256([]byte(eventID))
+	return "push-" + hex.EncodeToString(sum[:])
+}
+
+func (h *Pushes) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}

@@ -1,0 +1,462 @@
+package handler
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
+	"github.com/aws/aws-sdk-go-v2/service/codepipeline/types"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+)
+
+// RecentRuns lists a pipeline's runs that started at or after since (runstore.Memory and
+// runstore.Dynamo).
+type RecentRuns interface {
+	ListSince(ctx context.Context, pipeline string, since time.Time) ([]pipeline.Run, error)
+}
+
+// ExecutionReader reads what CodePipeline knows of an execution.
+type ExecutionReader interface {
+	GetPipelineExecution(ctx context.Context, in *codepipeline.GetPipelineExecutionInput, optFns ...func(*codepipeline.Options)) (*codepipeline.GetPipelineExecutionOutput, error)
+	ListActionExecutions(ctx context.Context, in *codepipeline.ListActionExecutionsInput, optFns ...func(*codepipeline.Options)) (*codepipeline.ListActionExecutionsOutput, error)
+}
+
+// Defaults for a Reconciler's zero fields.
+const (
+	DefaultStaleAfter = 30 * time.Minute
+	// DefaultLookback covers the longest a run can wait on CodePipeline's side: a manual
+	// approval waits up to seven days.
+	DefaultLookback = 8 * 24 * time.Hour
+)
+
+// ReconcilerEventPrefix starts the ids of the events the reconciler makes up.
+const ReconcilerEventPrefix = "reconciler-"
+
+// Reconciler is the reconciler use case: EventBridge delivers at least once but may lose
+// events, so runs that stay in progress past StaleAfter are compared with what CodePipeline
+// says, and the truth is folded in as events, through the same Recorder as the live events, so
+// that a run whose FAILED event was lost still ends FAILED and still sends its notification.
+type Reconciler struct {
+	Runs      RecentRuns
+	Pipelines ExecutionReader
+	Recorder  *pipeline.Recorder
+	Log       *slog.Logger
+	Now       func() time.Time
+
+	PipelineName string
+	StaleAfter   time.Duration // a run in progress for longer is checked; zero: DefaultStaleAfter
+	Lookback     time.Duration // runs that started earlier are not looked at; zero: DefaultLookback
+}
+
+// ReconcileResponse is what one pass did.
+type ReconcileResponse struct {
+	lambdaio.Response
+	Checked int `json:"checked"`           // runs compared with CodePipeline
+	Settled int `json:"settled"`           // of those, runs that this pass ended
+	Missing int `json:"missing,omitempty"` // runs CodePipeline does not know (left as they are)
+	// Redriven counts runs this reconciler ended before, whose notifications were decided again
+	// (the claims keep each message single), in case a pass failed to send them.
+	Redriven int `json:"redriven,omitempty"`
+}
+
+// Handle runs one pass. The scheduled event's content does not matter beyond being JSON. One
+// run's failure does not stop the others; the failures (AWS or store errors, which a later
+// pass or Lambda's retry may overcome) are returned joined, after every run was tried. An
+// execution CodePipeline does not know (deleted pipeline, history expired) is logged and left
+// as it is: no later pass can learn more, and Lookback bounds how long it is asked about.
+func (r *Reconciler) Handle(ctx context.Context, raw json.RawMessage) (ReconcileResponse, error) {
+	if !json.Valid(raw) {
+		r.Log.WarnContext(ctx, "event rejected", "error", "not JSON", "bytes", len(raw))
+		return ReconcileResponse{Response: lambdaio.Response{Outcome: lambdaio.OutcomeRejected, Reason: "scheduled event is not JSON"}}, nil
+	}
+	now := r.now()
+	staleAfter, lookback := cmp.Or(r.StaleAfter, DefaultStaleAfter), cmp.Or(r.Lookback, DefaultLookback)
+	resp := ReconcileResponse{Response: lambdaio.Response{Outcome: lambdaio.OutcomeDone, Pipeline: r.PipelineName}}
+	runs, err := r.Runs.ListSince(ctx, r.PipelineName, now.Add(-lookback))
+	if err != nil {
+		err = fmt.Errorf("list runs of %s: %w", r.PipelineName, err)
+		r.Log.ErrorContext(ctx, "reconcile pass failed", "pipeline", r.PipelineName, "error", err.Error())
+		return resp, err
+	}
+	var errs []error
+	for _, run := range runs {
+		attrs := []any{"pipeline", run.Pipeline, "executionId", run.ExecutionID, "status", string(run.Status), "startedAt", runStart(run)}
+		switch {
+		case redrivable(run):
+			if err := r.redrive(ctx, run); err != nil {
+				r.Log.ErrorContext(ctx, "run not redriven", append(attrs, "error", err.Error())...)
+				errs = append(errs, err)
+				continue
+			}
+			resp.Redriven++
+		case run.Status.Terminal() || now.Sub(runStart(run)) < staleAfter:
+			continue
+		default:
+			resp.Checked++
+			after, found, err := r.reconcile(ctx, run, now)
+			switch {
+			case err != nil:
+				r.Log.ErrorContext(ctx, "run not reconciled", append(attrs, "error", err.Error())...)
+				errs = append(errs, err)
+			case !found:
+				resp.Missing++
+				r.Log.WarnContext(ctx, "CodePipeline does not know the execution; run left as it is", attrs...)
+			case after.Status.Terminal():
+				resp.Settled++
+				r.Log.InfoContext(ctx, "run settled", append(attrs, "newStatus", string(after.Status))...)
+			default:
+				r.Log.InfoContext(ctx, "run still in progress", append(attrs, "newStatus", string(after.Status))...)
+			}
+		}
+	}
+	resp.Reason = fmt.Sprintf("checked %d, settled %d", resp.Checked, resp.Settled)
+	if err := errors.Join(errs...); err != nil {
+		return resp, fmt.Errorf("reconcile %s: %d of %d runs failed: %w", r.PipelineName, len(errs), len(runs), err)
+	}
+	return resp, nil
+}
+
+// reconcile folds CodePipeline's view of run's execution into the record. found is false when
+// CodePipeline does not know the execution.
+func (r *Reconciler) reconcile(ctx context.Context, run pipeline.Run, now time.Time) (after pipeline.Run, found bool, err error) {
+	out, err := r.Pipelines.GetPipelineExecution(ctx, &codepipeline.GetPipelineExecutionInput{
+		PipelineName: aws.String(run.Pipeline), PipelineExecutionId: aws.String(run.ExecutionID)})
+	if notFound(err) {
+		return run, false, nil
+	}
+	if err != nil {
+		return run, true, fmt.Errorf("get execution %s: %w", run.ExecutionID, err)
+	}
+	if out.PipelineExecution == nil {
+		return run, true, fmt.Errorf("get execution %s: the answer holds no execution", run.ExecutionID)
+	}
+	var actions []types.ActionExecutionDetail
+	pages := codepipeline.NewListActionExecutionsPaginator(r.Pipelines, &codepipeline.ListActionExecutionsInput{
+		PipelineName: aws.String(run.Pipeline),
+		Filter:       &types.ActionExecutionFilter{PipelineExecutionId: aws.String(run.ExecutionID)},
+		MaxResults:   aws.Int32(100),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if notFound(err) {
+			return run, false, nil
+		}
+		if err != nil {
+			return run, true, fmt.Errorf("list action executions of %s: %w", run.ExecutionID, err)
+		}
+		actions = append(actions, page.ActionExecutionDetails...)
+	}
+	after = run
+	for _, ev := range ExecutionEvents(run, *out.PipelineExecution, actions, now) {
+		res, err := r.Recorder.Handle(ctx, ev)
+		if err != nil {
+			return after, true, fmt.Errorf("fold %s: %w", ev.ID, err)
+		}
+		after = res.Run
+	}
+	return after, true, nil
+}
+
+// redrivable reports whether run was ended by the reconciler with a status that notifies. Its
+// notification was decided when it ended; deciding it again on later passes (within Lookback)
+// sends it if that pass failed to, since the run, now terminal, is otherwise not looked at
+// again. The claims keep it to one message.
+func redrivable(run pipeline.Run) bool {
+	return strings.HasPrefix(run.EventID, ReconcilerEventPrefix) && run.Status.Decisive()
+}
+
+// redrive feeds the run's deciding pipeline event again, as recorded: a duplicate, which the
+// Recorder folds to nothing but decides anew.
+func (r *Reconciler) redrive(ctx context.Context, run pipeline.Run) error {
+	ev := pipeline.Event{ID: run.EventID, Time: run.At, Level: pipeline.LevelPipeline, Pipeline: run.Pipeline, ExecutionID: run.ExecutionID,
+		State: pipeline.State(run.Status), Attempt: run.Attempt, Version: run.Version, Trigger: run.Trigger}
+	if _, err := r.Recorder.Handle(ctx, ev); err != nil {
+		return fmt.Errorf("redrive %s: %w", ev.ID, err)
+	}
+	return nil
+}
+
+func notFound(err error) bool {
+	var noExec *types.PipelineExecutionNotFoundException
+	var noPipeline *types.PipelineNotFoundException
+	return errors.As(err, &noExec) || errors.As(err, &noPipeline)
+}
+
+// runStart is when a run began, as far as the record knows: its first event or, for a run
+// known only from its push, the push.
+func runStart(run pipeline.Run) time.Time {
+	if !run.StartedAt.IsZero() {
+		return run.StartedAt
+	}
+	return run.Commit.PushedAt
+}
+
+// Mappings from CodePipeline's API statuses to the EventBridge states the fold knows.
+var (
+	actionStates = map[types.ActionExecutionStatus]pipeline.State{
+		types.ActionExecutionStatusInProgress: pipeline.StateStarted,
+		types.ActionExecutionStatusSucceeded:  pipeline.StateSucceeded,
+		types.ActionExecutionStatusFailed:     pipeline.StateFailed,
+		types.ActionExecutionStatusAbandoned:  pipeline.StateAbandoned,
+	}
+	executionStates = map[types.PipelineExecutionStatus]pipeline.State{
+		types.PipelineExecutionStatusInProgress: pipeline.StateStarted,
+		types.PipelineExecutionStatusSucceeded:  pipeline.StateSucceeded,
+		types.PipelineExecutionStatusFailed:     pipeline.StateFailed,
+		types.PipelineExecutionStatusStopped:    pipeline.StateStopped,
+		types.PipelineExecutionStatusStopping:   pipeline.StateStopping,
+		types.PipelineExecutionStatusSuperseded: pipeline.StateSuperseded,
+		types.PipelineExecutionStatusCancelled:  pipeline.StateCanceled,
+	}
+)
+
+// ExecutionEvents turns what CodePipeline reports of an execution into the events that would
+// have told it: one per action (its latest execution), one per stage (derived from its
+// actions), one for the pipeline, in that order, so that a terminal pipeline event, which
+// decides the notifications, finds the failing action already recorded.
+//
+// The API does not give the pipeline-execution-attempt; every event carries the run's current
+// attempt, the highest the record has seen. Event ids are deterministic
+// ("reconciler-<execution>-<element>-<state>-<attempt>") and times come from the action
+// executions, so that a second pass repeats the first one's events exactly, and the fold
+// ignores them as duplicates. ExecutionEvents is pure.
+func ExecutionEvents(run pipeline.Run, exec types.PipelineExecution, actions []types.ActionExecutionDetail, now time.Time) []pipeline.Event {
+	attempt := currentAttempt(run)
+	base := pipeline.Event{Pipeline: run.Pipeline, ExecutionID: run.ExecutionID, Attempt: attempt, Version: int64(aws.ToInt32(exec.PipelineVersion))}
+	id := func(element string, s pipeline.State) string {
+		return ReconcilerEventPrefix + run.ExecutionID + "-" + element + "-" + string(s) + "-" + strconv.Itoa(attempt)
+	}
+
+	latest := latestActions(actions)
+	var events []pipeline.Event
+	stages := map[string][]types.ActionExecutionDetail{}
+	var stageOrder []string
+	for _, a := range latest {
+		state, ok := actionStates[a.Status]
+		if !ok {
+			continue
+		}
+		stage, action := aws.ToString(a.StageName), aws.ToString(a.ActionName)
+		if _, seen := stages[stage]; !seen {
+			stageOrder = append(stageOrder, stage)
+		}
+		stages[stage] = append(stages[stage], a)
+		ev := base
+		ev.ID, ev.Level, ev.Stage, ev.Action, ev.State = id("action-"+stage+"-"+action, state), pipeline.LevelAction, stage, action, state
+		ev.StartTime = aws.ToTime(a.StartTime)
+		ev.Time = ev.StartTime
+		if state != pipeline.StateStarted {
+			ev.Time = cmp.Or(aws.ToTime(a.LastUpdateTime), ev.StartTime)
+		}
+		ev.Time = cmp.Or(ev.Time, latestKnown(run), now)
+		ev.ActionExecutionID = aws.ToString(a.ActionExecutionId)
+		if in := a.Input; in != nil {
+			ev.ActionRegion = aws.ToString(in.Region)
+			if t := in.ActionTypeId; t != nil {
+				ev.ActionType = pipeline.ActionType{Owner: string(t.Owner), Category: string(t.Category), Provider: aws.ToString(t.Provider), Version: aws.ToString(t.Version)}
+			}
+			ev.InputArtifacts = artifacts(in.InputArtifacts)
+		}
+		if out := a.Output; out != nil {
+			ev.OutputArtifacts = artifacts(out.OutputArtifacts)
+			if res := out.ExecutionResult; res != nil {
+				ev.Result = pipeline.ExecutionResult{ExternalID: aws.ToString(res.ExternalExecutionId), Summary: aws.ToString(res.ExternalExecutionSummary),
+					URL: aws.ToString(res.ExternalExecutionUrl)}
+				if d := res.ErrorDetails; d != nil {
+					ev.Result.ErrorCode = aws.ToString(d.Code)
+					// A failure's message is its summary when the action gave none.
+					ev.Result.Summary = cmp.Or(ev.Result.Summary, aws.ToString(d.Message))
+				}
+			}
+		}
+		events = append(events, ev)
+	}
+
+	for _, stage := range stageOrder {
+		state, at, ok := stageState(stage, stages, exec.Status)
+		if !ok {
+			continue
+		}
+		ev := base
+		ev.ID, ev.Level, ev.Stage, ev.State, ev.Time = id("stage-"+stage, state), pipeline.LevelStage, stage, state, cmp.Or(at, latestKnown(run), now)
+		events = append(events, ev)
+	}
+
+	state, ok := executionStates[exec.Status]
+	// An execution in progress is said so only to a record that has never heard it from the
+	// pipeline: a STARTED event would also move the run's place in the list to its time.
+	if !ok || state == pipeline.StateStarted && run.Attempt > 0 {
+		return events
+	}
+	ev := base
+	ev.ID, ev.Level, ev.State = id("pipeline", state), pipeline.LevelPipeline, state
+	if state == pipeline.StateStarted {
+		ev.Time = cmp.Or(runStart(run), earliestStart(latest), now)
+	} else {
+		ev.Time = cmp.Or(latestUpdate(latest), latestKnown(run), now)
+	}
+	if t := exec.Trigger; t != nil {
+		ev.Trigger = pipeline.Trigger{Type: string(t.TriggerType), Detail: aws.ToString(t.TriggerDetail)}
+	}
+	return append(events, ev)
+}
+
+// latestActions keeps, per stage and action, the latest execution (a retried action runs
+// again), ordered by start.
+func latestActions(actions []types.ActionExecutionDetail) []types.ActionExecutionDetail {
+	byAction := map[string]types.ActionExecutionDetail{}
+	later := func(a, b types.ActionExecutionDetail) bool {
+		if c := aws.ToTime(a.StartTime).Compare(aws.ToTime(b.StartTime)); c != 0 {
+			return c > 0
+		}
+		if c := aws.ToTime(a.LastUpdateTime).Compare(aws.ToTime(b.LastUpdateTime)); c != 0 {
+			return c > 0
+		}
+		return aws.ToString(a.ActionExecutionId) > aws.ToString(b.ActionExecutionId)
+	}
+	for _, a := range actions {
+		k := aws.ToString(a.StageName) + "\x00" + aws.ToString(a.ActionName)
+		if have, ok := byAction[k]; !ok || later(a, have) {
+			byAction[k] = a
+		}
+	}
+	out := make([]types.ActionExecutionDetail, 0, len(byAction))
+	for _, a := range byAction {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b types.ActionExecutionDetail) int {
+		if later(a, b) {
+			return 1
+		}
+		if later(b, a) {
+			return -1
+		}
+		return 0
+	})
+	return out
+}
+
+// stageState derives a stage's state from its actions' latest executions:
+//   - an action failed: FAILED, when the last failure happened;
+//   - an action runs: STARTED, when the first began;
+//   - an action was abandoned: as the execution was ended (stopped or cancelled), if it was;
+//   - all succeeded: SUCCEEDED when the execution is over or another stage began after them
+//     (stages run one after the other), else STARTED (more actions may follow).
+func stageState(stage string, stages map[string][]types.ActionExecutionDetail, status types.PipelineExecutionStatus) (pipeline.State, time.Time, bool) {
+	acts := stages[stage]
+	has := func(s types.ActionExecutionStatus) bool {
+		return slices.ContainsFunc(acts, func(a types.ActionExecutionDetail) bool { return a.Status == s })
+	}
+	switch {
+	case has(types.ActionExecutionStatusFailed):
+		var failed []types.ActionExecutionDetail
+		for _, a := range acts {
+			if a.Status == types.ActionExecutionStatusFailed {
+				failed = append(failed, a)
+			}
+		}
+		return pipeline.StateFailed, latestUpdate(failed), true
+	case has(types.ActionExecutionStatusInProgress):
+		return pipeline.StateStarted, earliestStart(acts), true
+	case has(types.ActionExecutionStatusAbandoned):
+		switch status {
+		case types.PipelineExecutionStatusStopping:
+			return pipeline.StateStopping, latestUpdate(acts), true
+		case types.PipelineExecutionStatusStopped:
+			return pipeline.StateStopped, latestUpdate(acts), true
+		case types.PipelineExecutionStatusCancelled, types.PipelineExecutionStatusSuperseded:
+			return pipeline.StateCanceled, latestUpdate(acts), true
+		}
+		return "", time.Time{}, false
+	}
+	done := latestUpdate(acts)
+	over := status != types.PipelineExecutionStatusInProgress && status != types.PipelineExecutionStatusStopping
+	for other, list := range stages {
+		if other != stage && !earliestStart(list).Before(done) {
+			over = true
+		}
+	}
+	if over {
+		return pipeline.StateSucceeded, done, true
+	}
+	return pipeline.StateStarted, earliestStart(acts), true
+}
+
+func artifacts(list []types.ArtifactDetail) []pipeline.Artifact {
+	var out []pipeline.Artifact
+	for _, a := range list {
+		art := pipeline.Artifact{Name: aws.ToString(a.Name)}
+		if loc := a.S3location; loc != nil {
+			art.Bucket, art.Key = aws.ToString(loc.Bucket), aws.ToString(loc.Key)
+		}
+		out = append(out, art)
+	}
+	return out
+}
+
+func latestUpdate(acts []types.ActionExecutionDetail) time.Time {
+	var t time.Time
+	for _, a := range acts {
+		if u := cmp.Or(aws.ToTime(a.LastUpdateTime), aws.ToTime(a.StartTime)); u.After(t) {
+			t = u
+		}
+	}
+	return t
+}
+
+func earliestStart(acts []types.ActionExecutionDetail) time.Time {
+	var t time.Time
+	for _, a := range acts {
+		if s := aws.ToTime(a.StartTime); !s.IsZero() && (t.IsZero() || s.Before(t)) {
+			t = s
+		}
+	}
+	return t
+}
+
+// latestKnown is the latest time the record holds, for an event whose own time CodePipeline
+// does not report: deterministic, unlike the clock.
+func latestKnown(run pipeline.Run) time.Time {
+	t := run.At
+	for _, st := range run.Stages {
+		if st.At.After(t) {
+			t = st.At
+		}
+		for _, a := range st.Actions {
+			if a.At.After(t) {
+				t = a.At
+			}
+		}
+	}
+	return cmp.Or(t, runStart(run))
+}
+
+// currentAttempt is the highest pipeline-execution-attempt the record has seen.
+func currentAttempt(run pipeline.Run) int {
+	n := max(run.Attempt, 1)
+	for _, st := range run.Stages {
+		n = max(n, st.Attempt)
+		for _, a := range st.Actions {
+			n = max(n, a.Attempt)
+		}
+	}
+	return n
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}

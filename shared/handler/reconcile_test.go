@@ -1,0 +1,397 @@
+package handler_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
+	"github.com/aws/aws-sdk-go-v2/service/codepipeline/types"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/awsfake"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/handler"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
+)
+
+// notifier records what was sent, and fails the first fail sends.
+type notifier struct {
+	mu   sync.Mutex
+	sent []pipeline.Notification
+	runs []pipeline.Run
+	fail int
+}
+
+func (n *notifier) Notify(_ context.Context, note pipeline.Notification, run pipeline.Run) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.fail > 0 {
+		n.fail--
+		return errors.New("slack: 503 Service Unavailable")
+	}
+	n.sent, n.runs = append(n.sent, note), append(n.runs, run)
+	return nil
+}
+
+func (n *notifier) Sent() []pipeline.Notification {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]pipeline.Notification(nil), n.sent...)
+}
+
+type reconcileEnv struct {
+	r     *handler.Reconciler
+	cp    *awsfake.CodePipeline
+	store *runstore.Memory
+	note  *notifier
+	clock *clock
+	logs  *syncBuffer
+}
+
+// t1 is when the runs under test started; the reconciler runs an hour later.
+var t1 = time.Date(2026, 11, 20, 10, 15, 5, 0, time.UTC)
+
+func newReconcileEnv(t *testing.T, cpOpts ...func(*codepipeline.Options)) *reconcileEnv {
+	t.Helper()
+	e := &reconcileEnv{cp: awsfake.NewCodePipeline(t, pipelineName), store: runstore.NewMemory(), note: &notifier{},
+		clock: &clock{t: t1.Add(time.Hour)}, logs: &syncBuffer{}}
+	e.r = &handler.Reconciler{
+		Runs:      e.store,
+		Pipelines: e.cp.Client(t, cpOpts...),
+		Recorder: &pipeline.Recorder{Runs: e.store, Outcomes: e.store, Now: e.clock.Now,
+			Dispatch: &pipeline.Direct{Claims: e.store, Notifier: e.note, Now: e.clock.Now}},
+		Log: slog.New(slog.NewJSONHandler(e.logs, nil)),
+		Now: e.clock.Now,
+
+		PipelineName: pipelineName,
+		StaleAfter:   30 * time.Minute,
+	}
+	return e
+}
+
+func (e *reconcileEnv) record(t *testing.T, evs ...pipeline.Event) {
+	t.Helper()
+	for _, ev := range evs {
+		ev.Pipeline = pipelineName
+		if _, _, err := e.store.Record(context.Background(), ev, ev.Time); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (e *reconcileEnv) run(t *testing.T, exec string) pipeline.Run {
+	t.Helper()
+	run, err := e.store.Get(context.Background(), pipeline.Key{Pipeline: pipelineName, ExecutionID: exec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+func (e *reconcileEnv) pass(t *testing.T) handler.ReconcileResponse {
+	t.Helper()
+	resp, err := e.r.Handle(context.Background(), json.RawMessage(`{"source":"aws.scheduler","detail-type":"Scheduled Event","detail":{}}`))
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	return resp
+}
+
+// startedUntilBuild records what the live events told of a run before they stopped coming:
+// started, Source done, the build under way.
+func startedUntilBuild(exec string, at time.Time) []pipeline.Event {
+	ev := func(id string, lvl pipeline.Level, stage, action string, s pipeline.State, d time.Duration) pipeline.Event {
+		return pipeline.Event{ID: exec[:8] + "-" + id, Time: at.Add(d), Level: lvl, ExecutionID: exec, Stage: stage, Action: action, State: s, Attempt: 1}
+	}
+	return []pipeline.Event{
+		ev("p-start", pipeline.LevelPipeline, "", "", pipeline.StateStarted, 0),
+		ev("src-start", pipeline.LevelStage, "Source", "", pipeline.StateStarted, time.Second),
+		ev("src-a-ok", pipeline.LevelAction, "Source", "Source", pipeline.StateSucceeded, 3*time.Second),
+		ev("src-ok", pipeline.LevelStage, "Source", "", pipeline.StateSucceeded, 3*time.Second),
+		ev("bld-start", pipeline.LevelStage, "BuildAndTest", "", pipeline.StateStarted, 45*time.Second),
+		ev("bld-a-start", pipeline.LevelAction, "BuildAndTest", "Build", pipeline.StateStarted, 46*time.Second),
+	}
+}
+
+// failedInBuild is CodePipeline's view of such a run that failed in its build.
+func failedInBuild(at time.Time) []awsfake.ActionExecution {
+	return []awsfake.ActionExecution{
+		{Stage: "Source", Action: "Source", ID: "a-src", Status: types.ActionExecutionStatusSucceeded, StartTime: at.Add(time.Second), LastUpdateTime: at.Add(3 * time.Second),
+			Category: "Source", Owner: "AWS", Provider: "CodeCommit", Version: "1", ExternalID: mainCommit, Summary: "Retry with backoff"},
+		{Stage: "CreateUpdatePipeline", Action: "Deploy", ID: "a-cup", Status: types.ActionExecutionStatusSucceeded, StartTime: at.Add(4 * time.Second), LastUpdateTime: at.Add(44 * time.Second),
+			Category: "Invoke", Owner: "AWS", Provider: "Lambda", Version: "1"},
+		{Stage: "BuildAndTest", Action: "Build", ID: "a-bld", Status: types.ActionExecutionStatusFailed, StartTime: at.Add(46 * time.Second), LastUpdateTime: at.Add(4 * time.Minute),
+			Category: "Build", Owner: "AWS", Provider: "CodeBuild", Version: "1", ExternalID: "my-lambda-build:0f1e",
+			Summary: "Build terminated with state: FAILED", URL: "https://console.aws.amazon.com/codesuite/codebuild/projects/my-lambda-build/build/0f1e",
+			ErrorCode: "JobFailed", ErrorMessage: "Build terminated with state: FAILED",
+			OutputArtifacts: []awsfake.Artifact{{Name: "BuildOutput", Bucket: "my-artifacts", Key: "my-lambda-pipeline/BuildOutpu/Xyz.zip"}}},
+	}
+}
+
+const (
+	execLost   = "0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f"
+	execActive = "1c2d3e4f-5061-4728-9930-4b5c6d7e8f90"
+)
+
+func TestReconcilerEndsARunWhoseFailureWasLost(t *testing.T) {
+	e := newReconcileEnv(t)
+	e.record(t, startedUntilBuild(execLost, t1)...)
+	e.cp.SetExecution(awsfake.Execution{Pipeline: pipelineName, ID: execLost, Status: types.PipelineExecutionStatusFailed, Version: 2})
+	e.cp.SetActionExecutions(execLost, failedInBuild(t1)...)
+
+	resp := e.pass(t)
+	if resp.Checked != 1 || resp.Settled != 1 {
+		t.Errorf("first pass = %+v, want 1 checked, 1 settled", resp)
+	}
+	run := e.run(t, execLost)
+	if run.Status != pipeline.StatusFailed || !run.EndedAt.Equal(t1.Add(4*time.Minute)) {
+		t.Errorf("run = %s ended %v, want FAILED at the build's last update", run.Status, run.EndedAt)
+	}
+	f := run.Failure()
+	if f.Stage != "BuildAndTest" || f.Action != "Build" || f.Result.ErrorCode != "JobFailed" ||
+		f.Result.Summary != "Build terminated with state: FAILED" || f.Type.Provider != "CodeBuild" {
+		t.Errorf("failure = %+v", f)
+	}
+	if art, ok := run.Artifact(pipeline.ArtifactBuildOutput); !ok || art.Bucket != "my-artifacts" {
+		t.Errorf("BuildOutput = %+v, %v", art, ok)
+	}
+	if st := run.Stages["CreateUpdatePipeline"]; st.Status != pipeline.StatusSucceeded {
+		t.Errorf("stage CreateUpdatePipeline, whose events were all lost = %+v, want SUCCEEDED", st)
+	}
+	if st := run.Stages["BuildAndTest"]; st.Status != pipeline.StatusFailed {
+		t.Errorf("stage BuildAndTest = %s, want FAILED", st.Status)
+	}
+	sent := e.note.Sent()
+	if len(sent) != 1 || sent[0].Type != pipeline.NotifyFailed || sent[0].ExecutionID != execLost {
+		t.Fatalf("sent = %+v, want one failed notification for %s", sent, execLost)
+	}
+	if got := e.note.runs[0].Failure(); got.Action != "Build" {
+		t.Errorf("the notification's run does not know where it failed: %+v", got)
+	}
+
+	// A second pass (and a third, later) sends nothing more and asks CodePipeline nothing.
+	calls := e.cp.Calls(awsfake.OpGetPipelineExecution)
+	for _, at := range []time.Time{t1.Add(70 * time.Minute), t1.Add(5 * time.Hour)} {
+		e.clock.Set(at)
+		resp := e.pass(t)
+		if resp.Checked != 0 || resp.Settled != 0 {
+			t.Errorf("later pass = %+v, want nothing checked", resp)
+		}
+	}
+	if n := len(e.note.Sent()); n != 1 {
+		t.Errorf("%d notifications after three passes, want 1", n)
+	}
+	if n := e.cp.Calls(awsfake.OpGetPipelineExecution); n != calls {
+		t.Errorf("later passes asked CodePipeline %d more times", n-calls)
+	}
+}
+
+func TestReconcilerLeavesARunningRunRunning(t *testing.T) {
+	e := newReconcileEnv(t)
+	e.record(t, startedUntilBuild(execActive, t1)...)
+	e.cp.SetExecution(awsfake.Execution{Pipeline: pipelineName, ID: execActive})
+	actions := failedInBuild(t1)
+	actions[2].Status, actions[2].LastUpdateTime = types.ActionExecutionStatusInProgress, time.Time{}
+	e.cp.SetActionExecutions(execActive, actions...)
+
+	resp := e.pass(t)
+	if resp.Checked != 1 || resp.Settled != 0 {
+		t.Errorf("pass = %+v, want 1 checked, 0 settled", resp)
+	}
+	run := e.run(t, execActive)
+	if run.Status != pipeline.StatusInProgress || run.Stages["BuildAndTest"].Status != pipeline.StatusInProgress {
+		t.Errorf("run = %s, build stage %s; want both in progress", run.Status, run.Stages["BuildAndTest"].Status)
+	}
+	if st := run.Stages["CreateUpdatePipeline"]; st.Status != pipeline.StatusSucceeded {
+		t.Errorf("a stage followed by another = %s, want SUCCEEDED", st.Status)
+	}
+	if len(e.note.Sent()) != 0 {
+		t.Errorf("sent %+v for a running run", e.note.Sent())
+	}
+	// Still running at the next pass: checked again, still nothing sent.
+	e.clock.Set(e.clock.Now().Add(10 * time.Minute))
+	if resp := e.pass(t); resp.Checked != 1 || resp.Settled != 0 || len(e.note.Sent()) != 0 {
+		t.Errorf("second pass = %+v, sent %v", resp, e.note.Sent())
+	}
+}
+
+func TestReconcilerLeavesFreshAndEndedRunsAlone(t *testing.T) {
+	e := newReconcileEnv(t)
+	fresh := "2d3e4f50-6172-4839-8a41-5c6d7e8f9a01"
+	ended := "3e4f5061-7283-494a-9b52-6d7e8f9a0b12"
+	e.record(t, startedUntilBuild(fresh, e.clock.Now().Add(-10*time.Minute))...)
+	e.record(t, pipeline.Event{ID: "ended-start", Time: t1, Level: pipeline.LevelPipeline, ExecutionID: ended, State: pipeline.StateStarted},
+		pipeline.Event{ID: "ended-ok", Time: t1.Add(5 * time.Minute), Level: pipeline.LevelPipeline, ExecutionID: ended, State: pipeline.StateSucceeded})
+	// Too old for the lookback.
+	e.r.Lookback = 3 * time.Hour
+	e.record(t, startedUntilBuild("4f506172-8394-4a5b-8c63-7e8f9a0b1c23", t1.Add(-4*time.Hour))...)
+
+	if resp := e.pass(t); resp.Checked != 0 {
+		t.Errorf("pass = %+v, want nothing checked", resp)
+	}
+	if n := e.cp.Calls(awsfake.OpGetPipelineExecution); n != 0 {
+		t.Errorf("GetPipelineExecution calls = %d, want 0", n)
+	}
+}
+
+// A run whose events were all lost but whose push was recorded is found and settled too.
+func TestReconcilerSettlesARunKnownOnlyFromItsPush(t *testing.T) {
+	e := newReconcileEnv(t)
+	if err := e.store.RecordPush(context.Background(), pipeline.Key{Pipeline: pipelineName, ExecutionID: execLost},
+		pipeline.Commit{ID: mainCommit, Author: "Ana Lima <ana@example.com>", PushedAt: t1}, t1); err != nil {
+		t.Fatal(err)
+	}
+	e.cp.SetExecution(awsfake.Execution{Pipeline: pipelineName, ID: execLost, Status: types.PipelineExecutionStatusFailed})
+	e.cp.SetActionExecutions(execLost, failedInBuild(t1)...)
+
+	if resp := e.pass(t); resp.Settled != 1 {
+		t.Fatalf("pass = %+v, want 1 settled", resp)
+	}
+	run := e.run(t, execLost)
+	if run.Status != pipeline.StatusFailed || run.Commit.Author != "Ana Lima <ana@example.com>" || run.Failure().Action != "Build" {
+		t.Errorf("run = %s, commit %+v, failure %+v", run.Status, run.Commit, run.Failure())
+	}
+	if n := len(e.note.Sent()); n != 1 {
+		t.Errorf("%d notifications, want 1", n)
+	}
+}
+
+// One run's trouble does not hold the others back; the pass reports it so that it is retried.
+func TestReconcilerKeepsGoingPastAFailedRun(t *testing.T) {
+	e := newReconcileEnv(t, func(o *codepipeline.Options) { o.RetryMaxAttempts = 1 })
+	missing := "5061728a-94a5-4b6c-9d74-8f9a0b1c2d34"
+	e.record(t, startedUntilBuild(execLost, t1)...)
+	e.record(t, startedUntilBuild(execActive, t1.Add(time.Minute))...) // newer: listed first
+	e.record(t, startedUntilBuild(missing, t1.Add(-time.Minute))...)
+	e.cp.SetExecution(awsfake.Execution{Pipeline: pipelineName, ID: execLost, Status: types.PipelineExecutionStatusFailed})
+	e.cp.SetActionExecutions(execLost, failedInBuild(t1)...)
+	e.cp.SetExecution(awsfake.Execution{Pipeline: pipelineName, ID: execActive, Status: types.PipelineExecutionStatusSucceeded})
+	e.cp.FailNext(awsfake.OpGetPipelineExecution, awsfake.Throttling, 1) // the first run asked about: execActive
+
+	resp, err := e.r.Handle(context.Background(), json.RawMessage(`{}`))
+	if err == nil {
+		t.Fatal("Handle = nil error; want the throttled run reported")
+	}
+	if resp.Checked != 3 || resp.Settled != 1 || resp.Missing != 1 {
+		t.Errorf("pass = %+v, want 3 checked, 1 settled (the failed run), 1 missing", resp)
+	}
+	if s := e.run(t, execLost).Status; s != pipeline.StatusFailed {
+		t.Errorf("run after the throttled one = %s, want FAILED", s)
+	}
+	if s := e.run(t, missing).Status; s != pipeline.StatusInProgress {
+		t.Errorf("run CodePipeline does not know = %s, want left IN_PROGRESS", s)
+	}
+
+	// The next pass settles the throttled run.
+	e.clock.Set(e.clock.Now().Add(10 * time.Minute))
+	if resp := e.pass(t); resp.Settled != 1 || e.run(t, execActive).Status != pipeline.StatusSucceeded {
+		t.Errorf("next pass = %+v, run %s", resp, e.run(t, execActive).Status)
+	}
+}
+
+// When the failure notification cannot be sent in the pass that ends the run, a later pass
+// sends it: the run, now FAILED, would otherwise never be looked at again.
+func TestReconcilerSendsTheNotificationAPassFailedToSend(t *testing.T) {
+	e := newReconcileEnv(t)
+	e.note.fail = 1
+	e.record(t, startedUntilBuild(execLost, t1)...)
+	e.cp.SetExecution(awsfake.Execution{Pipeline: pipelineName, ID: execLost, Status: types.PipelineExecutionStatusFailed})
+	e.cp.SetActionExecutions(execLost, failedInBuild(t1)...)
+
+	if _, err := e.r.Handle(context.Background(), json.RawMessage(`{}`)); err == nil {
+		t.Fatal("Handle = nil error; want the failed send reported")
+	}
+	if s := e.run(t, execLost).Status; s != pipeline.StatusFailed {
+		t.Fatalf("run = %s, want FAILED", s)
+	}
+	for range 2 {
+		e.clock.Set(e.clock.Now().Add(10 * time.Minute))
+		if resp := e.pass(t); resp.Redriven != 1 {
+			t.Errorf("pass = %+v, want the settled run redriven", resp)
+		}
+	}
+	if sent := e.note.Sent(); len(sent) != 1 || sent[0].Type != pipeline.NotifyFailed {
+		t.Errorf("sent = %+v, want the failure once", sent)
+	}
+}
+
+// Every page of action executions is read: the failing action is on the second.
+func TestReconcilerReadsEveryPageOfActions(t *testing.T) {
+	e := newReconcileEnv(t)
+	e.record(t, startedUntilBuild(execLost, t1)...)
+	e.cp.SetExecution(awsfake.Execution{Pipeline: pipelineName, ID: execLost, Status: types.PipelineExecutionStatusFailed})
+	var actions []awsfake.ActionExecution
+	for i := range 120 {
+		actions = append(actions, awsfake.ActionExecution{Stage: "Checks", Action: fmt.Sprintf("check-%03d", i), ID: fmt.Sprintf("c-%03d", i),
+			Status: types.ActionExecutionStatusSucceeded, StartTime: t1.Add(time.Minute), LastUpdateTime: t1.Add(2 * time.Minute)})
+	}
+	actions[110].Status, actions[110].ErrorCode = types.ActionExecutionStatusFailed, "JobFailed"
+	e.cp.SetActionExecutions(execLost, actions...)
+
+	if resp := e.pass(t); resp.Settled != 1 {
+		t.Fatalf("pass = %+v", resp)
+	}
+	if n := e.cp.Calls(awsfake.OpListActionExecutions); n != 2 {
+		t.Errorf("ListActionExecutions calls = %d, want 2 pages", n)
+	}
+	run := e.run(t, execLost)
+	if f := run.Failure(); f.Stage != "Checks" || f.Action != "check-110" || f.Result.ErrorCode != "JobFailed" {
+		t.Errorf("failure = %+v", f)
+	}
+	if n := len(run.Stages["Checks"].Actions); n != 120 {
+		t.Errorf("%d actions recorded, want 120", n)
+	}
+}
+
+func TestExecutionEventsAreDeterministic(t *testing.T) {
+	run := pipeline.Run{Pipeline: pipelineName, ExecutionID: execLost, StartedAt: t1}
+	run.Progress = pipeline.Progress{Status: pipeline.StatusInProgress, Attempt: 2, At: t1, EventID: "x"}
+	exec := types.PipelineExecution{Status: types.PipelineExecutionStatusStopped}
+	var details []types.ActionExecutionDetail
+	for _, a := range failedInBuild(t1) {
+		details = append(details, detailOf(a))
+	}
+	details[2].Status = types.ActionExecutionStatusAbandoned
+	a := handler.ExecutionEvents(run, exec, details, t1.Add(time.Hour))
+	b := handler.ExecutionEvents(run, exec, details, t1.Add(2*time.Hour))
+	if len(a) != len(b) || len(a) == 0 {
+		t.Fatalf("%d then %d events", len(a), len(b))
+	}
+	wantLast := pipeline.Event{ID: "reconciler-" + execLost + "-pipeline-STOPPED-2", Level: pipeline.LevelPipeline, State: pipeline.StateStopped, Attempt: 2}
+	last := a[len(a)-1]
+	if last.ID != wantLast.ID || last.State != wantLast.State || last.Attempt != 2 || !last.Time.Equal(t1.Add(4*time.Minute)) {
+		t.Errorf("pipeline event = %+v, want %+v at the last action update", last, wantLast)
+	}
+	for i := range a {
+		if a[i].ID != b[i].ID || !a[i].Time.Equal(b[i].Time) {
+			t.Errorf("event %d differs with the clock: %s@%v vs %s@%v", i, a[i].ID, a[i].Time, b[i].ID, b[i].Time)
+		}
+		if a[i].Attempt != 2 {
+			t.Errorf("event %s has attempt %d, want the run's 2", a[i].ID, a[i].Attempt)
+		}
+		if a[i].Level == pipeline.LevelStage && a[i].Stage == "BuildAndTest" && a[i].State != pipeline.StateStopped {
+			t.Errorf("stage with an abandoned action in a stopped execution = %s, want STOPPED", a[i].State)
+		}
+	}
+}
+
+// detailOf is an awsfake action execution as the SDK would decode it, for pure tests.
+func detailOf(a awsfake.ActionExecution) types.ActionExecutionDetail {
+	s := func(v string) *string { return &v }
+	tm := func(v time.Time) *time.Time { return &v }
+	d := types.ActionExecutionDetail{StageName: s(a.Stage), ActionName: s(a.Action), ActionExecutionId: s(a.ID), Status: a.Status,
+		StartTime: tm(a.StartTime), LastUpdateTime: tm(a.LastUpdateTime),
+		Input: &types.ActionExecutionInput{ActionTypeId: &types.ActionTypeId{Category: types.ActionCategory(a.Category), Owner: types.ActionOwner(a.Owner),
+			Provider: s(a.Provider), Version: s(a.Version)}}}
+	d.Output = &types.ActionExecutionOutput{ExecutionResult: &types.ActionExecutionResult{ExternalExecutionId: s(a.ExternalID),
+		ExternalExecutionSummary: s(a.Summary), ExternalExecutionUrl: s(a.URL)}}
+	if a.ErrorCode != "" {
+		d.Output.ExecutionResult.ErrorDetails = &types.ErrorDetails{Code: s(a.ErrorCode), Message: s(a.ErrorMessage)}
+	}
+	return d
+}

@@ -1,0 +1,393 @@
+package runstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+	"weak"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+)
+
+// Push claims make on-push start one pipeline run per commit, however often and however
+// concurrently EventBridge delivers its push events.
+//
+// One item per pushed commit (an event id names exactly one commit, so the commit key covers
+// idempotency per event id as well, and also makes a second event for the same commit, such as
+// the branch deleted and created again, start nothing):
+//
+//	push claim   pk PUSH#<repository>#<commit>   sk PUSH
+//	push skipped pk PUSH#<repository>#<commit>   sk SKIP#<event id>   (pushes that started nothing)
+//
+// A claim moves PENDING (with a lease) → STARTED (with the execution id), or PENDING →
+// SKIPPED ([skip ci]). A PENDING claim whose lease ran out (its holder crashed between
+// claiming and starting) is taken again by the next delivery; the clientRequestToken is fixed
+// by the first claim, so that a holder that did start before crashing and its successor start
+// the same execution. Items carry expiresAt for the table's TTL.
+
+// Push claim states.
+const (
+	PushPending = "PENDING"
+	PushStarted = "STARTED"
+	PushSkipped = "SKIPPED"
+)
+
+// PushClaim is where the start of one pushed commit stands.
+type PushClaim struct {
+	State string // PushPending, PushStarted or PushSkipped; "" when the commit was never claimed
+	// Held is true when this caller holds the claim: it must start (or skip) the run, then
+	// call MarkPushStarted (or MarkPushSkipped), or ReleasePush when it cannot.
+	Held        bool
+	EventID     string // the event that first claimed the commit
+	Token       string // the clientRequestToken of the commit's run, fixed by the first claim
+	ExecutionID string // the run started for the commit (PushStarted)
+	Reason      string // why the commit runs nothing (PushSkipped)
+	Attempts    int    // how often the claim was taken
+	LeaseUntil  time.Time
+}
+
+// PushSkip is a push that started nothing: another repository or branch, a tag, a deleted
+// branch, or an event kind that does not run the pipeline.
+type PushSkip struct {
+	EventID    string    `dynamodbav:"eventId"`
+	Repository string    `dynamodbav:"repositoryName"`
+	Kind       string    `dynamodbav:"kind"`
+	RefType    string    `dynamodbav:"refType"`
+	RefName    string    `dynamodbav:"refName"`
+	CommitID   string    `dynamodbav:"commitId"`
+	Reason     string    `dynamodbav:"skipReason"`
+	At         time.Time `dynamodbav:"at"`
+}
+
+func pushPK(repository, commitID string) string {
+	if commitID == "" {
+		commitID = "-" // a deleted reference or a comment event: no commit
+	}
+	return "PUSH#" + repository + "#" + commitID
+}
+
+// pushCommit is the commit a push is about: the new one, or the old one of a deletion.
+func pushCommit(p pipeline.Push) string {
+	if p.CommitID != "" {
+		return p.CommitID
+	}
+	return p.OldCommitID
+}
+
+func pushClaimKey(repository, commitID string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		attrPK: &types.AttributeValueMemberS{Value: pushPK(repository, commitID)},
+		attrSK: &types.AttributeValueMemberS{Value: "PUSH"},
+	}
+}
+
+// pushClaimRecord is the stored claim.
+type pushClaimRecord struct {
+	State       string `dynamodbav:"state"`
+	LeaseUntil  int64  `dynamodbav:"leaseUntil"` // epoch milliseconds
+	EventID     string `dynamodbav:"eventId"`
+	Token       string `dynamodbav:"requestToken"`
+	ExecutionID string `dynamodbav:"executionId"`
+	Reason      string `dynamodbav:"skipReason"`
+	Attempts    int    `dynamodbav:"attempts"`
+}
+
+func decodePushClaim(item map[string]types.AttributeValue) (PushClaim, error) {
+	if len(item) == 0 {
+		return PushClaim{}, nil
+	}
+	var r pushClaimRecord
+	if err := attributevalue.UnmarshalMap(item, &r); err != nil {
+		return PushClaim{}, fmt.Errorf("decode push claim: %w", err)
+	}
+	c := PushClaim{State: r.State, EventID: r.EventID, Token: r.Token, ExecutionID: r.ExecutionID, Reason: r.Reason, Attempts: r.Attempts}
+	if r.LeaseUntil > 0 {
+		c.LeaseUntil = time.UnixMilli(r.LeaseUntil).UTC()
+	}
+	return c, nil
+}
+
+// ClaimPush takes the start of p's commit for lease, with one conditional UpdateItem: it
+// succeeds when the commit was never claimed, or is PENDING with a lease that ran out. token
+// is the clientRequestToken this caller would use; the returned claim carries the one to use
+// (the first claimant's). When the claim is not taken, the returned claim says why: STARTED
+// (with the execution id), SKIPPED (with the reason), or PENDING under another caller's lease.
+func (d *Dynamo) ClaimPush(ctx context.Context, p pipeline.Push, token string, now time.Time, lease time.Duration) (PushClaim, error) {
+	out, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(d.table),
+		Key:       pushClaimKey(p.Repository, p.CommitID),
+		UpdateExpression: aws.String("SET #st = :pending, leaseUntil = :until, eventId = if_not_exists(eventId, :ev), " +
+			"requestToken = if_not_exists(requestToken, :tok), repositoryName = :repo, commitId = :c, refName = :ref, " +
+			"claimedAt = :at, expiresAt = :exp ADD attempts :one"),
+		ConditionExpression:      aws.String("attribute_not_exists(pk) OR (#st = :pending AND leaseUntil < :now)"),
+		ExpressionAttributeNames: map[string]string{"#st": "state"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pending": &types.AttributeValueMemberS{Value: PushPending},
+			":until":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(lease).UnixMilli(), 10)},
+			":now":     &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
+			":ev":      &types.AttributeValueMemberS{Value: p.ID},
+			":tok":     &types.AttributeValueMemberS{Value: token},
+			":repo":    &types.AttributeValueMemberS{Value: p.Repository},
+			":c":       &types.AttributeValueMemberS{Value: p.CommitID},
+			":ref":     &types.AttributeValueMemberS{Value: p.RefName},
+			":at":      &types.AttributeValueMemberS{Value: now.UTC().Format(timeLayout)},
+			":exp":     &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.retention).Unix(), 10)},
+			":one":     &types.AttributeValueMemberN{Value: "1"},
+		},
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	d.writes.Add(1)
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		if len(ccf.Item) > 0 {
+			return decodePushClaim(ccf.Item)
+		}
+		// dynalite ignores ReturnValuesOnConditionCheckFailure; DynamoDB returns the item
+		// and never gets here.
+		got, err := d.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: pushClaimKey(p.Repository, p.CommitID), ConsistentRead: aws.Bool(true)})
+		d.reads.Add(1)
+		if err != nil {
+			return PushClaim{}, fmt.Errorf("read push claim of %s: %w", p.CommitID, err)
+		}
+		return decodePushClaim(got.Item)
+	}
+	if err != nil {
+		return PushClaim{}, fmt.Errorf("claim push of %s: %w", p.CommitID, err)
+	}
+	c, err := decodePushClaim(out.Attributes)
+	c.Held = err == nil
+	return c, err
+}
+
+// MarkPushStarted records that the commit's run started as executionID.
+func (d *Dynamo) MarkPushStarted(ctx context.Context, p pipeline.Push, executionID string, now time.Time) error {
+	return d.settlePush(ctx, p, "SET #st = :st, executionId = :ex, startedAt = :at REMOVE leaseUntil",
+		map[string]types.AttributeValue{
+			":st": &types.AttributeValueMemberS{Value: PushStarted},
+			":ex": &types.AttributeValueMemberS{Value: executionID},
+			":at": &types.AttributeValueMemberS{Value: now.UTC().Format(timeLayout)},
+		})
+}
+
+// MarkPushSkipped records that the commit runs nothing, and why.
+func (d *Dynamo) MarkPushSkipped(ctx context.Context, p pipeline.Push, reason string, now time.Time) error {
+	return d.settlePush(ctx, p, "SET #st = :st, skipReason = :r, skippedAt = :at REMOVE leaseUntil",
+		map[string]types.AttributeValue{
+			":st": &types.AttributeValueMemberS{Value: PushSkipped},
+			":r":  &types.AttributeValueMemberS{Value: reason},
+			":at": &types.AttributeValueMemberS{Value: now.UTC().Format(timeLayout)},
+		})
+}
+
+func (d *Dynamo) settlePush(ctx context.Context, p pipeline.Push, update string, values map[string]types.AttributeValue) error {
+	_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(d.table),
+		Key:                       pushClaimKey(p.Repository, p.CommitID),
+		UpdateExpression:          aws.String(update),
+		ExpressionAttributeNames:  map[string]string{"#st": "state"},
+		ExpressionAttributeValues: values,
+	})
+	d.writes.Add(1)
+	if err != nil {
+		return fmt.Errorf("settle push claim of %s: %w", p.CommitID, err)
+	}
+	return nil
+}
+
+// ReleasePush ends the lease of a PENDING claim, so that the retry of a failed start takes it
+// at once. A claim that is no longer PENDING is left alone.
+func (d *Dynamo) ReleasePush(ctx context.Context, p pipeline.Push) error {
+	_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(d.table),
+		Key:                       pushClaimKey(p.Repository, p.CommitID),
+		UpdateExpression:          aws.String("SET leaseUntil = :zero"),
+		ConditionExpression:       aws.String("#st = :pending"),
+		ExpressionAttributeNames:  map[string]string{"#st": "state"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": &types.AttributeValueMemberN{Value: "0"}, ":pending": &types.AttributeValueMemberS{Value: PushPending}},
+	})
+	d.writes.Add(1)
+	var ccf *types.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &ccf) {
+		return fmt.Errorf("release push claim of %s: %w", p.CommitID, err)
+	}
+	return nil
+}
+
+// RecordSkip records a push that starts nothing (one PutItem; recording it again is harmless).
+func (d *Dynamo) RecordSkip(ctx context.Context, p pipeline.Push, reason string, now time.Time) error {
+	item, err := attributevalue.MarshalMap(pushSkipOf(p, reason, now))
+	if err != nil {
+		return fmt.Errorf("marshal skipped push: %w", err)
+	}
+	item[attrPK] = &types.AttributeValueMemberS{Value: pushPK(p.Repository, pushCommit(p))}
+	item[attrSK] = &types.AttributeValueMemberS{Value: "SKIP#" + p.ID}
+	item[attrExpires] = &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.retention).Unix(), 10)}
+	_, err = d.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item})
+	d.writes.Add(1)
+	if err != nil {
+		return fmt.Errorf("record skipped push %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+func pushSkipOf(p pipeline.Push, reason string, now time.Time) PushSkip {
+	return PushSkip{EventID: p.ID, Repository: p.Repository, Kind: p.Kind, RefType: p.RefType, RefName: p.RefName,
+		CommitID: pushCommit(p), Reason: reason, At: now.UTC()}
+}
+
+// GetPush returns what is known of a pushed commit: its claim (State "" when it was never
+// claimed) and the pushes of it that started nothing, oldest first. One Query.
+func (d *Dynamo) GetPush(ctx context.Context, repository, commitID string) (PushClaim, []PushSkip, error) {
+	var claim PushClaim
+	var skips []PushSkip
+	p := dynamodb.NewQueryPaginator(d.db, &dynamodb.QueryInput{
+		TableName:                 aws.String(d.table),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: pushPK(repository, commitID)}},
+		ConsistentRead:            aws.Bool(true),
+	})
+	now := time.Now()
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		d.reads.Add(1)
+		if err != nil {
+			return PushClaim{}, nil, fmt.Errorf("query push of %s: %w", commitID, err)
+		}
+		for _, it := range out.Items {
+			if ttlExpired(it, now) {
+				continue
+			}
+			if str(it, attrSK) == "PUSH" {
+				if claim, err = decodePushClaim(it); err != nil {
+					return PushClaim{}, nil, err
+				}
+				continue
+			}
+			var s PushSkip
+			if err := attributevalue.UnmarshalMap(it, &s); err != nil {
+				return PushClaim{}, nil, fmt.Errorf("decode skipped push: %w", err)
+			}
+			skips = append(skips, s)
+		}
+	}
+	slices.SortStableFunc(skips, func(a, b PushSkip) int { return a.At.Compare(b.At) })
+	return claim, skips, nil
+}
+
+// ---- Memory ----
+
+// memPushes is Memory's push state. It lives beside Memory rather than in it because
+// memory.go is not this feature's file; the weak key and cleanup drop a table with its store.
+// Every access holds the store's own mutex.
+type memPushes struct {
+	claims map[string]PushClaim // by pushPK
+	skips  map[string][]PushSkip
+}
+
+var memPushTables sync.Map // weak.Pointer[Memory] → *memPushes
+
+func (m *Memory) pushes() *memPushes {
+	key := weak.Make(m)
+	if t, ok := memPushTables.Load(key); ok {
+		return t.(*memPushes)
+	}
+	t, loaded := memPushTables.LoadOrStore(key, &memPushes{claims: map[string]PushClaim{}, skips: map[string][]PushSkip{}})
+	if !loaded {
+		runtime.AddCleanup(m, func(k weak.Pointer[Memory]) { memPushTables.Delete(k) }, key)
+	}
+	return t.(*memPushes)
+}
+
+// ClaimPush takes the start of p's commit (see Dynamo.ClaimPush).
+func (m *Memory) ClaimPush(_ context.Context, p pipeline.Push, token string, now time.Time, lease time.Duration) (PushClaim, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.pushes()
+	k := pushPK(p.Repository, p.CommitID)
+	c, ok := t.claims[k]
+	if ok && (c.State != PushPending || !c.LeaseUntil.Before(now)) {
+		c.Held = false
+		return c, nil
+	}
+	if !ok {
+		c = PushClaim{EventID: p.ID, Token: token}
+	}
+	c.State, c.LeaseUntil = PushPending, now.Add(lease).UTC().Truncate(time.Millisecond)
+	c.Attempts++
+	t.claims[k] = c
+	c.Held = true
+	return c, nil
+}
+
+// MarkPushStarted records the commit's execution.
+func (m *Memory) MarkPushStarted(_ context.Context, p pipeline.Push, executionID string, _ time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.pushes()
+	k := pushPK(p.Repository, p.CommitID)
+	c := t.claims[k]
+	c.State, c.ExecutionID, c.LeaseUntil = PushStarted, executionID, time.Time{}
+	t.claims[k] = c
+	return nil
+}
+
+// MarkPushSkipped records that the commit runs nothing.
+func (m *Memory) MarkPushSkipped(_ context.Context, p pipeline.Push, reason string, _ time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.pushes()
+	k := pushPK(p.Repository, p.CommitID)
+	c := t.claims[k]
+	c.State, c.Reason, c.LeaseUntil = PushSkipped, reason, time.Time{}
+	t.claims[k] = c
+	return nil
+}
+
+// ReleasePush ends a PENDING claim's lease.
+func (m *Memory) ReleasePush(_ context.Context, p pipeline.Push) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.pushes()
+	k := pushPK(p.Repository, p.CommitID)
+	if c, ok := t.claims[k]; ok && c.State == PushPending {
+		c.LeaseUntil = time.UnixMilli(0).UTC()
+		t.claims[k] = c
+	}
+	return nil
+}
+
+// RecordSkip records a push that starts nothing.
+func (m *Memory) RecordSkip(_ context.Context, p pipeline.Push, reason string, now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.pushes()
+	k := pushPK(p.Repository, pushCommit(p))
+	s := pushSkipOf(p, reason, now)
+	list := slices.DeleteFunc(t.skips[k], func(x PushSkip) bool { return x.EventID == p.ID })
+	t.skips[k] = append(list, s)
+	return nil
+}
+
+// GetPush returns a pushed commit's claim and skipped pushes.
+func (m *Memory) GetPush(_ context.Context, repository, commitID string) (PushClaim, []PushSkip, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.pushes()
+	k := pushPK(repository, commitID)
+	skips := slices.Clone(t.skips[k])
+	slices.SortStableFunc(skips, func(a, b PushSkip) int { return a.At.Compare(b.At) })
+	c := t.claims[k]
+	c.Held = false
+	return c, skips, nil
+}

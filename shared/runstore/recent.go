@@ -1,0 +1,80 @@
+package runstore
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+)
+
+// ListSince returns the pipeline's runs that started at or after since, newest first: one
+// Query of the byPipeline index (gsi1sk >= since), read page by page. A run is placed by its
+// start (the pipeline's STARTED event, else its first event, else the push that started it),
+// so a run whose events were all lost but whose push was recorded is listed too.
+func (d *Dynamo) ListSince(ctx context.Context, pipelineName string, since time.Time) ([]pipeline.Run, error) {
+	p := dynamodb.NewQueryPaginator(d.db, &dynamodb.QueryInput{
+		TableName:              aws.String(d.table),
+		IndexName:              aws.String(IndexByPipeline),
+		KeyConditionExpression: aws.String("gsi1pk = :p AND gsi1sk >= :since"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":p":     &types.AttributeValueMemberS{Value: "PIPELINE#" + pipelineName},
+			":since": &types.AttributeValueMemberS{Value: since.UTC().Format(timeLayout)},
+		},
+		ScanIndexForward: aws.Bool(false),
+	})
+	now := time.Now()
+	var runs []pipeline.Run
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		d.reads.Add(1)
+		if err != nil {
+			return nil, fmt.Errorf("query runs of %s since %s: %w", pipelineName, since.UTC().Format(time.RFC3339), err)
+		}
+		for _, it := range out.Items {
+			if ttlExpired(it, now) {
+				continue
+			}
+			run, err := foldItem(pipeline.Key{Pipeline: str(it, "pipeline"), ExecutionID: str(it, "executionId")}, it, now)
+			if err != nil {
+				return nil, err
+			}
+			runs = append(runs, run)
+		}
+	}
+	return runs, nil
+}
+
+// ListSince returns the pipeline's runs that started at or after since, newest first.
+func (m *Memory) ListSince(_ context.Context, pipelineName string, since time.Time) ([]pipeline.Run, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var runs []pipeline.Run
+	for k, r := range m.runs {
+		if k.Pipeline == pipelineName && !placedAt(r).Before(since) {
+			runs = append(runs, r)
+		}
+	}
+	sort.Slice(runs, func(i, j int) bool {
+		a, b := placedAt(runs[i]), placedAt(runs[j])
+		if !a.Equal(b) {
+			return a.After(b)
+		}
+		return runs[i].ExecutionID > runs[j].ExecutionID
+	})
+	return runs, nil
+}
+
+// placedAt is when a run sorts in its pipeline's list, as the index's gsi1sk places it: its
+// start or, for a run known only from its push, the push.
+func placedAt(r pipeline.Run) time.Time {
+	if !r.StartedAt.IsZero() {
+		return r.StartedAt
+	}
+	return r.Commit.PushedAt
+}
