@@ -18,6 +18,7 @@ type Memory struct {
 	runs     map[pipeline.Key]pipeline.Run
 	outcomes map[string][]pipeline.Outcome
 	claims   map[string]claim
+	push     memPushes
 	stats    Stats
 }
 

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
-	"weak"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -287,26 +284,17 @@ func (d *Dynamo) GetPush(ctx context.Context, repository, commitID string) (Push
 
 // ---- Memory ----
 
-// memPushes is Memory's push state. It lives beside Memory rather than in it because
-// memory.go is not this feature's file; the weak key and cleanup drop a table with its store.
-// Every access holds the store's own mutex.
+// memPushes is Memory's push state. Every access holds the store's own mutex.
 type memPushes struct {
 	claims map[string]PushClaim // by pushPK
 	skips  map[string][]PushSkip
 }
 
-var memPushTables sync.Map // weak.Pointer[Memory] → *memPushes
-
 func (m *Memory) pushes() *memPushes {
-	key := weak.Make(m)
-	if t, ok := memPushTables.Load(key); ok {
-		return t.(*memPushes)
+	if m.push.claims == nil {
+		m.push = memPushes{claims: map[string]PushClaim{}, skips: map[string][]PushSkip{}}
 	}
-	t, loaded := memPushTables.LoadOrStore(key, &memPushes{claims: map[string]PushClaim{}, skips: map[string][]PushSkip{}})
-	if !loaded {
-		runtime.AddCleanup(m, func(k weak.Pointer[Memory]) { memPushTables.Delete(k) }, key)
-	}
-	return t.(*memPushes)
+	return &m.push
 }
 
 // ClaimPush takes the start of p's commit (see Dynamo.ClaimPush).
