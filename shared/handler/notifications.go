@@ -1,0 +1,205 @@
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/notify"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
+)
+
+// Enricher looks up what a notification says beyond the run record (shared/enrich). It never
+// fails: what it cannot learn it reports in Details.Degraded.
+type Enricher interface {
+	Enrich(ctx context.Context, n pipeline.Notification, run pipeline.Run) pipeline.Details
+}
+
+// ChannelLog remembers which channels delivered a notification.
+type ChannelLog interface {
+	ChannelSent(ctx context.Context, n pipeline.Notification, channel string, now time.Time) error
+}
+
+// Channel names, as recorded on the claim item.
+const (
+	ChannelSlack = "slack"
+	ChannelSNS   = "sns"
+)
+
+// Sender is the notifier's pipeline.Notifier: enrich, compose, render, and deliver to each
+// channel that has not delivered this notification yet. Channels are independent: one failing
+// does not stop the other, and a retry does not repeat the one that succeeded.
+type Sender struct {
+	Enrich Enricher
+	Slack  *notify.Slack // nil: Slack is off
+	SNS    *notify.SNS   // nil: no topic
+	Marks  ChannelLog
+	Log    *slog.Logger
+	Now    func() time.Time
+
+	done map[string]bool // channels that delivered before this attempt
+}
+
+// With returns a copy of s that skips the channels in done.
+func (s *Sender) With(done map[string]bool) *Sender {
+	c := *s
+	c.done = done
+	return &c
+}
+
+// Notify delivers n. The error joins the channels' transient failures; a permanent Slack
+// refusal of the rich message is answered with a plain-text one, so the team still hears.
+func (s *Sender) Notify(ctx context.Context, n pipeline.Notification, run pipeline.Run) error {
+	var d pipeline.Details
+	if s.Enrich != nil {
+		d = s.Enrich.Enrich(ctx, n, run)
+	}
+	m := notify.Compose(n, run, d)
+	var errs []error
+	if s.Slack != nil && !s.done[ChannelSlack] {
+		if err := s.postSlack(ctx, m); err != nil {
+			errs = append(errs, fmt.Errorf("slack: %w", err))
+		} else {
+			errs = append(errs, s.mark(ctx, n, ChannelSlack))
+		}
+	}
+	if s.SNS != nil && !s.done[ChannelSNS] {
+		if err := s.SNS.Publish(ctx, notify.RenderSNS(m)); err != nil {
+			errs = append(errs, fmt.Errorf("sns: %w", err))
+		} else {
+			errs = append(errs, s.mark(ctx, n, ChannelSNS))
+		}
+	}
+	if len(d.Degraded) > 0 {
+		s.Log.WarnContext(ctx, "notification sent with missing details", "notification", n.Key(), "degraded", d.Degraded)
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Sender) postSlack(ctx context.Context, m notify.Message) error {
+	payload, err := notify.RenderSlack(m)
+	if err == nil {
+		err = s.Slack.Post(ctx, payload)
+	}
+	if err == nil || !notify.IsPermanent(err) {
+		return err
+	}
+	// Slack refused the message itself (invalid_blocks, say): a retry would be refused
+	// again. Say it in plain text instead, and log why.
+	s.Log.ErrorContext(ctx, "slack refused the message; sending it as plain text", "error", err.Error())
+	plain, merr := plainSlack(notify.Headline(m) + "\n" + m.ConsoleURL)
+	if merr != nil {
+		return merr
+	}
+	if perr := s.Slack.Post(ctx, plain); perr != nil {
+		if notify.IsPermanent(perr) {
+			// Nothing this invocation or a retry can do: the webhook is gone or refuses us.
+			s.Log.ErrorContext(ctx, "slack refused the plain-text message too; giving up on slack", "error", perr.Error())
+			return nil
+		}
+		return perr
+	}
+	return nil
+}
+
+func (s *Sender) mark(ctx context.Context, n pipeline.Notification, channel string) error {
+	if s.Marks == nil {
+		return nil
+	}
+	now := time.Now()
+	if s.Now != nil {
+		now = s.Now()
+	}
+	return s.Marks.ChannelSent(ctx, n, channel, now)
+}
+
+// QueueReader reads queued notifications (runstore.Dynamo).
+type QueueReader interface {
+	Queued(ctx context.Context, pk string) (runstore.Queued, error)
+}
+
+// RunReader reads run records.
+type RunReader interface {
+	Get(ctx context.Context, k pipeline.Key) (pipeline.Run, error)
+}
+
+// Notifications handles the runs table's stream (the notifier function): each new claim item
+// is a notification to send.
+type Notifications struct {
+	Queue  QueueReader
+	Runs   RunReader
+	Claims pipeline.Claims
+	Sender *Sender
+	Log    *slog.Logger
+	Lease  time.Duration
+}
+
+// Handle sends the notifications the batch queued. A record whose sending failed is reported
+// as a batch item failure (ReportBatchItemFailures), so Lambda retries from it and, once the
+// retries are spent, hands it to the on-failure destination; the others are not repeated.
+func (h *Notifications) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+	var resp events.DynamoDBEventResponse
+	for _, rec := range ev.Records {
+		if err := h.handleRecord(ctx, rec); err != nil {
+			h.Log.ErrorContext(ctx, "notification not sent; Lambda will retry it", "eventId", rec.EventID, "error", err.Error())
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: rec.Change.SequenceNumber})
+			// Stream order: the records after a failure are retried with it.
+			break
+		}
+	}
+	return resp, nil
+}
+
+func (h *Notifications) handleRecord(ctx context.Context, rec events.DynamoDBEventRecord) error {
+	pk := stringAttr(rec.Change.Keys, "pk")
+	if rec.EventName == "REMOVE" || !runstore.IsClaimKey(pk) {
+		return nil
+	}
+	if state := stringAttr(rec.Change.NewImage, "state"); state != "" && state != "PENDING" {
+		return nil
+	}
+	q, err := h.Queue.Queued(ctx, pk)
+	if errors.Is(err, pipeline.ErrNotFound) {
+		return nil // expired or deleted since
+	}
+	if err != nil {
+		return err
+	}
+	if !q.Pending() {
+		return nil
+	}
+	n := q.Notification
+	run, err := h.Runs.Get(ctx, pipeline.Key{Pipeline: n.Pipeline, ExecutionID: n.ExecutionID})
+	if errors.Is(err, pipeline.ErrNotFound) {
+		run = pipeline.Run{Pipeline: n.Pipeline, ExecutionID: n.ExecutionID}
+	} else if err != nil {
+		return err
+	}
+	d := &pipeline.Direct{Claims: h.Claims, Notifier: h.Sender.With(q.Channels), Lease: h.Lease}
+	sent, err := d.Dispatch(ctx, n, run)
+	if err != nil {
+		return err
+	}
+	h.Log.InfoContext(ctx, "notification", "notification", n.Key(), "sent", sent, "channelsBefore", q.Channels)
+	return nil
+}
+
+// stringAttr reads a string attribute of a stream image, "" when absent or of another type.
+func stringAttr(m map[string]events.DynamoDBAttributeValue, name string) string {
+	v, ok := m[name]
+	if !ok || v.DataType() != events.DataTypeString {
+		return ""
+	}
+	return v.String()
+}
+
+// plainSlack is the smallest webhook payload: text only.
+func plainSlack(text string) ([]byte, error) {
+	return json.Marshal(map[string]string{"text": text})
+}

@@ -1,0 +1,200 @@
+package handler
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/dynalitetest"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/notify"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/notify/notifytest"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
+)
+
+const testTopic = "arn:aws:sns:eu-west-1:123456789012:my-lambda-notifications"
+
+// stubEnricher stands in for shared/enrich: the end-to-end path is under test here.
+type stubEnricher struct{ calls int }
+
+func (s *stubEnricher) Enrich(context.Context, pipeline.Notification, pipeline.Run) pipeline.Details {
+	s.calls++
+	return pipeline.Details{Region: "eu-central-1", Build: &pipeline.BuildDetails{ID: "app-build:1", Status: "FAILED", FailedPhase: "BUILD",
+		LogTail: []string{"--- FAIL: TestUpload (0.01s)", "FAIL"}}}
+}
+
+type notifierRig struct {
+	store    *runstore.Dynamo
+	events   *PipelineEvents
+	notifier *Notifications
+	slack    *notifytest.SlackReceiver
+	sns      *notifytest.SNSFake
+}
+
+func newNotifierRig(t *testing.T) *notifierRig {
+	db := dynalitetest.Start(t).Client(t)
+	store := runstore.NewDynamo(db, dynalitetest.CreateTable(t, db, runstore.TableInput(dynalitetest.UniqueTableName(t))))
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	slack := notifytest.NewSlack(t)
+	snsFake := notifytest.NewSNS(t, testTopic)
+	sender := &Sender{
+		Enrich: &stubEnricher{},
+		Slack:  &notify.Slack{URL: slack.URL(), Client: slack.Client(), MaxAttempts: 2, Sleep: func(context.Context, time.Duration) error { return nil }},
+		SNS:    &notify.SNS{API: snsFake.Client(), TopicARN: testTopic},
+		Marks:  store,
+		Log:    log,
+	}
+	return &notifierRig{
+		store:    store,
+		events:   &PipelineEvents{Recorder: &pipeline.Recorder{Runs: store, Outcomes: store, Dispatch: runstore.Outbox{Store: store}}, Log: log},
+		notifier: &Notifications{Queue: store, Runs: store, Claims: store, Sender: sender, Log: log},
+		slack:    slack,
+		sns:      snsFake,
+	}
+}
+
+func scenarioLines(t *testing.T, name string) []string {
+	t.Helper()
+	data, err := os.ReadFile("../../cmd/lp/testdata/scenarios/shared/" + name + ".ndjson")
+	require.NoError(t, err)
+	return strings.Split(strings.TrimSpace(string(data)), "\n")
+}
+
+// streamInsert is the stream record DynamoDB emits when the outbox queues n.
+func streamInsert(n pipeline.Notification, seq string) events.DynamoDBEvent {
+	return events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{{
+		EventID: "ev-" + seq, EventName: "INSERT",
+		Change: events.DynamoDBStreamRecord{
+			SequenceNumber: seq,
+			Keys: map[string]events.DynamoDBAttributeValue{
+				"pk": events.NewStringAttribute("NOTIFY#" + n.Key()), "sk": events.NewStringAttribute("NOTIFY"),
+			},
+			NewImage: map[string]events.DynamoDBAttributeValue{"state": events.NewStringAttribute("PENDING")},
+		},
+	}}}
+}
+
+// TestFailedEventDeliveredConcurrentlyNotifiesOnce: 8 concurrent deliveries of the same FAILED
+// event queue one notification; the stream delivering its record three times at once sends
+// one Slack post and one SNS publish.
+func TestFailedEventDeliveredConcurrentlyNotifiesOnce(t *testing.T) {
+	rig := newNotifierRig(t)
+	lines := scenarioLines(t, "deploy-fails")
+	ctx := context.Background()
+	for _, l := range lines[:len(lines)-1] {
+		_, err := rig.events.Handle(ctx, []byte(l))
+		require.NoError(t, err)
+	}
+	failed := lines[len(lines)-1]
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var queued []string
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := rig.events.Handle(ctx, []byte(failed))
+			assert.NoError(t, err)
+			mu.Lock()
+			queued = append(queued, resp.Notifications...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	n := pipeline.Notification{Type: pipeline.NotifyFailed, Pipeline: "payments", ExecutionID: "0d000000-0000-4000-8000-000000000002"}
+	assert.Equal(t, []string{n.Key()}, queued, "queued once")
+
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := rig.notifier.Handle(ctx, streamInsert(n, "100"))
+			assert.NoError(t, err)
+			assert.Empty(t, resp.BatchItemFailures)
+		}()
+	}
+	wg.Wait()
+	require.Len(t, rig.slack.Delivered(), 1, "one Slack post")
+	require.Len(t, rig.sns.Published(), 1, "one SNS publish")
+	assert.Contains(t, string(rig.slack.Delivered()[0]), "CreateUpdateLambda")
+	pub := rig.sns.Published()[0]
+	assert.Contains(t, pub.Subject, "payments")
+	q, err := rig.store.Queued(ctx, "NOTIFY#"+n.Key())
+	require.NoError(t, err)
+	assert.False(t, q.Pending())
+	assert.Equal(t, map[string]bool{ChannelSlack: true, ChannelSNS: true}, q.Channels)
+}
+
+// TestSlackOutageDeliveredOnceAfterwards: Slack is down for the first invocation; SNS goes out
+// at once; the stream's retry delivers to Slack and does not publish to SNS again.
+func TestSlackOutageDeliveredOnceAfterwards(t *testing.T) {
+	rig := newNotifierRig(t)
+	ctx := context.Background()
+	for _, l := range scenarioLines(t, "deploy-fails") {
+		_, err := rig.events.Handle(ctx, []byte(l))
+		require.NoError(t, err)
+	}
+	n := pipeline.Notification{Type: pipeline.NotifyFailed, Pipeline: "payments", ExecutionID: "0d000000-0000-4000-8000-000000000002"}
+	rig.slack.FailNext(notifytest.Unavailable, notifytest.RollupError)
+
+	resp, err := rig.notifier.Handle(ctx, streamInsert(n, "200"))
+	require.NoError(t, err)
+	require.Len(t, resp.BatchItemFailures, 1, "the record is handed back for retry")
+	assert.Equal(t, "200", resp.BatchItemFailures[0].ItemIdentifier)
+	assert.Empty(t, rig.slack.Delivered())
+	assert.Len(t, rig.sns.Published(), 1, "SNS does not wait for Slack")
+
+	resp, err = rig.notifier.Handle(ctx, streamInsert(n, "200"))
+	require.NoError(t, err)
+	assert.Empty(t, resp.BatchItemFailures)
+	assert.Len(t, rig.slack.Delivered(), 1, "delivered after the outage, once")
+	assert.Len(t, rig.sns.Published(), 1, "not published twice")
+
+	resp, err = rig.notifier.Handle(ctx, streamInsert(n, "200"))
+	require.NoError(t, err)
+	assert.Empty(t, resp.BatchItemFailures)
+	assert.Len(t, rig.slack.Delivered(), 1)
+}
+
+func TestSlackRefusalFallsBackToPlainText(t *testing.T) {
+	rig := newNotifierRig(t)
+	ctx := context.Background()
+	for _, l := range scenarioLines(t, "deploy-fails") {
+		_, err := rig.events.Handle(ctx, []byte(l))
+		require.NoError(t, err)
+	}
+	n := pipeline.Notification{Type: pipeline.NotifyFailed, Pipeline: "payments", ExecutionID: "0d000000-0000-4000-8000-000000000002"}
+	rig.slack.FailNext(notifytest.InvalidBlocks)
+	resp, err := rig.notifier.Handle(ctx, streamInsert(n, "300"))
+	require.NoError(t, err)
+	assert.Empty(t, resp.BatchItemFailures)
+	require.Len(t, rig.slack.Delivered(), 1)
+	assert.NotContains(t, string(rig.slack.Delivered()[0]), `"blocks"`)
+	assert.Contains(t, string(rig.slack.Delivered()[0]), "payments")
+}
+
+func TestNotifierIgnoresOtherStreamRecords(t *testing.T) {
+	rig := newNotifierRig(t)
+	ev := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
+		{EventName: "MODIFY", Change: events.DynamoDBStreamRecord{SequenceNumber: "1", Keys: map[string]events.DynamoDBAttributeValue{"pk": events.NewStringAttribute("RUN#p#e")}}},
+		{EventName: "REMOVE", Change: events.DynamoDBStreamRecord{SequenceNumber: "2", Keys: map[string]events.DynamoDBAttributeValue{"pk": events.NewStringAttribute("NOTIFY#failed#p#e")}}},
+		{EventName: "MODIFY", Change: events.DynamoDBStreamRecord{SequenceNumber: "3",
+			Keys:     map[string]events.DynamoDBAttributeValue{"pk": events.NewStringAttribute("NOTIFY#failed#p#e")},
+			NewImage: map[string]events.DynamoDBAttributeValue{"state": events.NewStringAttribute("SENT")}}},
+		{EventName: "INSERT", Change: events.DynamoDBStreamRecord{SequenceNumber: "4",
+			Keys: map[string]events.DynamoDBAttributeValue{"pk": events.NewStringAttribute("NOTIFY#failed#p#gone")}}},
+	}}
+	resp, err := rig.notifier.Handle(context.Background(), ev)
+	require.NoError(t, err)
+	assert.Empty(t, resp.BatchItemFailures)
+	assert.Empty(t, rig.slack.Posts())
+}
