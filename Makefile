@@ -3,12 +3,16 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO        ?= go
-FUNCTIONS := on-push on-pipeline-event deployer reconciler
+FUNCTIONS := on-push on-pipeline-event deployer reconciler notifier
 BIN       := bin
 GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags "-s -w"
 MAX_BINARY_BYTES := 8388608
+# The notifier links seven AWS clients (DynamoDB, SNS, SSM, Secrets Manager, CodeBuild, Logs,
+# CloudFormation, CodeCommit); it is kept off the hot path and has its own budget
+# (docs/benchmarks.md, "Binary sizes").
+MAX_NOTIFIER_BYTES := 10485760
 
-.PHONY: help build build-local test test-short lint bench fuzz replay demo tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction)
+.PHONY: help build build-local test lint bench fuzz replay tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction NotifierFunction)
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -17,7 +21,8 @@ build: ## build every function for Lambda (provided.al2023, arm64) into bin/<nam
 	@for f in $(FUNCTIONS); do \
 	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o $(BIN)/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
-	@scripts/sizes $(MAX_BINARY_BYTES) $(addprefix $(BIN)/,$(addsuffix /bootstrap,$(FUNCTIONS)))
+	@scripts/sizes $(MAX_BINARY_BYTES) $(addprefix $(BIN)/,$(addsuffix /bootstrap,$(filter-out notifier,$(FUNCTIONS))))
+	@scripts/sizes $(MAX_NOTIFIER_BYTES) $(BIN)/notifier/bootstrap
 
 build-local: ## build every function for this machine (for the runtime emulator) into bin/local/<name>/bootstrap
 	@for f in $(FUNCTIONS); do \
@@ -33,6 +38,7 @@ $(eval $(call sam_target,OnPushFunction,on-push))
 $(eval $(call sam_target,OnPipelineEventFunction,on-pipeline-event))
 $(eval $(call sam_target,DeployerFunction,deployer))
 $(eval $(call sam_target,ReconcilerFunction,reconciler))
+$(eval $(call sam_target,NotifierFunction,notifier))
 
 tools: ## install what the tests need (npm packages: dynalite)
 	@test -d node_modules/dynalite || npm ci --no-audit --no-fund

@@ -24,6 +24,7 @@ var controlPlaneFunctions = map[string]functionSpec{
 	"OnPipelineEventFunction": {dir: "on-pipeline-event"},
 	"DeployerFunction":        {dir: "deployer"},
 	"ReconcilerFunction":      {dir: "reconciler"},
+	"NotifierFunction":        {dir: "notifier"},
 }
 
 // Sample values, as in events/: the defaults of template.yaml, deployed as

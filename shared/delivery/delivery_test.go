@@ -1,4 +1,4 @@
-package handler
+package delivery
 
 import (
 	"context"
@@ -15,11 +15,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/dynalitetest"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/handler"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/notify"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/notify/notifytest"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
+
+func TestMain(m *testing.M) { os.Exit(dynalitetest.Main(m)) }
 
 const testTopic = "arn:aws:sns:eu-west-1:123456789012:my-lambda-notifications"
 
@@ -34,7 +37,7 @@ func (s *stubEnricher) Enrich(context.Context, pipeline.Notification, pipeline.R
 
 type notifierRig struct {
 	store    *runstore.Dynamo
-	events   *PipelineEvents
+	events   *handler.PipelineEvents
 	notifier *Notifications
 	slack    *notifytest.SlackReceiver
 	sns      *notifytest.SNSFake
@@ -55,7 +58,7 @@ func newNotifierRig(t *testing.T) *notifierRig {
 	}
 	return &notifierRig{
 		store:    store,
-		events:   &PipelineEvents{Recorder: &pipeline.Recorder{Runs: store, Outcomes: store, Dispatch: runstore.Outbox{Store: store}}, Log: log},
+		events:   &handler.PipelineEvents{Recorder: &pipeline.Recorder{Runs: store, Outcomes: store, Dispatch: runstore.Outbox{Store: store}}, Log: log},
 		notifier: &Notifications{Queue: store, Runs: store, Claims: store, Sender: sender, Log: log},
 		slack:    slack,
 		sns:      snsFake,

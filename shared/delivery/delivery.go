@@ -1,4 +1,8 @@
-package handler
+// Package delivery is the notifier function's use case: it takes the notifications the outbox
+// queued (stream records of claim items), claims each, enriches it, and delivers it to Slack
+// and SNS, once per channel. It lives apart from shared/handler so that the hot-path
+// functions do not link the rendering and channel code.
+package delivery
 
 import (
 	"context"

@@ -1,0 +1,79 @@
+// Command notifier sends the failure and recovery notifications that on-pipeline-event queued:
+// the runs table's stream invokes it for each new claim item. It claims the notification,
+// looks up the details (CodeBuild, CloudWatch Logs, CloudFormation, S3), and posts to Slack
+// and SNS.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/codebuild"
+	"github.com/aws/aws-sdk-go-v2/service/codecommit"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/awsconfig"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/delivery"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/enrich"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/notify"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
+)
+
+func main() {
+	log := lambdaio.NewLogger()
+	h, err := build(context.Background(), os.Getenv, log)
+	if err != nil {
+		log.Error("configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(h.Handle)
+}
+
+func build(ctx context.Context, getenv func(string) string, log *slog.Logger) (*delivery.Notifications, error) {
+	env := lambdaio.NewEnv(getenv)
+	table := env.Required("RUNS_TABLE")
+	topic := env.Optional("TOPIC_ARN", "")
+	slackRef := env.Optional("SLACK_WEBHOOK_PARAMETER", "")
+	repository := env.Optional("REPOSITORY_NAME", "")
+	expiry := time.Duration(env.Int("LINK_EXPIRY_HOURS", 24, 1, 7*24)) * time.Hour
+	retention := time.Duration(env.Int("RETENTION_DAYS", 90, 1, 3650)) * 24 * time.Hour
+	if err := env.Err(); err != nil {
+		return nil, err
+	}
+	cfg, err := awsconfig.FromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	store := runstore.NewDynamo(dynamodb.NewFromConfig(cfg), table).WithRetention(retention)
+	sender := &delivery.Sender{
+		Enrich: &enrich.Enricher{
+			Builds: codebuild.NewFromConfig(cfg), Logs: cloudwatchlogs.NewFromConfig(cfg),
+			Stacks: cloudformation.NewFromConfig(cfg), Commits: codecommit.NewFromConfig(cfg),
+			Presign: enrich.NewS3Presigner(cfg), Region: cfg.Region, RepositoryName: repository, LinkExpiry: expiry,
+		},
+		Marks: store,
+		Log:   log,
+	}
+	// The webhook URL is read once per cold start and never logged.
+	url, err := notify.WebhookURLFrom(ctx, slackRef, ssm.NewFromConfig(cfg), secretsmanager.NewFromConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	if url != "" {
+		sender.Slack = &notify.Slack{URL: url}
+	}
+	if topic != "" {
+		sender.SNS = &notify.SNS{API: sns.NewFromConfig(cfg), TopicARN: topic}
+	}
+	log.Info("notifier ready", "slack", sender.Slack != nil, "sns", sender.SNS != nil)
+	return &delivery.Notifications{Queue: store, Runs: store, Claims: store, Sender: sender, Log: log}, nil
+}
