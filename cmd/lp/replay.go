@@ -11,11 +11,13 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/ebevent"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/handler"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/notify"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
@@ -64,6 +66,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print one JSON document")
+	render := fs.Bool("render", false, "print the Slack and SNS messages that would be sent")
 	verbose := fs.Bool("v", false, "print the handlers' log lines on stderr")
 	db := dbFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
@@ -167,7 +170,47 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		return enc.Encode(report)
 	}
 	printReplay(stdout, report, ordered)
+	if *render {
+		return renderNotifications(stdout, notes.sent, final)
+	}
 	return nil
+}
+
+// renderNotifications prints each decided notification as the notifier would send it. A
+// replay makes no AWS look-ups (build log, stack events, artifact link): the messages say so.
+func renderNotifications(w io.Writer, sent []pipeline.Notification, runs map[pipeline.Key]pipeline.Run) error {
+	for _, n := range sent {
+		run := runs[pipeline.Key{Pipeline: n.Pipeline, ExecutionID: n.ExecutionID}]
+		d := pipeline.Details{Region: regionOf(run), Degraded: []string{"lp replay makes no AWS look-ups (build log, stack events, artifact link)"}}
+		m := notify.Compose(n, run, d)
+		payload, err := notify.RenderSlack(m)
+		if err != nil {
+			return fmt.Errorf("render %s for Slack: %w", n.Key(), err)
+		}
+		var pretty bytes.Buffer
+		if err := json.Indent(&pretty, payload, "", "  "); err != nil {
+			return err
+		}
+		sns := notify.RenderSNS(m)
+		fmt.Fprintf(w, "\n==== %s\n---- Slack (incoming webhook payload)\n%s\n---- SNS\nSubject: %s\nAttributes: %v\n\n%s\n",
+			n.Key(), pretty.String(), sns.Subject, sns.Attributes, sns.Body)
+	}
+	return nil
+}
+
+// regionOf reads the region from the run's links, for the console URLs.
+func regionOf(run pipeline.Run) string {
+	for _, st := range run.Stages {
+		for _, a := range st.Actions {
+			if u := a.Result.URL; u != "" {
+				if _, rest, ok := strings.Cut(u, "region="); ok {
+					region, _, _ := strings.Cut(rest, "&")
+					return region
+				}
+			}
+		}
+	}
+	return "us-east-1"
 }
 
 func toReplayRun(r pipeline.Run) replayRun {

@@ -168,3 +168,13 @@ func TestReplayHumanOutput(t *testing.T) {
 	assert.Contains(t, stdout, "notify RECOVERED")
 	assert.Contains(t, stdout, fmt.Sprintf("%d runs", 2))
 }
+
+func TestReplayRender(t *testing.T) {
+	stdout, stderr, status := lp(t, "replay", "--render", "testdata/scenarios/shared/red-then-green.ndjson")
+	require.Equal(t, 0, status, stderr)
+	assert.Equal(t, 2, strings.Count(stdout, "---- Slack (incoming webhook payload)"))
+	assert.Equal(t, 2, strings.Count(stdout, "---- SNS"))
+	assert.Contains(t, stdout, `"blocks"`)
+	assert.Contains(t, stdout, "Subject: FAILED search: BuildAndTest/Build")
+	assert.Contains(t, stdout, "recovered")
+}
