@@ -44,32 +44,40 @@ type notifierRig struct {
 }
 
 func newNotifierRig(t *testing.T) *notifierRig {
-	db := dynalitetest.Start(t).Client(t)
-	store := runstore.NewDynamo(db, dynalitetest.CreateTable(t, db, runstore.TableInput(dynalitetest.UniqueTableName(t))))
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	slack := notifytest.NewSlack(t)
 	snsFake := notifytest.NewSNS(t, testTopic)
-	sender := &Sender{
+	rig := newRig(t, &Sender{
 		Enrich: &stubEnricher{},
 		Slack:  &notify.Slack{URL: slack.URL(), Client: slack.Client(), MaxAttempts: 2, Sleep: func(context.Context, time.Duration) error { return nil }},
 		SNS:    &notify.SNS{API: snsFake.Client(), TopicARN: testTopic},
-		Marks:  store,
-		Log:    log,
-	}
+	})
+	rig.slack, rig.sns = slack, snsFake
+	return rig
+}
+
+// newRig wires on-pipeline-event's handler (with the outbox) and the notifier's handler to one
+// table in dynalite.
+func newRig(tb testing.TB, sender *Sender) *notifierRig {
+	db := dynalitetest.Start(tb).Client(tb)
+	store := runstore.NewDynamo(db, dynalitetest.CreateTable(tb, db, runstore.TableInput(dynalitetest.UniqueTableName(tb))))
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	sender.Marks, sender.Log = store, log
 	return &notifierRig{
 		store:    store,
 		events:   &handler.PipelineEvents{Recorder: &pipeline.Recorder{Runs: store, Outcomes: store, Dispatch: runstore.Outbox{Store: store}}, Log: log},
 		notifier: &Notifications{Queue: store, Runs: store, Claims: store, Sender: sender, Log: log},
-		slack:    slack,
-		sns:      snsFake,
 	}
 }
 
-func scenarioLines(t *testing.T, name string) []string {
-	t.Helper()
+func readScenario(tb testing.TB, name string) string {
+	tb.Helper()
 	data, err := os.ReadFile("../../cmd/lp/testdata/scenarios/shared/" + name + ".ndjson")
-	require.NoError(t, err)
-	return strings.Split(strings.TrimSpace(string(data)), "\n")
+	require.NoError(tb, err)
+	return string(data)
+}
+
+func scenarioLines(t *testing.T, name string) []string {
+	return strings.Split(strings.TrimSpace(readScenario(t, name)), "\n")
 }
 
 // streamInsert is the stream record DynamoDB emits when the outbox queues n.
