@@ -58,9 +58,12 @@ bench: tools ## run the benchmarks (numbers go to docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 FUZZTIME ?= 60s
+FUZZ_PACKAGES := ./shared/ebevent/ ./shared/pipeline/ ./shared/notify/ ./shared/deploy/ ./infrastructure/
 fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
-	@for t in $$($(GO) test -list 'Fuzz.*' ./shared/ebevent/ | grep ^Fuzz); do \
-	  echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./shared/ebevent/ || exit 1; \
+	@for p in $(FUZZ_PACKAGES); do \
+	  for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
+	    echo "== $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+	  done; \
 	done
 
 replay: ## replay recorded runs through the real handler code, with no AWS account
