@@ -10,7 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,16 +148,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	for _, r := range final {
 		ordered = append(ordered, r)
 	}
-	sort.Slice(ordered, func(i, j int) bool {
-		a, b := ordered[i], ordered[j]
-		if !a.StartedAt.Equal(b.StartedAt) {
-			return a.StartedAt.Before(b.StartedAt)
-		}
-		if a.Pipeline != b.Pipeline {
-			return a.Pipeline < b.Pipeline
-		}
-		return a.ExecutionID < b.ExecutionID
-	})
+	slices.SortFunc(ordered, pipeline.CompareRuns)
 	for _, r := range ordered {
 		report.Runs = append(report.Runs, toReplayRun(r))
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -158,6 +159,17 @@ type Key struct {
 
 // Key returns the run's key.
 func (r Run) Key() Key { return Key{r.Pipeline, r.ExecutionID} }
+
+// CompareRuns orders runs by start, then pipeline and execution id (oldest first).
+func CompareRuns(a, b Run) int {
+	if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Pipeline, b.Pipeline); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ExecutionID, b.ExecutionID)
+}
 
 // Duration is how long the run took, or has taken until now when it is still going.
 func (r Run) Duration(now time.Time) time.Duration {

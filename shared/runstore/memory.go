@@ -5,7 +5,6 @@ package runstore
 import (
 	"context"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -85,16 +84,7 @@ func (m *Memory) Runs() []pipeline.Run {
 	for _, r := range m.runs {
 		out = append(out, r)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if !a.StartedAt.Equal(b.StartedAt) {
-			return a.StartedAt.Before(b.StartedAt)
-		}
-		if a.Pipeline != b.Pipeline {
-			return a.Pipeline < b.Pipeline
-		}
-		return a.ExecutionID < b.ExecutionID
-	})
+	slices.SortFunc(out, pipeline.CompareRuns)
 	return out
 }
 
