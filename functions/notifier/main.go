@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/codebuild"
 	"github.com/aws/aws-sdk-go-v2/service/codecommit"
+	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -44,6 +45,10 @@ func build(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 	topic := env.Optional("TOPIC_ARN", "")
 	slackRef := env.Optional("SLACK_WEBHOOK_PARAMETER", "")
 	repository := env.Optional("REPOSITORY_NAME", "")
+	stacks := map[string]string{
+		enrich.StageCreateUpdatePipeline: env.Optional("PIPELINE_STACK_NAME", ""),
+		enrich.StageCreateUpdateLambda:   env.Optional("APP_STACK_NAME", ""),
+	}
 	expiry := time.Duration(env.Int("LINK_EXPIRY_HOURS", 24, 1, 7*24)) * time.Hour
 	retention := time.Duration(env.Int("RETENTION_DAYS", 90, 1, 3650)) * 24 * time.Hour
 	if err := env.Err(); err != nil {
@@ -58,7 +63,8 @@ func build(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 		Enrich: &enrich.Enricher{
 			Builds: codebuild.NewFromConfig(cfg), Logs: cloudwatchlogs.NewFromConfig(cfg),
 			Stacks: cloudformation.NewFromConfig(cfg), Commits: codecommit.NewFromConfig(cfg),
-			Presign: enrich.NewS3Presigner(cfg), Region: cfg.Region, RepositoryName: repository, LinkExpiry: expiry,
+			Executions: codepipeline.NewFromConfig(cfg), Presign: enrich.NewS3Presigner(cfg),
+			Region: cfg.Region, RepositoryName: repository, StackNames: stacks, LinkExpiry: expiry,
 		},
 		Marks: store,
 		Log:   log,
