@@ -359,6 +359,8 @@ func TestDeployerUserParameters(t *testing.T) {
 		t.Errorf("DeployFunction deploys %q from %q", dep.params.StackName, dep.params.TemplatePath)
 	}
 	wantOverrides := map[string]deploy.ParameterOverride{
+		// The function's name carries the project's prefix, which AppStackRole requires.
+		"FunctionName":    {Literal: sampleProject + "-function"},
 		"ArtifactsBucket": {From: &deploy.ArtifactAttribute{Artifact: "BuildOutput", Attr: deploy.AttrBucket}},
 		"ArtifactKey":     {From: &deploy.ArtifactAttribute{Artifact: "BuildOutput", Attr: deploy.AttrKey}},
 	}

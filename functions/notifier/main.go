@@ -50,7 +50,7 @@ func build(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 		enrich.StageCreateUpdateLambda:   env.Optional("APP_STACK_NAME", ""),
 	}
 	expiry := time.Duration(env.Int("LINK_EXPIRY_HOURS", 24, 1, 7*24)) * time.Hour
-	retention := time.Duration(env.Int("RETENTION_DAYS", 90, 1, 3650)) * 24 * time.Hour
+	retention := time.Duration(env.Int("RETENTION_DAYS", 90, 1, 3653)) * 24 * time.Hour
 	if err := env.Err(); err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func LoadConfig(getenv func(string) string, need ...string) (Config, error) {
 	c.PipelineName = read("PIPELINE_NAME", "my-lambda-pipeline")
 	c.RepositoryName = read("REPOSITORY_NAME", "my-lambda")
 	c.TrackedBranch = env.Optional("TRACKED_BRANCH", "main")
-	c.Retention = time.Duration(env.Int("RETENTION_DAYS", 90, 1, 3650)) * 24 * time.Hour
+	c.Retention = time.Duration(env.Int("RETENTION_DAYS", 90, 1, 3653)) * 24 * time.Hour
 	c.StaleAfter = time.Duration(env.Int("STALE_AFTER_MINUTES", 30, 1, 24*60)) * time.Minute
 	return c, env.Err()
 }
