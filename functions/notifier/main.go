@@ -69,17 +69,17 @@ func build(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 		Marks: store,
 		Log:   log,
 	}
-	// The webhook URL is read once per cold start and never logged.
-	url, err := notify.WebhookURLFrom(ctx, slackRef, ssm.NewFromConfig(cfg), secretsmanager.NewFromConfig(cfg))
-	if err != nil {
-		return nil, err
-	}
-	if url != "" {
-		sender.Slack = &notify.Slack{URL: url}
+	// The webhook URL is read once per cold start (on first use) and never logged. A secret
+	// that cannot be read holds up Slack only: SNS still goes out, and the Slack half is retried.
+	if slackRef != "" {
+		ssmAPI, smAPI := ssm.NewFromConfig(cfg), secretsmanager.NewFromConfig(cfg)
+		sender.SlackURL = &delivery.URLResolver{Resolve: func(ctx context.Context) (string, error) {
+			return notify.WebhookURLFrom(ctx, slackRef, ssmAPI, smAPI)
+		}}
 	}
 	if topic != "" {
 		sender.SNS = &notify.SNS{API: sns.NewFromConfig(cfg), TopicARN: topic}
 	}
-	log.Info("notifier ready", "slack", sender.Slack != nil, "sns", sender.SNS != nil)
+	log.Info("notifier ready", "slack", sender.SlackURL != nil, "sns", sender.SNS != nil)
 	return &delivery.Notifications{Queue: store, Runs: store, Claims: store, Sender: sender, Log: log}, nil
 }

@@ -28,5 +28,6 @@ func TestBuildWithoutSlackOrTopic(t *testing.T) {
 	}), log)
 	require.NoError(t, err)
 	assert.Nil(t, h.Sender.Slack, "no webhook reference: Slack off, nothing read")
+	assert.Nil(t, h.Sender.SlackURL)
 	assert.Nil(t, h.Sender.SNS, "no topic: SNS off")
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -41,13 +42,43 @@ const (
 // does not stop the other, and a retry does not repeat the one that succeeded.
 type Sender struct {
 	Enrich Enricher
-	Slack  *notify.Slack // nil: Slack is off
-	SNS    *notify.SNS   // nil: no topic
-	Marks  ChannelLog
-	Log    *slog.Logger
-	Now    func() time.Time
+	Slack  *notify.Slack // nil: Slack is off (unless SlackURL is set)
+	// SlackURL, when Slack is nil, resolves the webhook URL on first use (and again after a
+	// failure): a missing or unreadable secret then holds up the Slack channel only, not SNS.
+	SlackURL *URLResolver
+	SNS      *notify.SNS // nil: no topic
+	Marks    ChannelLog
+	Log      *slog.Logger
+	Now      func() time.Time
 
 	done map[string]bool // channels that delivered before this attempt
+}
+
+// URLResolver reads the Slack webhook URL once and keeps it; a failed read is tried again on
+// the next notification.
+type URLResolver struct {
+	Resolve func(ctx context.Context) (string, error)
+
+	mu    sync.Mutex
+	slack *notify.Slack
+}
+
+// Slack returns the channel, or nil when no webhook is configured.
+func (r *URLResolver) Slack(ctx context.Context) (*notify.Slack, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.slack != nil {
+		return r.slack, nil
+	}
+	url, err := r.Resolve(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the webhook URL: %w", err)
+	}
+	if url == "" {
+		return nil, nil
+	}
+	r.slack = &notify.Slack{URL: url}
+	return r.slack, nil
 }
 
 // With returns a copy of s that skips the channels in done.
@@ -65,31 +96,56 @@ func (s *Sender) Notify(ctx context.Context, n pipeline.Notification, run pipeli
 		d = s.Enrich.Enrich(ctx, n, run)
 	}
 	m := notify.Compose(n, run, d)
-	var errs []error
-	if s.Slack != nil && !s.done[ChannelSlack] {
-		if err := s.postSlack(ctx, m); err != nil {
-			errs = append(errs, fmt.Errorf("slack: %w", err))
-		} else {
-			errs = append(errs, s.mark(ctx, n, ChannelSlack))
-		}
+	if len(d.Degraded) > 0 {
+		s.Log.WarnContext(ctx, "notification with missing details", "notification", n.Key(), "degraded", d.Degraded)
+	}
+	// The channels run side by side, so that a Slack that hangs until its retries are spent
+	// cannot use up the time SNS needs.
+	var slackErr, snsErr error
+	var wg sync.WaitGroup
+	if !s.done[ChannelSlack] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slackErr = s.deliverSlack(ctx, n, m)
+		}()
 	}
 	if s.SNS != nil && !s.done[ChannelSNS] {
-		if err := s.SNS.Publish(ctx, notify.RenderSNS(m)); err != nil {
-			errs = append(errs, fmt.Errorf("sns: %w", err))
-		} else {
-			errs = append(errs, s.mark(ctx, n, ChannelSNS))
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.SNS.Publish(ctx, notify.RenderSNS(m)); err != nil {
+				snsErr = fmt.Errorf("sns: %w", err)
+				return
+			}
+			snsErr = s.mark(ctx, n, ChannelSNS)
+		}()
 	}
-	if len(d.Degraded) > 0 {
-		s.Log.WarnContext(ctx, "notification sent with missing details", "notification", n.Key(), "degraded", d.Degraded)
-	}
-	return errors.Join(errs...)
+	wg.Wait()
+	return errors.Join(slackErr, snsErr)
 }
 
-func (s *Sender) postSlack(ctx context.Context, m notify.Message) error {
+func (s *Sender) deliverSlack(ctx context.Context, n pipeline.Notification, m notify.Message) error {
+	slack := s.Slack
+	if slack == nil && s.SlackURL != nil {
+		var err error
+		if slack, err = s.SlackURL.Slack(ctx); err != nil {
+			return fmt.Errorf("slack: %w", err)
+		}
+	}
+	if slack == nil {
+		return nil
+	}
+	if err := s.postSlack(ctx, slack, m); err != nil {
+		return fmt.Errorf("slack: %w", err)
+	}
+	return s.mark(ctx, n, ChannelSlack)
+}
+
+func (s *Sender) postSlack(ctx context.Context, slack *notify.Slack, m notify.Message) error {
 	payload, err := notify.RenderSlack(m)
 	if err == nil {
-		err = s.Slack.Post(ctx, payload)
+		err = slack.Post(ctx, payload)
 	}
 	if err == nil || !notify.IsPermanent(err) {
 		return err
@@ -101,7 +157,7 @@ func (s *Sender) postSlack(ctx context.Context, m notify.Message) error {
 	if merr != nil {
 		return merr
 	}
-	if perr := s.Slack.Post(ctx, plain); perr != nil {
+	if perr := slack.Post(ctx, plain); perr != nil {
 		if notify.IsPermanent(perr) {
 			// Nothing this invocation or a retry can do: the webhook is gone or refuses us.
 			s.Log.ErrorContext(ctx, "slack refused the plain-text message too; giving up on slack", "error", perr.Error())

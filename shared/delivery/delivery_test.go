@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -208,4 +209,41 @@ func TestNotifierIgnoresOtherStreamRecords(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, resp.BatchItemFailures)
 	assert.Empty(t, rig.slack.Posts())
+}
+
+// TestUnreadableWebhookHoldsUpSlackOnly: the webhook secret cannot be read at first (deleted,
+// throttled): SNS goes out at once; the retry reads it and posts to Slack, once.
+func TestUnreadableWebhookHoldsUpSlackOnly(t *testing.T) {
+	slack := notifytest.NewSlack(t)
+	snsFake := notifytest.NewSNS(t, testTopic)
+	reads := 0
+	rig := newRig(t, &Sender{
+		Enrich: &stubEnricher{},
+		SlackURL: &URLResolver{Resolve: func(context.Context) (string, error) {
+			reads++
+			if reads == 1 {
+				return "", errors.New("ParameterNotFound")
+			}
+			return slack.URL(), nil
+		}},
+		SNS: &notify.SNS{API: snsFake.Client(), TopicARN: testTopic},
+	})
+	ctx := context.Background()
+	for _, l := range scenarioLines(t, "deploy-fails") {
+		_, err := rig.events.Handle(ctx, []byte(l))
+		require.NoError(t, err)
+	}
+	n := pipeline.Notification{Type: pipeline.NotifyFailed, Pipeline: "payments", ExecutionID: "0d000000-0000-4000-8000-000000000002"}
+	resp, err := rig.notifier.Handle(ctx, streamInsert(n, "400"))
+	require.NoError(t, err)
+	assert.Len(t, resp.BatchItemFailures, 1)
+	assert.Len(t, snsFake.Published(), 1)
+	assert.Empty(t, slack.Posts())
+
+	resp, err = rig.notifier.Handle(ctx, streamInsert(n, "400"))
+	require.NoError(t, err)
+	assert.Empty(t, resp.BatchItemFailures)
+	assert.Len(t, snsFake.Published(), 1)
+	assert.Len(t, slack.Delivered(), 1)
+	assert.Equal(t, 2, reads, "read again after the failure, then kept")
 }
