@@ -39,6 +39,7 @@ func main() {
 		r.Runs, r.Pipelines = store, codepipeline.NewFromConfig(awsCfg)
 		// As on-pipeline-event: decided notifications go to the outbox; the notifier sends them.
 		r.Recorder = &pipeline.Recorder{Runs: store, Outcomes: store, Dispatch: runstore.Outbox{Store: store}}
+		r.Requeue = store.Requeue
 	}
 	lambda.Start(r.Handle)
 }

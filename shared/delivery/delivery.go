@@ -179,6 +179,10 @@ func (s *Sender) mark(ctx context.Context, n pipeline.Notification, channel stri
 	return s.Marks.ChannelSent(ctx, n, channel, now)
 }
 
+// DefaultLease is how long a notifier invocation holds a claim: longer than the function's
+// timeout (60 s in template.yaml), so that a live sender is never overtaken.
+const DefaultLease = 90 * time.Second
+
 // QueueReader reads queued notifications (runstore.Dynamo).
 type QueueReader interface {
 	Queued(ctx context.Context, pk string) (runstore.Queued, error)
@@ -241,10 +245,21 @@ func (h *Notifications) handleRecord(ctx context.Context, rec events.DynamoDBEve
 	} else if err != nil {
 		return err
 	}
-	d := &pipeline.Direct{Claims: h.Claims, Notifier: h.Sender.With(q.Channels), Lease: h.Lease}
+	lease := h.Lease
+	if lease <= 0 {
+		lease = DefaultLease
+	}
+	d := &pipeline.Direct{Claims: h.Claims, Notifier: h.Sender.With(q.Channels), Lease: lease}
 	sent, err := d.Dispatch(ctx, n, run)
 	if err != nil {
 		return err
+	}
+	if !sent {
+		// Someone holds the claim. If it is still PENDING, that sender may have died: fail
+		// the record so the stream retries it after the lease; a SENT claim is done.
+		if q, err := h.Queue.Queued(ctx, pk); err == nil && q.Pending() {
+			return fmt.Errorf("%s is being sent by another invocation; retrying after its lease", n.Key())
+		}
 	}
 	h.Log.InfoContext(ctx, "notification", "notification", n.Key(), "sent", sent, "channelsBefore", q.Channels)
 	return nil

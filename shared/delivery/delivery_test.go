@@ -125,16 +125,26 @@ func TestFailedEventDeliveredConcurrentlyNotifiesOnce(t *testing.T) {
 	n := pipeline.Notification{Type: pipeline.NotifyFailed, Pipeline: "payments", ExecutionID: "0d000000-0000-4000-8000-000000000002"}
 	assert.Equal(t, []string{n.Key()}, queued, "queued once")
 
+	retries := 0
 	for i := 0; i < 3; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			resp, err := rig.notifier.Handle(ctx, streamInsert(n, "100"))
 			assert.NoError(t, err)
-			assert.Empty(t, resp.BatchItemFailures)
+			// A delivery that finds the claim held while it is still PENDING asks the
+			// stream to retry (its holder might have died).
+			mu.Lock()
+			retries += len(resp.BatchItemFailures)
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	for ; retries > 0; retries-- {
+		resp, err := rig.notifier.Handle(ctx, streamInsert(n, "100"))
+		require.NoError(t, err)
+		assert.Empty(t, resp.BatchItemFailures, "the claim is SENT now")
+	}
 	require.Len(t, rig.slack.Delivered(), 1, "one Slack post")
 	require.Len(t, rig.sns.Published(), 1, "one SNS publish")
 	assert.Contains(t, string(rig.slack.Delivered()[0]), "CreateUpdateLambda")
@@ -246,4 +256,57 @@ func TestUnreadableWebhookHoldsUpSlackOnly(t *testing.T) {
 	assert.Len(t, snsFake.Published(), 1)
 	assert.Len(t, slack.Delivered(), 1)
 	assert.Equal(t, 2, reads, "read again after the failure, then kept")
+}
+
+// TestCrashedSenderIsOvertakenAfterItsLease: an invocation claimed the notification and died
+// before sending. The stream's retry is refused while the lease runs, then sends.
+func TestCrashedSenderIsOvertakenAfterItsLease(t *testing.T) {
+	rig := newNotifierRig(t)
+	ctx := context.Background()
+	for _, l := range scenarioLines(t, "deploy-fails") {
+		_, err := rig.events.Handle(ctx, []byte(l))
+		require.NoError(t, err)
+	}
+	n := pipeline.Notification{Type: pipeline.NotifyFailed, Pipeline: "payments", ExecutionID: "0d000000-0000-4000-8000-000000000002"}
+	clock := time.Now()
+	ok, err := rig.store.Claim(ctx, n, clock, DefaultLease) // the crashed invocation
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	resp, err := rig.notifier.Handle(ctx, streamInsert(n, "500"))
+	require.NoError(t, err)
+	assert.Len(t, resp.BatchItemFailures, 1, "held by a sender that may be dead: retry")
+	assert.Empty(t, rig.slack.Posts())
+
+	// Spent stream retries: the reconciler requeues it once the lease has run out.
+	later := clock.Add(DefaultLease + time.Second)
+	requeued, err := rig.store.Requeue(ctx, later, later)
+	require.NoError(t, err)
+	assert.Equal(t, 1, requeued)
+	rig.notifier.Claims = claimsAt{rig.store, later}
+	resp, err = rig.notifier.Handle(ctx, streamModifyReleased(n, "501"))
+	require.NoError(t, err)
+	assert.Empty(t, resp.BatchItemFailures)
+	assert.Len(t, rig.slack.Delivered(), 1)
+	assert.Len(t, rig.sns.Published(), 1)
+	requeued, err = rig.store.Requeue(ctx, later.Add(time.Hour), later.Add(time.Hour))
+	require.NoError(t, err)
+	assert.Zero(t, requeued, "a sent claim leaves the pending index")
+}
+
+// claimsAt claims as if the clock read at.
+type claimsAt struct {
+	*runstore.Dynamo
+	at time.Time
+}
+
+func (c claimsAt) Claim(ctx context.Context, n pipeline.Notification, _ time.Time, lease time.Duration) (bool, error) {
+	return c.Dynamo.Claim(ctx, n, c.at, lease)
+}
+
+func streamModifyReleased(n pipeline.Notification, seq string) events.DynamoDBEvent {
+	ev := streamInsert(n, seq)
+	ev.Records[0].EventName = "MODIFY"
+	ev.Records[0].Change.NewImage["leaseUntil"] = events.NewNumberAttribute("0")
+	return ev
 }

@@ -57,6 +57,10 @@ type Reconciler struct {
 	PipelineName string
 	StaleAfter   time.Duration // a run in progress for longer is checked; zero: DefaultStaleAfter
 	Lookback     time.Duration // runs that started earlier are not looked at; zero: DefaultLookback
+
+	// Requeue, when set, hands notifications queued before the cutoff and still not sent back
+	// to the notifier (runstore.Dynamo.Requeue): the way back after the stream's retries.
+	Requeue func(ctx context.Context, cutoff, now time.Time) (int, error)
 }
 
 // ReconcileResponse is what one pass did.
@@ -68,6 +72,8 @@ type ReconcileResponse struct {
 	// Redriven counts runs this reconciler ended before, whose notifications were decided again
 	// (the claims keep each message single), in case a pass failed to send them.
 	Redriven int `json:"redriven,omitempty"`
+	// Requeued counts notifications handed back to the notifier.
+	Requeued int `json:"requeued,omitempty"`
 }
 
 // Handle runs one pass. The scheduled event's content does not matter beyond being JSON. One
@@ -118,6 +124,16 @@ func (r *Reconciler) Handle(ctx context.Context, raw json.RawMessage) (Reconcile
 			default:
 				r.Log.InfoContext(ctx, "run still in progress", append(attrs, "newStatus", string(after.Status))...)
 			}
+		}
+	}
+	if r.Requeue != nil {
+		n, err := r.Requeue(ctx, now.Add(-staleAfter), now)
+		resp.Requeued = n
+		if err != nil {
+			r.Log.ErrorContext(ctx, "notifications not requeued", "error", err.Error())
+			errs = append(errs, err)
+		} else if n > 0 {
+			r.Log.WarnContext(ctx, "notifications requeued: they were still unsent", "count", n)
 		}
 	}
 	resp.Reason = fmt.Sprintf("checked %d, settled %d", resp.Checked, resp.Settled)

@@ -371,7 +371,11 @@ func (d *Dynamo) List(ctx context.Context, pipelineName string, limit int) ([]pi
 			if err != nil {
 				return nil, fmt.Errorf("scan runs: %w", err)
 			}
-			items = append(items, out.Items...)
+			for _, it := range out.Items {
+				if isRunItem(it) {
+					items = append(items, it)
+				}
+			}
 		}
 		sort.Slice(items, func(i, j int) bool { return str(items[i], attrGSI1SK) > str(items[j], attrGSI1SK) })
 		if len(items) > limit {
@@ -381,6 +385,9 @@ func (d *Dynamo) List(ctx context.Context, pipelineName string, limit int) ([]pi
 	now := time.Now()
 	runs := make([]pipeline.Run, 0, len(items))
 	for _, it := range items {
+		if !isRunItem(it) {
+			continue
+		}
 		k := pipeline.Key{Pipeline: str(it, "pipeline"), ExecutionID: str(it, "executionId")}
 		run, err := foldItem(k, it, now)
 		if err != nil {
@@ -409,6 +416,9 @@ func (d *Dynamo) FindExecution(ctx context.Context, executionID string) (pipelin
 			return pipeline.Run{}, fmt.Errorf("find execution %s: %w", executionID, err)
 		}
 		for _, it := range out.Items {
+			if !isRunItem(it) {
+				continue
+			}
 			return foldItem(pipeline.Key{Pipeline: str(it, "pipeline"), ExecutionID: executionID}, it, time.Now())
 		}
 	}
@@ -423,6 +433,11 @@ func ttlExpired(item map[string]types.AttributeValue, now time.Time) bool {
 	}
 	exp, err := strconv.ParseInt(n.Value, 10, 64)
 	return err == nil && exp < now.Unix()
+}
+
+// isRunItem tells run items from the other items the index holds (pending notification claims).
+func isRunItem(item map[string]types.AttributeValue) bool {
+	return strings.HasPrefix(str(item, attrPK), "RUN#")
 }
 
 func str(item map[string]types.AttributeValue, name string) string {

@@ -172,9 +172,10 @@ func (d *Dynamo) Claim(ctx context.Context, n pipeline.Notification, now time.Ti
 // Sent marks n delivered.
 func (d *Dynamo) Sent(ctx context.Context, n pipeline.Notification, now time.Time) error {
 	_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(d.table),
-		Key:                       claimKey(n),
-		UpdateExpression:          aws.String("SET #st = :sent, sentAt = :at REMOVE leaseUntil"),
+		TableName: aws.String(d.table),
+		Key:       claimKey(n),
+		// Out of the pending index, so Requeue never finds it again.
+		UpdateExpression:          aws.String("SET #st = :sent, sentAt = :at REMOVE leaseUntil, gsi1pk, gsi1sk"),
 		ExpressionAttributeNames:  map[string]string{"#st": "state"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":sent": &types.AttributeValueMemberS{Value: claimSent}, ":at": &types.AttributeValueMemberS{Value: now.UTC().Format(timeLayout)}},
 	})

@@ -40,7 +40,14 @@ type claimRecord struct {
 	QueuedAt    string `dynamodbav:"queuedAt"`
 	LeaseUntil  int64  `dynamodbav:"leaseUntil"`
 	ExpiresAt   int64  `dynamodbav:"expiresAt"`
+	// While PENDING, the claim sits in the byPipeline index under pendingPartition, so the
+	// reconciler finds claims whose sending stalled with one Query.
+	GSI1PK string `dynamodbav:"gsi1pk"`
+	GSI1SK string `dynamodbav:"gsi1sk"`
 }
+
+// pendingPartition is the index partition of PENDING notification claims.
+const pendingPartition = "NOTIFY#PENDING"
 
 // Dispatch queues n. It returns false when n was queued (or sent) before.
 func (o Outbox) Dispatch(ctx context.Context, n pipeline.Notification, _ pipeline.Run) (bool, error) {
@@ -50,6 +57,7 @@ func (o Outbox) Dispatch(ctx context.Context, n pipeline.Notification, _ pipelin
 		PK: "NOTIFY#" + n.Key(), SK: "NOTIFY", State: claimPending, Type: string(n.Type),
 		Pipeline: n.Pipeline, ExecutionID: n.ExecutionID, Attempt: n.Attempt, At: n.At.UTC().Format(timeLayout),
 		FirstFailed: n.FirstFailedExecID, QueuedAt: now.UTC().Format(timeLayout), ExpiresAt: now.Add(d.retention).Unix(),
+		GSI1PK: pendingPartition, GSI1SK: now.UTC().Format(timeLayout) + "#" + n.Key(),
 	}
 	if !n.BrokenSince.IsZero() {
 		rec.BrokenSince = n.BrokenSince.UTC().Format(timeLayout)
@@ -142,4 +150,53 @@ func (d *Dynamo) ChannelSent(ctx context.Context, n pipeline.Notification, chann
 		return fmt.Errorf("mark %s sent to %s: %w", n.Key(), channel, err)
 	}
 	return nil
+}
+
+// Requeue hands claims that are still PENDING, queued before cutoff and not leased, back to the
+// notifier: it resets their lease to 0 and stamps requeuedAt, a change the stream's filter
+// passes (NewImage state PENDING with leaseUntil 0). It is the way back for a notification
+// whose stream retries were spent (a long Slack outage, a crashed notifier). It returns how
+// many it requeued.
+func (d *Dynamo) Requeue(ctx context.Context, cutoff, now time.Time) (int, error) {
+	p := dynamodb.NewQueryPaginator(d.db, &dynamodb.QueryInput{
+		TableName: aws.String(d.table), IndexName: aws.String(IndexByPipeline),
+		KeyConditionExpression: aws.String("gsi1pk = :p AND gsi1sk < :cut"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":p":   &types.AttributeValueMemberS{Value: pendingPartition},
+			":cut": &types.AttributeValueMemberS{Value: cutoff.UTC().Format(timeLayout)},
+		},
+	})
+	n := 0
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		d.reads.Add(1)
+		if err != nil {
+			return n, fmt.Errorf("query pending notifications: %w", err)
+		}
+		for _, it := range out.Items {
+			_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+				TableName:                aws.String(d.table),
+				Key:                      map[string]types.AttributeValue{attrPK: it[attrPK], attrSK: it[attrSK]},
+				UpdateExpression:         aws.String("SET leaseUntil = :zero, requeuedAt = :now"),
+				ConditionExpression:      aws.String("#st = :pending AND leaseUntil < :nowms"),
+				ExpressionAttributeNames: map[string]string{"#st": "state"},
+				ExpressionAttributeValues: map[string]types.AttributeValue{
+					":zero":    &types.AttributeValueMemberN{Value: "0"},
+					":now":     &types.AttributeValueMemberS{Value: now.UTC().Format(timeLayout)},
+					":pending": &types.AttributeValueMemberS{Value: claimPending},
+					":nowms":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
+				},
+			})
+			d.writes.Add(1)
+			var ccf *types.ConditionalCheckFailedException
+			if errors.As(err, &ccf) {
+				continue // sent or being sent meanwhile
+			}
+			if err != nil {
+				return n, fmt.Errorf("requeue %s: %w", str(it, attrPK), err)
+			}
+			n++
+		}
+	}
+	return n, nil
 }
