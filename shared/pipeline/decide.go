@@ -47,9 +47,11 @@ func (n Notification) Key() string {
 // was created, failing in Source because the repository has no commit on the branch yet. No
 // stage after Source has started in such a run.
 func IsPushToStart(run Run, o Outcome) bool {
-	if o.Status != StatusFailed || o.Trigger.Type != TriggerCreatePipeline {
-		return false
-	}
+	return o.Status == StatusFailed && o.Trigger.Type == TriggerCreatePipeline && onlySourceStage(run)
+}
+
+// onlySourceStage reports whether no stage after Source has started in the run.
+func onlySourceStage(run Run) bool {
 	for name := range run.Stages {
 		if name != "Source" && !isSourceStage(run.Stages[name]) {
 			return false

@@ -127,6 +127,14 @@ func Apply(run Run, ev Event, now time.Time) (Run, []Effect) {
 		}
 	}
 
+	// Every outcome carries the run's trigger, whichever event told it (AWS's FAILED event
+	// may come without execution-trigger, and before STARTED).
+	if hasOtherTrigger(next) {
+		next.Outcomes = slices.Clone(next.Outcomes)
+		for i := range next.Outcomes {
+			next.Outcomes[i].Trigger = next.Trigger
+		}
+	}
 	if next.Status.Terminal() {
 		next.EndedAt = next.At
 	} else {
@@ -181,6 +189,15 @@ func commitFromSource(c Commit, r ExecutionResult) Commit {
 		c.URL = r.URL
 	}
 	return c
+}
+
+func hasOtherTrigger(r Run) bool {
+	for _, o := range r.Outcomes {
+		if o.Trigger != r.Trigger {
+			return true
+		}
+	}
+	return false
 }
 
 // addOutcome adds o to the per-attempt outcomes, keeping them sorted by attempt. Two terminal

@@ -42,9 +42,21 @@ func recordedSequences() []recorded {
 			map[string]Status{"Source": StatusSucceeded, "CreateUpdatePipeline": StatusSucceeded, "BuildAndTest": StatusStopped}},
 		{"canceled by self-update", canceled("p", "e-08", t0), StatusCanceled,
 			map[string]Status{"Source": StatusSucceeded, "CreateUpdatePipeline": StatusSucceeded}},
+		{"fails, FAILED event without trigger (AWS's documented shape)", dropTerminalTrigger(failedAt("p", "e-16", t0, 2)), StatusFailed,
+			map[string]Status{"Source": StatusSucceeded, "CreateUpdatePipeline": StatusSucceeded, "BuildAndTest": StatusFailed}},
 		{"retried and passed", retried("p", "e-09", t0), StatusSucceeded,
 			map[string]Status{"Source": StatusSucceeded, "CreateUpdatePipeline": StatusSucceeded, "BuildAndTest": StatusSucceeded, "CreateUpdateLambda": StatusSucceeded}},
 	}
+}
+
+func dropTerminalTrigger(events []Event) []Event {
+	out := append([]Event(nil), events...)
+	for i, ev := range out {
+		if ev.Level == LevelPipeline && ev.State.Status().Terminal() {
+			out[i].Trigger = Trigger{}
+		}
+	}
+	return out
 }
 
 func stageStatuses(r Run) map[string]Status {

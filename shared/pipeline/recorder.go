@@ -23,6 +23,8 @@ type OutcomeStore interface {
 	// it, as Decide needs them: back to the start of the failure streak before o (bounded),
 	// and the next one after o.
 	AddOutcome(ctx context.Context, o Outcome, now time.Time) ([]Outcome, error)
+	// HasOutcomes reports whether any decisive outcome of the pipeline is recorded.
+	HasOutcomes(ctx context.Context, pipeline string) (bool, error)
 }
 
 // Claims makes each notification go out once: Claim before sending, Release after.
@@ -91,11 +93,29 @@ func (r *Recorder) Handle(ctx context.Context, ev Event) (Result, error) {
 		return res, nil
 	}
 	o := Outcome{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID, Attempt: max(ev.Attempt, 1), Status: ev.State.Status(), At: ev.Time, Trigger: run.Trigger}
+	for _, folded := range run.Outcomes {
+		if folded.Attempt == o.Attempt {
+			// The fold's winner for this attempt: a late event or the reconciler's view of
+			// the same end then makes the same outcome, not a second one.
+			o = folded
+		}
+	}
 	if Silent(o) {
 		return res, nil
 	}
+	pushToStart := IsPushToStart(run, o)
+	if !pushToStart && o.Trigger == (Trigger{}) && o.Status == StatusFailed && onlySourceStage(run) {
+		// The trigger is not known yet (the STARTED event has not arrived; the FAILED one
+		// may not carry it): a run that failed in Source and is the pipeline's first is the
+		// run on the empty repository.
+		has, err := r.Outcomes.HasOutcomes(ctx, o.Pipeline)
+		if err != nil {
+			return res, fmt.Errorf("read outcomes of %s: %w", o.Pipeline, err)
+		}
+		pushToStart = !has
+	}
 	var decided []Notification
-	if IsPushToStart(run, o) {
+	if pushToStart {
 		decided = Decide(nil, o, true)
 	} else {
 		history, err := r.Outcomes.AddOutcome(ctx, o, now)

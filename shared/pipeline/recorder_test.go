@@ -62,6 +62,17 @@ func (s *fakeStore) AddOutcome(_ context.Context, o Outcome, _ time.Time) ([]Out
 	return append([]Outcome(nil), s.outcomes...), nil
 }
 
+func (s *fakeStore) HasOutcomes(_ context.Context, p string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range s.outcomes {
+		if o.Pipeline == p {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 func (s *fakeStore) Claim(_ context.Context, n Notification, _ time.Time, _ time.Duration) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -118,6 +129,23 @@ func replay(t *testing.T, events []Event) []string {
 	return keys(log.sent)
 }
 
+// withoutTrigger drops execution-trigger from the pipeline events and moves the terminal one
+// first, as AWS's documented FAILED example (no trigger) delivered before STARTED.
+func withoutTrigger(events []Event) []Event {
+	out := make([]Event, 0, len(events))
+	for _, ev := range events {
+		if ev.Level == LevelPipeline {
+			ev.Trigger = Trigger{}
+			if ev.State.Status().Terminal() {
+				out = append([]Event{ev}, out...)
+				continue
+			}
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
 func keys(ns []Notification) []string {
 	out := make([]string, 0, len(ns))
 	for _, n := range ns {
@@ -157,6 +185,8 @@ func TestNotificationDecisions(t *testing.T) {
 		{"pipelines do not affect each other", concat(failedAt("p", "a", at(0), 2), succeeded("q", "b", at(20))), []string{"failed#p#a"}},
 		{"empty repository says push to start", emptyRepository("p", "a", at(0)), []string{"push-to-start#p"}},
 		{"push to start is no failure to recover from", concat(emptyRepository("p", "a", at(0)), succeeded("p", "b", at(20))), []string{"push-to-start#p"}},
+		{"push to start when the FAILED event carries no trigger and comes first", concat(withoutTrigger(emptyRepository("p", "a", at(0)))), []string{"push-to-start#p"}},
+		{"a later run failing in Source is a failure", concat(succeeded("p", "a", at(0)), withoutTrigger(emptyRepository("p", "b", at(20)))), []string{"failed#p#b"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -113,6 +113,24 @@ func (d *Dynamo) AddOutcome(ctx context.Context, o pipeline.Outcome, now time.Ti
 	return history, nil
 }
 
+// HasOutcomes reports whether the pipeline has a decisive outcome (one Query, one item).
+func (d *Dynamo) HasOutcomes(ctx context.Context, p string) (bool, error) {
+	out, err := d.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:              aws.String(d.table),
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :o)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": &types.AttributeValueMemberS{Value: "PIPELINE#" + p},
+			":o":  &types.AttributeValueMemberS{Value: "OUTCOME#"},
+		},
+		ConsistentRead: aws.Bool(true), Limit: aws.Int32(1),
+	})
+	d.reads.Add(1)
+	if err != nil {
+		return false, fmt.Errorf("query outcomes of %s: %w", p, err)
+	}
+	return len(out.Items) > 0, nil
+}
+
 func decodeOutcome(item map[string]types.AttributeValue) (pipeline.Outcome, error) {
 	var r outcomeRecord
 	if err := attributevalue.UnmarshalMap(item, &r); err != nil {

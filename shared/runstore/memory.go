@@ -100,6 +100,13 @@ func (m *Memory) AddOutcome(_ context.Context, o pipeline.Outcome, _ time.Time) 
 	return slices.Clone(list), nil
 }
 
+// HasOutcomes reports whether the pipeline has a decisive outcome.
+func (m *Memory) HasOutcomes(_ context.Context, p string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.outcomes[p]) > 0, nil
+}
+
 // Claim reserves n unless it was sent or another holder's lease is running.
 func (m *Memory) Claim(_ context.Context, n pipeline.Notification, now time.Time, lease time.Duration) (bool, error) {
 	m.mu.Lock()
