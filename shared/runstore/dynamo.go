@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,9 +32,9 @@ type DynamoAPI interface {
 
 // Table layout (docs/runs-table.md):
 //
-//	run          pk RUN#<pipeline>#<execution>   sk RUN
-//	             gsi1pk PIPELINE#<pipeline>      gsi1sk <started at, RFC 3339>#<execution>
-//	             one attribute per observed state: "ev|<element>|<state>|<attempt>"
+//	observation  pk RUN#<pipeline>#<execution>   sk EV|<element>|<state>|<attempt>
+//	             (pipeline-level ones) gsi1pk PIPELINE#<pipeline>  gsi1sk <event time>#<execution>
+//	push         pk RUN#<pipeline>#<execution>   sk PUSH  (gsi1pk/gsi1sk at the push time)
 //	outcome      pk PIPELINE#<pipeline>          sk OUTCOME#<ended at>#<execution>#<attempt>
 //	notification pk NOTIFY#<key>                 sk NOTIFY
 //
@@ -47,7 +48,8 @@ const (
 	// IndexByPipeline lists a pipeline's runs newest first.
 	IndexByPipeline = "byPipeline"
 
-	obsPrefix  = "ev|"
+	obsPrefix  = "EV|"
+	skPush     = "PUSH"
 	timeLayout = "2006-01-02T15:04:05.000000000Z"
 )
 
@@ -91,12 +93,7 @@ func (d *Dynamo) Stats() Stats {
 // Requests returns how many write and read requests the store sent.
 func (d *Dynamo) Requests() (writes, reads int64) { return d.writes.Load(), d.reads.Load() }
 
-func runKey(k pipeline.Key) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{
-		attrPK: &types.AttributeValueMemberS{Value: "RUN#" + k.Pipeline + "#" + k.ExecutionID},
-		attrSK: &types.AttributeValueMemberS{Value: "RUN"},
-	}
-}
+func runPK(k pipeline.Key) string { return "RUN#" + k.Pipeline + "#" + k.ExecutionID }
 
 // observation is one event as stored in its run item.
 type observation struct {
@@ -167,78 +164,67 @@ func element(ev pipeline.Event) string {
 	return "P"
 }
 
-// Record stores ev in its run item with one conditional UpdateItem and no read: the item keeps
-// every distinct observation (element, state, attempt), and the run is their fold, computed
-// from the item the write returns (ReturnValues ALL_NEW). The condition refuses a duplicate
-// (the observation exists); the refusal returns the item as it was (ALL_OLD on condition
-// failure, no read cost), so a duplicate costs one refused write.
+// Record stores ev as one small item of its own: one conditional PutItem, no read. A run is
+// the fold of its observation items (see docs/runs-table.md: a run item that grew with every
+// event cost a write unit per kilobyte of the whole item on every event, ~2-3 times the 40
+// units a run may cost). The condition refuses a duplicate (same element, state and attempt).
 //
-// An event that the stored observations outrank (a STARTED after its SUCCEEDED) is stored
-// all the same and reported as stale: it still carries the element's start time, which a
-// refused write would lose, and it keeps the stored fold equal to the in-memory one.
+// The run returned is the fold of what is stored only for a pipeline-level terminal event,
+// the one event whose handling needs it (the notification decision): one Query of the run's
+// partition. For the other events it is the fold of this event alone, and whether the event
+// was stale (outranked) is not known.
 func (d *Dynamo) Record(ctx context.Context, ev pipeline.Event, now time.Time) (pipeline.Run, []pipeline.Effect, error) {
 	k := pipeline.Key{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID}
-	obsName := obsPrefix + element(ev) + "|" + string(ev.State) + "|" + strconv.Itoa(max(ev.Attempt, 1))
-	obs, err := attributevalue.Marshal(toObservation(ev))
+	sk := obsPrefix + element(ev) + "|" + string(ev.State) + "|" + strconv.Itoa(max(ev.Attempt, 1))
+	item, err := attributevalue.MarshalMap(observationItem{
+		PK: runPK(k), SK: sk, Pipeline: k.Pipeline, ExecutionID: k.ExecutionID, Obs: toObservation(ev),
+		ExpiresAt: now.Add(d.retention).Unix(),
+	})
 	if err != nil {
 		return pipeline.Run{}, nil, fmt.Errorf("marshal observation: %w", err)
 	}
-	names := map[string]string{"#obs": obsName, "#pl": "pipeline", "#ex": "executionId", "#g1": attrGSI1PK, "#g2": attrGSI1SK, "#exp": attrExpires}
-	values := map[string]types.AttributeValue{
-		":obs": obs,
-		":pl":  &types.AttributeValueMemberS{Value: k.Pipeline},
-		":ex":  &types.AttributeValueMemberS{Value: k.ExecutionID},
-		":g1":  &types.AttributeValueMemberS{Value: "PIPELINE#" + k.Pipeline},
-		":g2":  &types.AttributeValueMemberS{Value: ev.Time.UTC().Format(timeLayout) + "#" + k.ExecutionID},
-		":exp": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.retention).Unix(), 10)},
+	if ev.Level == pipeline.LevelPipeline {
+		// Pipeline-level observations place the run in the byPipeline index.
+		item[attrGSI1PK] = &types.AttributeValueMemberS{Value: "PIPELINE#" + k.Pipeline}
+		item[attrGSI1SK] = &types.AttributeValueMemberS{Value: ev.Time.UTC().Format(timeLayout) + "#" + k.ExecutionID}
 	}
-	set := []string{"#obs = :obs", "#pl = :pl", "#ex = :ex", "#g1 = :g1", "#exp = :exp"}
-	// The index sorts a pipeline's runs by start: the pipeline's STARTED event sets it, any
-	// other event only until then.
-	if ev.Level == pipeline.LevelPipeline && ev.State == pipeline.StateStarted {
-		set = append(set, "#g2 = :g2")
-	} else {
-		set = append(set, "#g2 = if_not_exists(#g2, :g2)")
-	}
-	out, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(d.table),
-		Key:                                 runKey(k),
-		UpdateExpression:                    aws.String("SET " + strings.Join(set, ", ")),
-		ConditionExpression:                 aws.String("attribute_not_exists(#obs)"),
-		ExpressionAttributeNames:            names,
-		ExpressionAttributeValues:           values,
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	_, err = d.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(d.table), Item: item,
+		ConditionExpression: aws.String("attribute_not_exists(pk)"),
 	})
 	d.writes.Add(1)
 	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		d.duplicates.Add(1)
-		item := ccf.Item
-		if len(item) == 0 {
-			// DynamoDB returns the item with the refusal; stand-ins that predate
-			// ReturnValuesOnConditionCheckFailure (dynalite) do not, so read it.
-			if item, err = d.getItem(ctx, k); err != nil {
-				return pipeline.Run{}, nil, err
-			}
-		}
-		run, err := foldItem(k, item, now)
-		if err != nil {
-			return pipeline.Run{}, nil, err
-		}
-		return run, []pipeline.Effect{pipeline.Ignored{Reason: pipeline.ReasonDuplicate}}, nil
+	duplicate := errors.As(err, &ccf)
+	if err != nil && !duplicate {
+		return pipeline.Run{}, nil, fmt.Errorf("record %s of run %s: %w", sk, k.ExecutionID, err)
 	}
+	if duplicate {
+		d.duplicates.Add(1)
+	}
+	if ev.Level != pipeline.LevelPipeline || !ev.State.Status().Terminal() {
+		run, _ := pipeline.Apply(pipeline.Run{}, ev, now)
+		if duplicate {
+			return run, []pipeline.Effect{pipeline.Ignored{Reason: pipeline.ReasonDuplicate}}, nil
+		}
+		d.recorded.Add(1)
+		return run, nil, nil
+	}
+	items, err := d.runItems(ctx, k)
 	if err != nil {
-		return pipeline.Run{}, nil, fmt.Errorf("update run %s: %w", k.ExecutionID, err)
+		return pipeline.Run{}, nil, err
+	}
+	if duplicate {
+		run, err := foldItems(k, items, now)
+		return run, []pipeline.Effect{pipeline.Ignored{Reason: pipeline.ReasonDuplicate}}, err
 	}
 	// Fold everything but this event, then this event, so that its effects are known.
-	before := make(map[string]types.AttributeValue, len(out.Attributes))
-	for name, v := range out.Attributes {
-		if name != obsName {
-			before[name] = v
+	var others []map[string]types.AttributeValue
+	for _, it := range items {
+		if str(it, attrSK) != sk {
+			others = append(others, it)
 		}
 	}
-	prev, err := foldItem(k, before, now)
+	prev, err := foldItems(k, others, now)
 	if err != nil {
 		return pipeline.Run{}, nil, err
 	}
@@ -253,40 +239,58 @@ func (d *Dynamo) Record(ctx context.Context, ev pipeline.Event, now time.Time) (
 	return run, effects, nil
 }
 
-func (d *Dynamo) getItem(ctx context.Context, k pipeline.Key) (map[string]types.AttributeValue, error) {
-	out, err := d.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: runKey(k), ConsistentRead: aws.Bool(true)})
-	d.reads.Add(1)
-	if err != nil {
-		return nil, fmt.Errorf("get run %s: %w", k.ExecutionID, err)
-	}
-	return out.Item, nil
+// observationItem is one stored event.
+type observationItem struct {
+	PK          string      `dynamodbav:"pk"`
+	SK          string      `dynamodbav:"sk"`
+	Pipeline    string      `dynamodbav:"pipeline"`
+	ExecutionID string      `dynamodbav:"executionId"`
+	Obs         observation `dynamodbav:"o"`
+	ExpiresAt   int64       `dynamodbav:"expiresAt"`
 }
 
-// foldItem rebuilds the run from a stored item. The fold is order-independent; sorting the
-// observations only makes the work repeatable.
-func foldItem(k pipeline.Key, item map[string]types.AttributeValue, now time.Time) (pipeline.Run, error) {
-	if len(item) == 0 {
-		return pipeline.Run{}, nil
-	}
-	names := make([]string, 0, len(item))
-	for name := range item {
-		if strings.HasPrefix(name, obsPrefix) {
-			names = append(names, name)
+// runItems reads a run's partition (one consistent Query, paginated).
+func (d *Dynamo) runItems(ctx context.Context, k pipeline.Key) ([]map[string]types.AttributeValue, error) {
+	p := dynamodb.NewQueryPaginator(d.db, &dynamodb.QueryInput{
+		TableName: aws.String(d.table), ConsistentRead: aws.Bool(true),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: runPK(k)}},
+	})
+	var items []map[string]types.AttributeValue
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		d.reads.Add(1)
+		if err != nil {
+			return nil, fmt.Errorf("read run %s: %w", k.ExecutionID, err)
 		}
+		items = append(items, out.Items...)
 	}
-	sort.Strings(names)
+	return items, nil
+}
+
+// foldItems rebuilds the run from its stored items. The fold is order-independent; sorting
+// the observations only makes the work repeatable.
+func foldItems(k pipeline.Key, items []map[string]types.AttributeValue, now time.Time) (pipeline.Run, error) {
+	items = slices.Clone(items)
+	slices.SortFunc(items, func(a, b map[string]types.AttributeValue) int { return strings.Compare(str(a, attrSK), str(b, attrSK)) })
 	var run pipeline.Run
-	for _, name := range names {
-		var o observation
-		if err := attributevalue.Unmarshal(item[name], &o); err != nil {
-			return pipeline.Run{}, fmt.Errorf("decode stored %s of run %s: %w", name, k.ExecutionID, err)
+	var push pipeline.Commit
+	for _, it := range items {
+		switch sk := str(it, attrSK); {
+		case strings.HasPrefix(sk, obsPrefix):
+			var o observationItem
+			if err := attributevalue.UnmarshalMap(it, &o); err != nil {
+				return pipeline.Run{}, fmt.Errorf("decode stored %s of run %s: %w", sk, k.ExecutionID, err)
+			}
+			run, _ = pipeline.Apply(run, o.Obs.event(k), now)
+		case sk == skPush:
+			push = pushFromItem(it)
 		}
-		run, _ = pipeline.Apply(run, o.event(k), now)
 	}
 	if run.Pipeline == "" {
 		run.Pipeline, run.ExecutionID = k.Pipeline, k.ExecutionID
 	}
-	return pipeline.WithPush(run, pushFromItem(item)), nil
+	return pipeline.WithPush(run, push), nil
 }
 
 // pushRecord is what on-push stores of the commit.
@@ -307,26 +311,20 @@ func pushFromItem(item map[string]types.AttributeValue) pipeline.Commit {
 	return pipeline.Commit{ID: p.CommitID, Message: p.Message, Author: p.Author, PushedAt: t, URL: p.URL}
 }
 
-// RecordPush stores what on-push learnt of the commit of an execution (one UpdateItem).
+// RecordPush stores what on-push learnt of the commit of an execution (one PutItem; the
+// push also places the run in the index, in case its pipeline events are lost).
 func (d *Dynamo) RecordPush(ctx context.Context, k pipeline.Key, c pipeline.Commit, now time.Time) error {
-	vals := map[string]types.AttributeValue{
-		":c": &types.AttributeValueMemberS{Value: c.ID}, ":m": &types.AttributeValueMemberS{Value: clip(c.Message)},
-		":a": &types.AttributeValueMemberS{Value: c.Author}, ":t": &types.AttributeValueMemberS{Value: c.PushedAt.UTC().Format(timeLayout)},
-		":u":   &types.AttributeValueMemberS{Value: c.URL},
-		":pl":  &types.AttributeValueMemberS{Value: k.Pipeline},
-		":ex":  &types.AttributeValueMemberS{Value: k.ExecutionID},
-		":g1":  &types.AttributeValueMemberS{Value: "PIPELINE#" + k.Pipeline},
-		":g2":  &types.AttributeValueMemberS{Value: c.PushedAt.UTC().Format(timeLayout) + "#" + k.ExecutionID},
-		":exp": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.retention).Unix(), 10)},
+	item := map[string]types.AttributeValue{
+		attrPK: &types.AttributeValueMemberS{Value: runPK(k)}, attrSK: &types.AttributeValueMemberS{Value: skPush},
+		"pipeline": &types.AttributeValueMemberS{Value: k.Pipeline}, "executionId": &types.AttributeValueMemberS{Value: k.ExecutionID},
+		"commitId": &types.AttributeValueMemberS{Value: c.ID}, "commitMessage": &types.AttributeValueMemberS{Value: clip(c.Message)},
+		"commitAuthor": &types.AttributeValueMemberS{Value: c.Author}, "pushedAt": &types.AttributeValueMemberS{Value: c.PushedAt.UTC().Format(timeLayout)},
+		"commitUrl": &types.AttributeValueMemberS{Value: c.URL},
+		attrGSI1PK:  &types.AttributeValueMemberS{Value: "PIPELINE#" + k.Pipeline},
+		attrGSI1SK:  &types.AttributeValueMemberS{Value: c.PushedAt.UTC().Format(timeLayout) + "#" + k.ExecutionID},
+		attrExpires: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.retention).Unix(), 10)},
 	}
-	_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(d.table),
-		Key:       runKey(k),
-		UpdateExpression: aws.String("SET commitId = :c, commitMessage = :m, commitAuthor = :a, pushedAt = :t, commitUrl = :u, " +
-			"#pl = :pl, executionId = :ex, gsi1pk = :g1, gsi1sk = if_not_exists(gsi1sk, :g2), expiresAt = :exp"),
-		ExpressionAttributeNames:  map[string]string{"#pl": "pipeline"},
-		ExpressionAttributeValues: vals,
-	})
+	_, err := d.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item})
 	d.writes.Add(1)
 	if err != nil {
 		return fmt.Errorf("record push of %s: %w", c.ID, err)
@@ -334,35 +332,68 @@ func (d *Dynamo) RecordPush(ctx context.Context, k pipeline.Key, c pipeline.Comm
 	return nil
 }
 
-// Get reads one run (one GetItem).
+// Get reads one run (one Query of its partition).
 func (d *Dynamo) Get(ctx context.Context, k pipeline.Key) (pipeline.Run, error) {
-	item, err := d.getItem(ctx, k)
+	items, err := d.runItems(ctx, k)
 	if err != nil {
 		return pipeline.Run{}, err
 	}
-	if len(item) == 0 {
+	if len(items) == 0 {
 		return pipeline.Run{}, pipeline.ErrNotFound
 	}
-	return foldItem(k, item, time.Now())
+	return foldItems(k, items, time.Now())
 }
 
-// List returns runs newest first: one Query of the index for a pipeline, or a Scan of the
-// (sparse) index across pipelines.
+// runsOf reads the runs the index items name, in the order they first appear, skipping other
+// items (pending claims) and expired ones; at most limit runs (0: all).
+func (d *Dynamo) runsOf(ctx context.Context, index []map[string]types.AttributeValue, limit int) ([]pipeline.Run, error) {
+	now := time.Now()
+	seen := map[pipeline.Key]bool{}
+	var runs []pipeline.Run
+	for _, it := range index {
+		if !isRunItem(it) || ttlExpired(it, now) {
+			continue
+		}
+		k := pipeline.Key{Pipeline: str(it, "pipeline"), ExecutionID: str(it, "executionId")}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		run, err := d.Get(ctx, k)
+		if errors.Is(err, pipeline.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, run)
+		if limit > 0 && len(runs) == limit {
+			break
+		}
+	}
+	return runs, nil
+}
+
+// List returns runs newest first: a Query of the index for a pipeline (or a Scan of the sparse
+// index across pipelines), then one Query per run.
 func (d *Dynamo) List(ctx context.Context, pipelineName string, limit int) ([]pipeline.Run, error) {
-	var items []map[string]types.AttributeValue
+	var index []map[string]types.AttributeValue
 	if pipelineName != "" {
-		out, err := d.db.Query(ctx, &dynamodb.QueryInput{
+		p := dynamodb.NewQueryPaginator(d.db, &dynamodb.QueryInput{
 			TableName: aws.String(d.table), IndexName: aws.String(IndexByPipeline),
 			KeyConditionExpression:    aws.String("gsi1pk = :p"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":p": &types.AttributeValueMemberS{Value: "PIPELINE#" + pipelineName}},
 			ScanIndexForward:          aws.Bool(false),
-			Limit:                     aws.Int32(int32(limit)),
 		})
-		d.reads.Add(1)
-		if err != nil {
-			return nil, fmt.Errorf("query runs of %s: %w", pipelineName, err)
+		// A run has up to three index items (STARTED, its end, the push): read enough.
+		for p.HasMorePages() && len(index) < 4*limit {
+			out, err := p.NextPage(ctx)
+			d.reads.Add(1)
+			if err != nil {
+				return nil, fmt.Errorf("query runs of %s: %w", pipelineName, err)
+			}
+			index = append(index, out.Items...)
 		}
-		items = out.Items
 	} else {
 		p := dynamodb.NewScanPaginator(d.db, &dynamodb.ScanInput{TableName: aws.String(d.table), IndexName: aws.String(IndexByPipeline)})
 		for p.HasMorePages() {
@@ -371,32 +402,17 @@ func (d *Dynamo) List(ctx context.Context, pipelineName string, limit int) ([]pi
 			if err != nil {
 				return nil, fmt.Errorf("scan runs: %w", err)
 			}
-			for _, it := range out.Items {
-				if isRunItem(it) {
-					items = append(items, it)
-				}
-			}
+			index = append(index, out.Items...)
 		}
-		sort.Slice(items, func(i, j int) bool { return str(items[i], attrGSI1SK) > str(items[j], attrGSI1SK) })
-		if len(items) > limit {
-			items = items[:limit]
-		}
+		sort.SliceStable(index, func(i, j int) bool { return str(index[i], attrGSI1SK) > str(index[j], attrGSI1SK) })
 	}
-	now := time.Now()
-	runs := make([]pipeline.Run, 0, len(items))
-	for _, it := range items {
-		if !isRunItem(it) {
-			continue
-		}
-		k := pipeline.Key{Pipeline: str(it, "pipeline"), ExecutionID: str(it, "executionId")}
-		run, err := foldItem(k, it, now)
-		if err != nil {
-			return nil, err
-		}
-		if ttlExpired(it, now) {
-			continue
-		}
-		runs = append(runs, run)
+	runs, err := d.runsOf(ctx, index, 0)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(runs, func(a, b pipeline.Run) int { return pipeline.CompareRuns(b, a) })
+	if len(runs) > limit {
+		runs = runs[:limit]
 	}
 	return runs, nil
 }
@@ -415,11 +431,12 @@ func (d *Dynamo) FindExecution(ctx context.Context, executionID string) (pipelin
 		if err != nil {
 			return pipeline.Run{}, fmt.Errorf("find execution %s: %w", executionID, err)
 		}
-		for _, it := range out.Items {
-			if !isRunItem(it) {
-				continue
-			}
-			return foldItem(pipeline.Key{Pipeline: str(it, "pipeline"), ExecutionID: executionID}, it, time.Now())
+		runs, err := d.runsOf(ctx, out.Items, 1)
+		if err != nil {
+			return pipeline.Run{}, err
+		}
+		if len(runs) == 1 {
+			return runs[0], nil
 		}
 	}
 	return pipeline.Run{}, pipeline.ErrNotFound

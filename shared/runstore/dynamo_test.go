@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -113,20 +111,72 @@ func TestDynamoConcurrentDeliveryConverges(t *testing.T) {
 func TestDynamoHotPathIsOneWriteNoRead(t *testing.T) {
 	events := scenario(t, "success")
 	store := newDynamo(t)
+	terminal := 0
 	for _, ev := range events {
 		_, _, err := store.Record(context.Background(), ev, now)
 		require.NoError(t, err)
+		if ev.Level == pipeline.LevelPipeline && ev.State.Status().Terminal() {
+			terminal++
+		}
 	}
 	writes, reads := store.Requests()
-	assert.Equal(t, int64(len(events)), writes)
-	assert.Zero(t, reads)
-	// A duplicate costs one refused write and returns the record as it stands.
+	assert.Equal(t, int64(len(events)), writes, "one write per event")
+	assert.Equal(t, int64(terminal), reads, "no read but for the run's end, which the decision needs")
+	// A duplicate costs one refused write.
 	run, effects, err := store.Record(context.Background(), events[3], now)
 	require.NoError(t, err)
 	assert.Equal(t, []pipeline.Effect{pipeline.Ignored{Reason: pipeline.ReasonDuplicate}}, effects)
-	assert.Equal(t, pipeline.StatusSucceeded, run.Status)
+	assert.Equal(t, events[3].ExecutionID, run.ExecutionID)
 	writes, _ = store.Requests()
 	assert.Equal(t, int64(len(events)+1), writes)
+}
+
+// TestDynamoWriteUnitsPerRun: every stored item stays under 1 KB, so a run costs one write
+// unit per event (DynamoDB bills a write by the size of the whole item written).
+func TestDynamoWriteUnitsPerRun(t *testing.T) {
+	for _, name := range []string{"success", "deploy-fails", "red-then-green"} {
+		store := newDynamo(t)
+		for _, ev := range scenario(t, name) {
+			_, _, err := store.Record(context.Background(), ev, now)
+			require.NoError(t, err)
+			items, err := store.runItems(context.Background(), pipeline.Key{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID})
+			require.NoError(t, err)
+			for _, it := range items {
+				require.Less(t, itemSize(it), 1024, "%s: item %s", name, str(it, attrSK))
+			}
+		}
+	}
+}
+
+// itemSize approximates DynamoDB's item size: names and values (numbers by digits).
+func itemSize(item map[string]types.AttributeValue) int {
+	n := 0
+	for k, v := range item {
+		n += len(k) + valueSize(v)
+	}
+	return n
+}
+
+func valueSize(v types.AttributeValue) int {
+	switch x := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(x.Value)
+	case *types.AttributeValueMemberN:
+		return (len(x.Value)+1)/2 + 1
+	case *types.AttributeValueMemberM:
+		n := 3
+		for k, e := range x.Value {
+			n += len(k) + valueSize(e) + 1
+		}
+		return n
+	case *types.AttributeValueMemberL:
+		n := 3
+		for _, e := range x.Value {
+			n += valueSize(e) + 1
+		}
+		return n
+	}
+	return 1
 }
 
 func TestDynamoStaleEventChangesNothing(t *testing.T) {
@@ -139,13 +189,13 @@ func TestDynamoStaleEventChangesNothing(t *testing.T) {
 	late := events[len(events)-2] // the failed stage
 	require.Equal(t, pipeline.LevelStage, late.Level)
 	late.State, late.ID = pipeline.StateStopping, "late-stopping"
-	run, effects, err := store.Record(context.Background(), late, now)
+	_, _, err := store.Record(context.Background(), late, now)
 	require.NoError(t, err)
-	assert.Equal(t, []pipeline.Effect{pipeline.Ignored{Reason: pipeline.ReasonStale}}, effects)
+	run, err := store.Get(context.Background(), pipeline.Key{Pipeline: late.Pipeline, ExecutionID: late.ExecutionID})
+	require.NoError(t, err)
 	assert.Equal(t, pipeline.StatusFailed, run.Stages[late.Stage].Status)
-	assert.Equal(t, int64(1), store.Stats().Stale)
 	// Delivered again, it is a duplicate.
-	_, effects, err = store.Record(context.Background(), late, now)
+	_, effects, err := store.Record(context.Background(), late, now)
 	require.NoError(t, err)
 	assert.Equal(t, []pipeline.Effect{pipeline.Ignored{Reason: pipeline.ReasonDuplicate}}, effects)
 }
@@ -207,10 +257,10 @@ func TestDynamoItemsCarryTTL(t *testing.T) {
 	ev := scenario(t, "success")[0]
 	_, _, err := store.Record(context.Background(), ev, now)
 	require.NoError(t, err)
-	out, err := store.db.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(store.table),
-		Key: runKey(pipeline.Key{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID})})
+	items, err := store.runItems(context.Background(), pipeline.Key{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID})
 	require.NoError(t, err)
-	assert.Equal(t, now.Add(24*time.Hour).Unix(), mustInt(t, out.Item["expiresAt"]))
+	require.Len(t, items, 1)
+	assert.Equal(t, now.Add(24*time.Hour).Unix(), mustInt(t, items[0]["expiresAt"]))
 }
 
 func TestDynamoClaimsOnceUnderConcurrency(t *testing.T) {

@@ -28,26 +28,28 @@ func (d *Dynamo) ListSince(ctx context.Context, pipelineName string, since time.
 		},
 		ScanIndexForward: aws.Bool(false),
 	})
-	now := time.Now()
-	var runs []pipeline.Run
+	var index []map[string]types.AttributeValue
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
 		d.reads.Add(1)
 		if err != nil {
 			return nil, fmt.Errorf("query runs of %s since %s: %w", pipelineName, since.UTC().Format(time.RFC3339), err)
 		}
-		for _, it := range out.Items {
-			if ttlExpired(it, now) {
-				continue
-			}
-			run, err := foldItem(pipeline.Key{Pipeline: str(it, "pipeline"), ExecutionID: str(it, "executionId")}, it, now)
-			if err != nil {
-				return nil, err
-			}
-			runs = append(runs, run)
+		index = append(index, out.Items...)
+	}
+	// The index places a run by its pipeline events and its push; one that started before
+	// since may be named by a later event: keep the runs that started at or after since.
+	runs, err := d.runsOf(ctx, index, 0)
+	if err != nil {
+		return nil, err
+	}
+	kept := runs[:0]
+	for _, r := range runs {
+		if !placedAt(r).Before(since) {
+			kept = append(kept, r)
 		}
 	}
-	return runs, nil
+	return kept, nil
 }
 
 // ListSince returns the pipeline's runs that started at or after since, newest first.
