@@ -80,14 +80,15 @@ type Pushes struct {
 	Lease          time.Duration // zero: DefaultPushLease
 }
 
-// Handle decides what one CodeCommit event does, and does it at most once per commit:
+// Handle decides what one CodeCommit event does, and does it at most once per push of a commit
+// (a commit pushed again after runstore.RerunAfter — a rollback — runs again):
 //
 //   - malformed or unsupported input: logged and dropped (outcome rejected, nil error);
 //   - another repository, a tag, another branch, a deleted branch, a kind of event that moves
 //     no branch: recorded as skipped (outcome skipped);
 //   - a commit whose message asks to skip CI: the claim is settled SKIPPED (outcome skipped);
-//   - a commit already started, or being started by a concurrent delivery: outcome ignored,
-//     with the execution id when it is known;
+//   - a commit already started (by this event, or by another within RerunAfter), or being
+//     started by a concurrent delivery: outcome ignored, with the execution id when known;
 //   - otherwise the run starts (outcome recorded, with the execution id) and its commit is
 //     recorded.
 //

@@ -1,6 +1,7 @@
 package runstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,19 @@ type PushClaim struct {
 	Reason      string // why the commit runs nothing (PushSkipped)
 	Attempts    int    // how often the claim was taken
 	LeaseUntil  time.Time
+	SettledAt   time.Time // when it was STARTED or SKIPPED
+}
+
+// RerunAfter is how long after its run started a commit pushed again runs again. Within it, a
+// second event for the same commit is the same push told twice (a branch created and updated
+// in one push); after it, it is a person pushing an old commit again — a rollback with
+// `git push --force aws <commit>:main` — who expects it deployed.
+const RerunAfter = 10 * time.Minute
+
+// rerunnable reports whether a settled claim may be taken again by another push of its commit.
+func rerunnable(c PushClaim, p pipeline.Push, now time.Time) bool {
+	return (c.State == PushStarted || c.State == PushSkipped) && c.EventID != p.ID &&
+		!c.SettledAt.IsZero() && now.Sub(c.SettledAt) >= RerunAfter
 }
 
 // PushSkip is a push that started nothing: another repository or branch, a tag, a deleted
@@ -97,6 +111,8 @@ type pushClaimRecord struct {
 	ExecutionID string `dynamodbav:"executionId"`
 	Reason      string `dynamodbav:"skipReason"`
 	Attempts    int    `dynamodbav:"attempts"`
+	StartedAt   string `dynamodbav:"startedAt"`
+	SkippedAt   string `dynamodbav:"skippedAt"`
 }
 
 func decodePushClaim(item map[string]types.AttributeValue) (PushClaim, error) {
@@ -108,6 +124,7 @@ func decodePushClaim(item map[string]types.AttributeValue) (PushClaim, error) {
 		return PushClaim{}, fmt.Errorf("decode push claim: %w", err)
 	}
 	c := PushClaim{State: r.State, EventID: r.EventID, Token: r.Token, ExecutionID: r.ExecutionID, Reason: r.Reason, Attempts: r.Attempts}
+	c.SettledAt, _ = time.Parse(timeLayout, cmp.Or(r.StartedAt, r.SkippedAt))
 	if r.LeaseUntil > 0 {
 		c.LeaseUntil = time.UnixMilli(r.LeaseUntil).UTC()
 	}
@@ -147,20 +164,63 @@ func (d *Dynamo) ClaimPush(ctx context.Context, p pipeline.Push, token string, n
 	d.writes.Add(1)
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		if len(ccf.Item) > 0 {
-			return decodePushClaim(ccf.Item)
+		held := ccf.Item
+		if len(held) == 0 {
+			// dynalite ignores ReturnValuesOnConditionCheckFailure; DynamoDB returns the
+			// item and never gets here.
+			got, err := d.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: pushClaimKey(p.Repository, p.CommitID), ConsistentRead: aws.Bool(true)})
+			d.reads.Add(1)
+			if err != nil {
+				return PushClaim{}, fmt.Errorf("read push claim of %s: %w", p.CommitID, err)
+			}
+			held = got.Item
 		}
-		// dynalite ignores ReturnValuesOnConditionCheckFailure; DynamoDB returns the item
-		// and never gets here.
-		got, err := d.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: pushClaimKey(p.Repository, p.CommitID), ConsistentRead: aws.Bool(true)})
-		d.reads.Add(1)
-		if err != nil {
-			return PushClaim{}, fmt.Errorf("read push claim of %s: %w", p.CommitID, err)
+		c, err := decodePushClaim(held)
+		if err != nil || !rerunnable(c, p, now) {
+			return c, err
 		}
-		return decodePushClaim(got.Item)
+		return d.rerunPush(ctx, p, c, token, now, lease)
 	}
 	if err != nil {
 		return PushClaim{}, fmt.Errorf("claim push of %s: %w", p.CommitID, err)
+	}
+	c, err := decodePushClaim(out.Attributes)
+	c.Held = err == nil
+	return c, err
+}
+
+// rerunPush takes a settled claim for a new push of its commit (see RerunAfter): the
+// condition names the settled claim, so of two such pushes at once one takes it.
+func (d *Dynamo) rerunPush(ctx context.Context, p pipeline.Push, old PushClaim, token string, now time.Time, lease time.Duration) (PushClaim, error) {
+	out, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(d.table),
+		Key:       pushClaimKey(p.Repository, p.CommitID),
+		UpdateExpression: aws.String("SET #st = :pending, leaseUntil = :until, eventId = :ev, requestToken = :tok, refName = :ref, " +
+			"claimedAt = :at, expiresAt = :exp REMOVE executionId, skipReason, startedAt, skippedAt ADD attempts :one"),
+		ConditionExpression:      aws.String("eventId = :oldev AND #st = :oldst"),
+		ExpressionAttributeNames: map[string]string{"#st": "state"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pending": &types.AttributeValueMemberS{Value: PushPending},
+			":until":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(lease).UnixMilli(), 10)},
+			":ev":      &types.AttributeValueMemberS{Value: p.ID},
+			":tok":     &types.AttributeValueMemberS{Value: token},
+			":ref":     &types.AttributeValueMemberS{Value: p.RefName},
+			":at":      &types.AttributeValueMemberS{Value: now.UTC().Format(timeLayout)},
+			":exp":     &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.retention).Unix(), 10)},
+			":one":     &types.AttributeValueMemberN{Value: "1"},
+			":oldev":   &types.AttributeValueMemberS{Value: old.EventID},
+			":oldst":   &types.AttributeValueMemberS{Value: old.State},
+		},
+		ReturnValues: types.ReturnValueAllNew,
+	})
+	d.writes.Add(1)
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		old.Held = false // another push of the commit took it first
+		return old, nil
+	}
+	if err != nil {
+		return PushClaim{}, fmt.Errorf("claim push of %s again: %w", p.CommitID, err)
 	}
 	c, err := decodePushClaim(out.Attributes)
 	c.Held = err == nil
@@ -304,11 +364,13 @@ func (m *Memory) ClaimPush(_ context.Context, p pipeline.Push, token string, now
 	t := m.pushes()
 	k := pushPK(p.Repository, p.CommitID)
 	c, ok := t.claims[k]
-	if ok && (c.State != PushPending || !c.LeaseUntil.Before(now)) {
+	switch {
+	case ok && rerunnable(c, p, now):
+		c = PushClaim{EventID: p.ID, Token: token, Attempts: c.Attempts}
+	case ok && (c.State != PushPending || !c.LeaseUntil.Before(now)):
 		c.Held = false
 		return c, nil
-	}
-	if !ok {
+	case !ok:
 		c = PushClaim{EventID: p.ID, Token: token}
 	}
 	c.State, c.LeaseUntil = PushPending, now.Add(lease).UTC().Truncate(time.Millisecond)
@@ -319,25 +381,25 @@ func (m *Memory) ClaimPush(_ context.Context, p pipeline.Push, token string, now
 }
 
 // MarkPushStarted records the commit's execution.
-func (m *Memory) MarkPushStarted(_ context.Context, p pipeline.Push, executionID string, _ time.Time) error {
+func (m *Memory) MarkPushStarted(_ context.Context, p pipeline.Push, executionID string, now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t := m.pushes()
 	k := pushPK(p.Repository, p.CommitID)
 	c := t.claims[k]
-	c.State, c.ExecutionID, c.LeaseUntil = PushStarted, executionID, time.Time{}
+	c.State, c.ExecutionID, c.LeaseUntil, c.SettledAt = PushStarted, executionID, time.Time{}, now.UTC().Truncate(time.Millisecond)
 	t.claims[k] = c
 	return nil
 }
 
 // MarkPushSkipped records that the commit runs nothing.
-func (m *Memory) MarkPushSkipped(_ context.Context, p pipeline.Push, reason string, _ time.Time) error {
+func (m *Memory) MarkPushSkipped(_ context.Context, p pipeline.Push, reason string, now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t := m.pushes()
 	k := pushPK(p.Repository, p.CommitID)
 	c := t.claims[k]
-	c.State, c.Reason, c.LeaseUntil = PushSkipped, reason, time.Time{}
+	c.State, c.Reason, c.LeaseUntil, c.SettledAt = PushSkipped, reason, time.Time{}, now.UTC().Truncate(time.Millisecond)
 	t.claims[k] = c
 	return nil
 }

@@ -258,3 +258,35 @@ func TestPushClaimExpires(t *testing.T) {
 		}
 	}
 }
+
+// TestPushClaimRerunsAnOldCommitPushedAgain: the same event stays a duplicate forever; another
+// push of the commit within RerunAfter is the same push told twice; after it, a rollback
+// (the commit pushed again) runs again, with its own token.
+func TestPushClaimRerunsAnOldCommitPushedAgain(t *testing.T) {
+	eachStore(t, func(t *testing.T, s pushStore) {
+		ctx := context.Background()
+		first := pushOf("event-1", commitA)
+		if c := mustClaim(t, s, first, "token-1", t0); !c.Held {
+			t.Fatalf("first claim not held: %+v", c)
+		}
+		started := t0.Add(time.Second)
+		if err := s.MarkPushStarted(ctx, first, "5e7c0000-0000-4000-8000-000000000001", started); err != nil {
+			t.Fatal(err)
+		}
+		soon := pushOf("event-2", commitA)
+		if c := mustClaim(t, s, soon, "token-2", started.Add(runstore.RerunAfter-time.Second)); c.Held {
+			t.Fatalf("a second event for the commit within RerunAfter was claimed: %+v", c)
+		}
+		if c := mustClaim(t, s, first, "token-1", started.Add(48*time.Hour)); c.Held {
+			t.Fatalf("the same event redelivered later was claimed: %+v", c)
+		}
+		rollback := pushOf("event-3", commitA)
+		c := mustClaim(t, s, rollback, "token-3", started.Add(2*time.Hour))
+		if !c.Held || c.Token != "token-3" || c.EventID != "event-3" || c.State != runstore.PushPending || c.ExecutionID != "" {
+			t.Fatalf("rollback claim = %+v, want held PENDING with token-3", c)
+		}
+		if c := mustClaim(t, s, pushOf("event-4", commitA), "token-4", started.Add(2*time.Hour)); c.Held {
+			t.Fatalf("a concurrent rollback took the claim too: %+v", c)
+		}
+	})
+}
