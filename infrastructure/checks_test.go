@@ -26,7 +26,6 @@ var resourceStarActions = map[string]string{
 	"codepipeline:PutJobSuccessResult":  "job results have no resource-level permissions; the job id is the capability",
 	"codepipeline:PutJobFailureResult":  "job results have no resource-level permissions; the job id is the capability",
 	"cloudformation:GetTemplateSummary": "called with a template body, not a stack: there is no resource to name",
-	"cloudformation:ValidateTemplate":   "called with a template body, not a stack: there is no resource to name",
 	"logs:DescribeLogGroups":            "a list call without resource-level permissions, which CloudFormation's log group handler makes",
 }
 

@@ -16,7 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 )
 
-// OpDescribeStackEvents is the CloudFormation operation the fake answers.
+// OpDescribeStackEvents is the CloudFormation operation the fake answers for scripted stacks;
+// cfnstacks.go adds the stack lifecycle operations.
 const OpDescribeStackEvents = "DescribeStackEvents"
 
 // cfnVersion is the API version every CloudFormation query request names.
@@ -40,8 +41,9 @@ func QueryAccessDeniedFor(action string) Error {
 // protocol: a form-encoded POST (Action=DescribeStackEvents&Version=2010-05-15&StackName=…)
 // answered with XML (<DescribeStackEventsResponse><DescribeStackEventsResult>…), errors as
 // <ErrorResponse><Error><Type>Sender</Type><Code>…</Code><Message>…</Message></Error>. It
-// answers DescribeStackEvents over scripted stacks; calls can fail (FailNext) or hang (Hang).
-// It is safe for concurrent use.
+// answers DescribeStackEvents over scripted stacks, and the stack lifecycle (change sets,
+// DescribeStacks, DeleteStack, ContinueUpdateRollback: cfnstacks.go), whose operations add
+// their own events; calls can fail (FailNext) or hang (Hang). It is safe for concurrent use.
 type CloudFormation struct {
 	*endpoint
 	*hangs
@@ -51,12 +53,14 @@ type CloudFormation struct {
 	live     map[string]string     // stack name → id of the stack that has it now
 	pageSize int
 	seq      int
+	life     cfnLife // the lifecycle's scripts and clock (cfnstacks.go)
 }
 
 type fakeStack struct {
 	id, name string
 	deleted  bool
 	events   []StackEvent // oldest first
+	state    *stackState  // status, template, change sets (cfnstacks.go); nil for a scripted stack until an operation touches it
 }
 
 // StackEvent is one scripted stack event. The fake fills in StackId, StackName and EventId.
@@ -77,7 +81,7 @@ const DefaultStackEventsPageSize = 100
 // NewCloudFormation starts a fake with no stacks; the test's Cleanup stops it.
 func NewCloudFormation(tb testing.TB) *CloudFormation {
 	tb.Helper()
-	f := &CloudFormation{stacks: map[string]*fakeStack{}, live: map[string]string{}, pageSize: DefaultStackEventsPageSize}
+	f := &CloudFormation{stacks: map[string]*fakeStack{}, live: map[string]string{}, pageSize: DefaultStackEventsPageSize, life: newCFNLife()}
 	// The endpoint gives the configuration, FailNext and Calls; the query protocol is served here.
 	f.endpoint = newEndpoint(tb, "CloudFormation", map[string]op{})
 	f.hangs = newHangs()
@@ -172,7 +176,8 @@ func (f *CloudFormation) serveQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	action, version := r.PostForm.Get("Action"), r.PostForm.Get("Version")
-	if action != OpDescribeStackEvents || version != cfnVersion {
+	handle, ok := f.queryOps()[action]
+	if !ok || version != cfnVersion {
 		writeQueryError(w, clientError("InvalidAction", "Could not find operation %s for version %s", action, version))
 		return
 	}
@@ -184,7 +189,7 @@ func (f *CloudFormation) serveQuery(w http.ResponseWriter, r *http.Request) {
 		writeQueryError(w, injected)
 		return
 	}
-	out, apiErr := f.describeStackEvents(r.PostForm)
+	out, apiErr := handle(r.PostForm)
 	if apiErr != nil {
 		writeQueryError(w, apiErr)
 		return

@@ -152,7 +152,8 @@ func TestCloudFormationSpeaksTheQueryProtocol(t *testing.T) {
 	if status != 400 || !strings.Contains(body, `<Error><Type>Sender</Type><Code>ValidationError</Code><Message>Stack [gone] does not exist</Message></Error>`) {
 		t.Errorf("error %d: %s", status, body)
 	}
-	status, body = post("Action=DescribeStacks&Version=2010-05-15")
+	// UpdateStack is not faked (the deployer goes through change sets); DescribeStacks is.
+	status, body = post("Action=UpdateStack&Version=2010-05-15")
 	if status != 400 || !strings.Contains(body, "<Code>InvalidAction</Code>") {
 		t.Errorf("unknown action %d: %s", status, body)
 	}

@@ -1,0 +1,1156 @@
+package awsfake
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// CloudFormation operations of the stack lifecycle, which the fake answers besides
+// DescribeStackEvents.
+const (
+	OpCreateChangeSet        = "CreateChangeSet"
+	OpDescribeChangeSet      = "DescribeChangeSet"
+	OpExecuteChangeSet       = "ExecuteChangeSet"
+	OpDeleteChangeSet        = "DeleteChangeSet"
+	OpDescribeStacks         = "DescribeStacks"
+	OpDeleteStack            = "DeleteStack"
+	OpContinueUpdateRollback = "ContinueUpdateRollback"
+	OpGetTemplateSummary     = "GetTemplateSummary"
+)
+
+// Texts CloudFormation answers with (AWS-FACTS.md §1).
+const (
+	// NoChangesReason is the StatusReason of a change set that would change nothing.
+	NoChangesReason = "The submitted information didn't contain changes. Submit different information to create a change set."
+	// ResourceCreationCancelled and ResourceUpdateCancelled are the cascade noise on the
+	// resources CloudFormation stopped because another one failed.
+	ResourceCreationCancelled = "Resource creation cancelled"
+	ResourceUpdateCancelled   = "Resource update cancelled"
+	// MaxTemplateBody is CloudFormation's limit on TemplateBody, in bytes.
+	MaxTemplateBody = 51200
+)
+
+const stackType = "AWS::CloudFormation::Stack"
+
+// The lifecycle of a stack in the fake.
+//
+// Operations start the way CloudFormation starts them (ExecuteChangeSet puts the stack in
+// CREATE_IN_PROGRESS or UPDATE_IN_PROGRESS at once); each DescribeStacks call of the stack then
+// answers its state and moves it one state further, so that successive calls see every state
+// of the real sequences (AWS-FACTS.md §1):
+//
+//	create           REVIEW_IN_PROGRESS → CREATE_IN_PROGRESS → CREATE_COMPLETE
+//	failed create    CREATE_IN_PROGRESS → ROLLBACK_IN_PROGRESS → ROLLBACK_COMPLETE | ROLLBACK_FAILED
+//	update           UPDATE_IN_PROGRESS → UPDATE_COMPLETE_CLEANUP_IN_PROGRESS → UPDATE_COMPLETE
+//	failed update    UPDATE_IN_PROGRESS → UPDATE_ROLLBACK_IN_PROGRESS →
+//	                 UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS → UPDATE_ROLLBACK_COMPLETE
+//	                 (or UPDATE_ROLLBACK_IN_PROGRESS → UPDATE_ROLLBACK_FAILED)
+//	continue         UPDATE_ROLLBACK_FAILED → UPDATE_ROLLBACK_IN_PROGRESS → … → UPDATE_ROLLBACK_COMPLETE
+//	delete           DELETE_IN_PROGRESS → DELETE_COMPLETE | DELETE_FAILED
+//
+// A change set likewise moves one state further after each DescribeChangeSet call of it:
+// CREATE_PENDING → CREATE_IN_PROGRESS → CREATE_COMPLETE (ExecutionStatus AVAILABLE), or FAILED
+// (UNAVAILABLE) with NoChangesReason when its template and parameters equal the stack's.
+// Every state change adds the stack events CloudFormation would list, the resources' included
+// (taken from the template's Resources), with the operation's ClientRequestToken.
+
+// DeployFailure scripts how the next change set execution of a stack fails: Resource fails
+// with Reason, the resources beside it are cancelled (cascade noise), and the stack rolls back.
+// With RollbackResource set, the rollback fails too, at that resource (ROLLBACK_FAILED after a
+// create, UPDATE_ROLLBACK_FAILED after an update).
+type DeployFailure struct {
+	Resource, Reason                 string
+	RollbackResource, RollbackReason string
+}
+
+// ResourceFailure scripts a delete or a continued rollback that fails at Resource.
+type ResourceFailure struct{ Resource, Reason string }
+
+// StackState is what the fake holds about a stack, for assertions.
+type StackState struct {
+	StackID, Name string
+	Status        string
+	StatusReason  string
+	Deleted       bool
+	Template      string
+	Parameters    map[string]string
+	Capabilities  []string
+	RoleARN       string
+	Outputs       map[string]string
+	ChangeSets    []ChangeSetState // in creation order
+}
+
+// ChangeSetState is what the fake holds about a change set.
+type ChangeSetState struct {
+	Name, ID, Type            string
+	Status, ExecutionStatus   string
+	StatusReason              string
+	ClientToken               string
+	ExecuteClientRequestToken string
+	Parameters                map[string]string // the values it resolved
+	Capabilities              []string
+	RoleARN                   string
+}
+
+// cfnLife holds the scripts of future failures (by stack name) and the clock of the events
+// that operations add.
+type cfnLife struct {
+	clock            time.Time
+	deployFailures   map[string][]DeployFailure
+	deleteFailures   map[string][]ResourceFailure
+	continueFailures map[string][]ResourceFailure
+	changeSetFails   map[string][]string
+	outputs          map[string]map[string]string
+}
+
+func newCFNLife() cfnLife {
+	return cfnLife{
+		clock:            time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC),
+		deployFailures:   map[string][]DeployFailure{},
+		deleteFailures:   map[string][]ResourceFailure{},
+		continueFailures: map[string][]ResourceFailure{},
+		changeSetFails:   map[string][]string{},
+		outputs:          map[string]map[string]string{},
+	}
+}
+
+type fakeResource struct{ id, typ string }
+
+type stackState struct {
+	status, reason   string
+	created, updated time.Time
+	deletedAt        time.Time
+	description      string
+	template         string
+	params           map[string]string
+	capabilities     []string
+	roleARN          string
+	resources        []fakeResource
+	outputs          map[string]string
+	changeSets       []*fakeChangeSet
+	pending          []transition
+	tokens           map[string]bool // ClientRequestTokens used on this stack
+}
+
+// transition is a state the stack reaches on a later DescribeStacks, with the events that
+// reaching it adds and what it changes.
+type transition struct {
+	status, reason string
+	token          string
+	events         []StackEvent
+	apply          func()
+}
+
+type fakeChangeSet struct {
+	id, name, typ              string
+	status, execStatus, reason string
+	clientToken, execToken     string
+	template                   string
+	params                     map[string]string
+	capabilities               []string
+	roleARN                    string
+	created                    time.Time
+	pending                    []csStep
+}
+
+type csStep struct{ status, execStatus, reason string }
+
+// SetClock sets the time of the next events the lifecycle adds (each event is one second
+// after the one before).
+func (f *CloudFormation) SetClock(t time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.life.clock = t
+}
+
+// FailNextDeploy makes the next change set execution of the stack (by name) fail as d says.
+// Calls queue.
+func (f *CloudFormation) FailNextDeploy(stack string, d DeployFailure) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.life.deployFailures[stack] = append(f.life.deployFailures[stack], d)
+}
+
+// FailNextDelete makes the next DeleteStack of the stack end in DELETE_FAILED at resource.
+func (f *CloudFormation) FailNextDelete(stack, resource, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.life.deleteFailures[stack] = append(f.life.deleteFailures[stack], ResourceFailure{resource, reason})
+}
+
+// FailNextContinue makes the next ContinueUpdateRollback of the stack end in
+// UPDATE_ROLLBACK_FAILED again, at resource.
+func (f *CloudFormation) FailNextContinue(stack, resource, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.life.continueFailures[stack] = append(f.life.continueFailures[stack], ResourceFailure{resource, reason})
+}
+
+// FailNextChangeSet makes the next change set created for the stack end FAILED with reason
+// (a template CloudFormation rejects only while creating the change set).
+func (f *CloudFormation) FailNextChangeSet(stack, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.life.changeSetFails[stack] = append(f.life.changeSetFails[stack], reason)
+}
+
+// SetOutputs sets the values of the stack's outputs once a deploy completes. Without it an
+// output declared by the template has the value "<stack>-<OutputKey>".
+func (f *CloudFormation) SetOutputs(stack string, outputs map[string]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.life.outputs[stack] = maps.Clone(outputs)
+}
+
+// Stack returns what the fake holds about the stack (live by name, or any by stack id).
+func (f *CloudFormation) Stack(stack string) (StackState, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.find(stack)
+	if s == nil {
+		return StackState{}, false
+	}
+	st := f.stateOf(s)
+	out := StackState{StackID: s.id, Name: s.name, Status: st.status, StatusReason: st.reason, Deleted: s.deleted,
+		Template: st.template, Parameters: maps.Clone(st.params), Capabilities: slices.Clone(st.capabilities),
+		RoleARN: st.roleARN, Outputs: maps.Clone(st.outputs)}
+	for _, cs := range st.changeSets {
+		out.ChangeSets = append(out.ChangeSets, ChangeSetState{Name: cs.name, ID: cs.id, Type: cs.typ, Status: cs.status,
+			ExecutionStatus: cs.execStatus, StatusReason: cs.reason, ClientToken: cs.clientToken,
+			ExecuteClientRequestToken: cs.execToken, Parameters: maps.Clone(cs.params),
+			Capabilities: slices.Clone(cs.capabilities), RoleARN: cs.roleARN})
+	}
+	return out, true
+}
+
+// Events returns the stack's events, oldest first.
+func (f *CloudFormation) Events(stack string) []StackEvent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s := f.find(stack); s != nil {
+		return slices.Clone(s.events)
+	}
+	return nil
+}
+
+// queryOps are the operations the fake answers. Each runs with the form of the request.
+func (f *CloudFormation) queryOps() map[string]func(url.Values) (any, *Error) {
+	return map[string]func(url.Values) (any, *Error){
+		OpDescribeStackEvents:    f.describeStackEvents,
+		OpCreateChangeSet:        f.createChangeSet,
+		OpDescribeChangeSet:      f.describeChangeSet,
+		OpExecuteChangeSet:       f.executeChangeSet,
+		OpDeleteChangeSet:        f.deleteChangeSet,
+		OpDescribeStacks:         f.describeStacks,
+		OpDeleteStack:            f.deleteStack,
+		OpContinueUpdateRollback: f.continueUpdateRollback,
+		OpGetTemplateSummary:     f.getTemplateSummary,
+	}
+}
+
+// tick is the time of the next event. The caller holds f.mu.
+func (f *CloudFormation) tick() time.Time {
+	f.life.clock = f.life.clock.Add(time.Second)
+	return f.life.clock
+}
+
+// stateOf returns the lifecycle state of s, making one for a scripted stack: its status is
+// that of its latest stack-level event (CREATE_COMPLETE when it has none). The caller holds
+// f.mu.
+func (f *CloudFormation) stateOf(s *fakeStack) *stackState {
+	if s.state != nil {
+		return s.state
+	}
+	st := &stackState{status: "CREATE_COMPLETE", tokens: map[string]bool{}, params: map[string]string{}}
+	for _, ev := range s.events {
+		if st.created.IsZero() || ev.Timestamp.Before(st.created) {
+			st.created = ev.Timestamp
+		}
+		if ev.ResourceType == stackType && ev.LogicalResourceID == s.name {
+			st.status, st.reason = ev.Status, ev.Reason
+		}
+	}
+	if st.created.IsZero() {
+		st.created = f.tick()
+	}
+	if s.deleted {
+		st.status = "DELETE_COMPLETE"
+	}
+	s.state = st
+	return st
+}
+
+// liveStack finds a stack that is not deleted, by name or stack id. The caller holds f.mu.
+func (f *CloudFormation) liveStack(name string) *fakeStack {
+	s := f.find(name)
+	if s == nil || s.deleted {
+		return nil
+	}
+	return s
+}
+
+// emit appends events to s, stamping each with the next time and the token. The caller holds
+// f.mu.
+func (f *CloudFormation) emit(s *fakeStack, token string, events ...StackEvent) {
+	for _, ev := range events {
+		ev.Timestamp = f.tick()
+		ev.ClientRequestToken = token
+		s.events = append(s.events, ev)
+	}
+}
+
+// reach moves s into t: status, events, effects. The caller holds f.mu.
+func (f *CloudFormation) reach(s *fakeStack, t transition) {
+	st := f.stateOf(s)
+	st.status, st.reason = t.status, t.reason
+	st.updated = f.life.clock
+	f.emit(s, t.token, t.events...)
+	if t.apply != nil {
+		t.apply()
+	}
+}
+
+// advance moves s one transition further, if an operation is under way. The caller holds f.mu.
+func (f *CloudFormation) advance(s *fakeStack) {
+	st := f.stateOf(s)
+	if len(st.pending) == 0 {
+		return
+	}
+	t := st.pending[0]
+	st.pending = st.pending[1:]
+	f.reach(s, t)
+}
+
+func stackEvent(s *fakeStack, status, reason string) StackEvent {
+	return StackEvent{LogicalResourceID: s.name, ResourceType: stackType, Status: status, Reason: reason}
+}
+
+func resourceEvent(s *fakeStack, r fakeResource, status, reason string) StackEvent {
+	return StackEvent{LogicalResourceID: r.id, PhysicalResourceID: s.name + "-" + r.id + "-FAKE1A2B3C", ResourceType: r.typ, Status: status, Reason: reason}
+}
+
+// busy reports whether an operation is under way on a stack in status (REVIEW_IN_PROGRESS is
+// a stack waiting for its first change set, not an operation).
+func busy(status string) bool {
+	return strings.HasSuffix(status, "_IN_PROGRESS") && status != "REVIEW_IN_PROGRESS"
+}
+
+// updatable are the states a stack can be updated from.
+var updatable = []string{"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
+
+var (
+	changeSetNamePattern = regexp.MustCompile(`^[a-zA-Z][-a-zA-Z0-9]{0,127}$`)
+	cfnStackNamePattern  = regexp.MustCompile(`^[a-zA-Z][-a-zA-Z0-9]{0,127}$`)
+	requestTokenPattern  = regexp.MustCompile(`^[a-zA-Z0-9][-a-zA-Z0-9]{0,127}$`)
+)
+
+func cfnValidation(format string, args ...any) *Error {
+	return clientError("ValidationError", format, args...)
+}
+
+// formList reads an awsQuery list: Name.member.1, Name.member.2, …
+func formList(form url.Values, name string) []string {
+	var out []string
+	for i := 1; ; i++ {
+		v, ok := form[name+".member."+strconv.Itoa(i)]
+		if !ok {
+			return out
+		}
+		out = append(out, v[0])
+	}
+}
+
+type paramIn struct {
+	key, value  string
+	usePrevious bool
+}
+
+func formParameters(form url.Values) []paramIn {
+	var out []paramIn
+	for i := 1; ; i++ {
+		p := "Parameters.member." + strconv.Itoa(i) + "."
+		key, ok := form[p+"ParameterKey"]
+		if !ok {
+			return out
+		}
+		out = append(out, paramIn{key: key[0], value: form.Get(p + "ParameterValue"), usePrevious: form.Get(p+"UsePreviousValue") == "true"})
+	}
+}
+
+// fakeTemplate is what the fake reads from a template: enough to validate parameters and
+// capabilities and to name the resources in events.
+type fakeTemplate struct {
+	description string
+	params      []templateParam
+	resources   []fakeResource
+	outputs     []string
+}
+
+type templateParam struct {
+	name, typ, def, description string
+	hasDefault, noEcho          bool
+}
+
+var errNoResources = errors.New("no resources")
+
+// parseTemplate reads a JSON or YAML template (short-form intrinsics such as !Ref included).
+func parseTemplate(body string) (fakeTemplate, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(body), &doc); err != nil {
+		return fakeTemplate{}, err
+	}
+	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return fakeTemplate{}, errors.New("not a template object")
+	}
+	var t fakeTemplate
+	root := doc.Content[0]
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		key, val := root.Content[i].Value, root.Content[i+1]
+		switch key {
+		case "Description":
+			t.description = val.Value
+		case "Parameters":
+			for j := 0; j+1 < len(val.Content); j += 2 {
+				p := templateParam{name: val.Content[j].Value}
+				props := val.Content[j+1]
+				for k := 0; k+1 < len(props.Content); k += 2 {
+					v := props.Content[k+1]
+					switch props.Content[k].Value {
+					case "Type":
+						p.typ = v.Value
+					case "Default":
+						p.hasDefault, p.def = true, scalarOrList(v)
+					case "NoEcho":
+						p.noEcho = v.Value == "true"
+					case "Description":
+						p.description = v.Value
+					}
+				}
+				t.params = append(t.params, p)
+			}
+		case "Resources":
+			for j := 0; j+1 < len(val.Content); j += 2 {
+				r := fakeResource{id: val.Content[j].Value}
+				props := val.Content[j+1]
+				for k := 0; k+1 < len(props.Content); k += 2 {
+					if props.Content[k].Value == "Type" {
+						r.typ = props.Content[k+1].Value
+					}
+				}
+				t.resources = append(t.resources, r)
+			}
+		case "Outputs":
+			for j := 0; j+1 < len(val.Content); j += 2 {
+				t.outputs = append(t.outputs, val.Content[j].Value)
+			}
+		}
+	}
+	if len(t.resources) == 0 {
+		return fakeTemplate{}, errNoResources
+	}
+	return t, nil
+}
+
+func scalarOrList(n *yaml.Node) string {
+	if n.Kind != yaml.SequenceNode {
+		return n.Value
+	}
+	var parts []string
+	for _, c := range n.Content {
+		parts = append(parts, c.Value)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (t fakeTemplate) needsIAM() bool {
+	for _, r := range t.resources {
+		if strings.HasPrefix(r.typ, "AWS::IAM::") {
+			return true
+		}
+	}
+	return false
+}
+
+func (t fakeTemplate) param(name string) (templateParam, bool) {
+	for _, p := range t.params {
+		if p.name == name {
+			return p, true
+		}
+	}
+	return templateParam{}, false
+}
+
+// templateBody reads TemplateBody with CloudFormation's checks.
+func templateBody(form url.Values) (string, fakeTemplate, *Error) {
+	body := form.Get("TemplateBody")
+	if form.Get("TemplateURL") != "" {
+		return "", fakeTemplate{}, cfnValidation("the fake reads TemplateBody only, not TemplateURL")
+	}
+	if body == "" {
+		return "", fakeTemplate{}, cfnValidation("Either Template URL or Template Body must be specified.")
+	}
+	if len(body) > MaxTemplateBody {
+		return "", fakeTemplate{}, cfnValidation("1 validation error detected: Value '%.40s…' at 'templateBody' failed to satisfy constraint: Member must have length less than or equal to %d", body, MaxTemplateBody)
+	}
+	t, err := parseTemplate(body)
+	switch {
+	case errors.Is(err, errNoResources):
+		return "", fakeTemplate{}, cfnValidation("Template format error: At least one Resources member must be defined.")
+	case err != nil:
+		return "", fakeTemplate{}, cfnValidation("Template format error: %v", err)
+	}
+	return body, t, nil
+}
+
+// --- operations --------------------------------------------------------------------------
+
+type xmlCreateChangeSetResult struct {
+	XMLName xml.Name `xml:"CreateChangeSetResult"`
+	ID      string   `xml:"Id"`
+	StackID string   `xml:"StackId"`
+}
+
+func (f *CloudFormation) createChangeSet(form url.Values) (any, *Error) {
+	name, stackName := form.Get("ChangeSetName"), form.Get("StackName")
+	typ := form.Get("ChangeSetType")
+	if typ == "" {
+		typ = "UPDATE"
+	}
+	if !changeSetNamePattern.MatchString(name) {
+		return nil, cfnValidation("1 validation error detected: Value '%s' at 'changeSetName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z][-a-zA-Z0-9]*", name)
+	}
+	if !cfnStackNamePattern.MatchString(stackName) {
+		return nil, cfnValidation("1 validation error detected: Value '%s' at 'stackName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z][-a-zA-Z0-9]*", stackName)
+	}
+	if tok := form.Get("ClientToken"); tok != "" && len(tok) > 128 {
+		return nil, cfnValidation("1 validation error detected: Value at 'clientToken' failed to satisfy constraint: Member must have length less than or equal to 128")
+	}
+	if typ != "CREATE" && typ != "UPDATE" {
+		return nil, cfnValidation("the fake supports ChangeSetType CREATE and UPDATE, not %s", typ)
+	}
+	body, tpl, apiErr := templateBody(form)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	caps := formList(form, "Capabilities")
+	params := formParameters(form)
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.liveStack(stackName)
+	var st *stackState
+	if s != nil {
+		st = f.stateOf(s)
+	}
+	switch {
+	case typ == "CREATE" && s != nil && st.status != "REVIEW_IN_PROGRESS":
+		return nil, cfnValidation("Stack [%s] already exists and cannot be created again with the changeSet [%s].", stackName, name)
+	case typ == "UPDATE" && s == nil:
+		return nil, cfnValidation("Stack [%s] does not exist", stackName)
+	case typ == "UPDATE" && !slices.Contains(updatable, st.status):
+		return nil, cfnValidation("Stack:%s is in %s state and can not be updated.", s.id, st.status)
+	}
+	if s != nil {
+		for _, cs := range st.changeSets {
+			if cs.name != name {
+				continue
+			}
+			// The same ClientToken is a retry of the same request (AWS-FACTS.md §1).
+			if cs.clientToken != "" && cs.clientToken == form.Get("ClientToken") {
+				return xmlResult(OpCreateChangeSet, xmlCreateChangeSetResult{ID: cs.id, StackID: s.id}), nil
+			}
+			return nil, clientError("AlreadyExistsException", "ChangeSet %s already exists", name)
+		}
+	}
+	if tpl.needsIAM() && !slices.Contains(caps, "CAPABILITY_IAM") && !slices.Contains(caps, "CAPABILITY_NAMED_IAM") {
+		return nil, clientError("InsufficientCapabilitiesException", "Requires capabilities : [CAPABILITY_IAM]")
+	}
+	resolved := map[string]string{}
+	for _, p := range params {
+		if _, ok := tpl.param(p.key); !ok {
+			return nil, cfnValidation("Parameters: [%s] do not exist in the template", p.key)
+		}
+		if p.usePrevious {
+			prev, ok := "", false
+			if typ == "UPDATE" {
+				prev, ok = st.params[p.key]
+			}
+			if !ok {
+				if typ == "CREATE" {
+					return nil, cfnValidation("Invalid input for parameter key %s. Cannot specify usePreviousValue as true for a parameter key in a new stack", p.key)
+				}
+				return nil, cfnValidation("Invalid input for parameter key %s. Cannot specify usePreviousValue as true for non-existing parameter key", p.key)
+			}
+			resolved[p.key] = prev
+			continue
+		}
+		resolved[p.key] = p.value
+	}
+	var missing []string
+	for _, p := range tpl.params {
+		if _, ok := resolved[p.name]; ok {
+			continue
+		}
+		if p.hasDefault {
+			resolved[p.name] = p.def
+			continue
+		}
+		missing = append(missing, p.name)
+	}
+	if len(missing) > 0 {
+		return nil, cfnValidation("Parameters: [%s] must have values", strings.Join(missing, ", "))
+	}
+
+	if s == nil {
+		// CREATE on a new stack: a stack with an id and no template, waiting for review.
+		s = f.create(stackName)
+		st = &stackState{status: "REVIEW_IN_PROGRESS", created: f.tick(), tokens: map[string]bool{}, params: map[string]string{}}
+		s.state = st
+		f.emit(s, "", stackEvent(s, "REVIEW_IN_PROGRESS", "User Initiated"))
+	}
+	f.seq++
+	cs := &fakeChangeSet{
+		id:   fmt.Sprintf("arn:aws:cloudformation:%s:%s:changeSet/%s/c5e7c000-0000-4000-8000-%012d", Region, fakeAccountID, name, f.seq),
+		name: name, typ: typ, status: "CREATE_PENDING", execStatus: "UNAVAILABLE", clientToken: form.Get("ClientToken"),
+		template: body, params: resolved, capabilities: caps, roleARN: form.Get("RoleARN"), created: f.tick(),
+	}
+	final := csStep{status: "CREATE_COMPLETE", execStatus: "AVAILABLE"}
+	if q := f.life.changeSetFails[stackName]; len(q) > 0 {
+		final = csStep{status: "FAILED", execStatus: "UNAVAILABLE", reason: q[0]}
+		f.life.changeSetFails[stackName] = q[1:]
+	} else if typ == "UPDATE" && body == st.template && maps.Equal(resolved, st.params) {
+		final = csStep{status: "FAILED", execStatus: "UNAVAILABLE", reason: NoChangesReason}
+	}
+	cs.pending = []csStep{{status: "CREATE_IN_PROGRESS", execStatus: "UNAVAILABLE"}, final}
+	st.changeSets = append(st.changeSets, cs)
+	return xmlResult(OpCreateChangeSet, xmlCreateChangeSetResult{ID: cs.id, StackID: s.id}), nil
+}
+
+// findChangeSet finds a change set by ARN, or by name on StackName, with CloudFormation's
+// errors. The caller holds f.mu.
+func (f *CloudFormation) findChangeSet(form url.Values) (*fakeStack, *fakeChangeSet, *Error) {
+	name, stackName := form.Get("ChangeSetName"), form.Get("StackName")
+	if strings.HasPrefix(name, "arn:") {
+		for _, s := range f.stacks {
+			if s.state == nil || s.deleted {
+				continue
+			}
+			for _, cs := range s.state.changeSets {
+				if cs.id == name {
+					return s, cs, nil
+				}
+			}
+		}
+		return nil, nil, clientError("ChangeSetNotFound", "ChangeSet [%s] does not exist", name)
+	}
+	if stackName == "" {
+		return nil, nil, cfnValidation("StackName must be specified if ChangeSetName is not specified as an ARN.")
+	}
+	s := f.liveStack(stackName)
+	if s == nil {
+		return nil, nil, cfnValidation("Stack [%s] does not exist", stackName)
+	}
+	for _, cs := range f.stateOf(s).changeSets {
+		if cs.name == name {
+			return s, cs, nil
+		}
+	}
+	return nil, nil, clientError("ChangeSetNotFound", "ChangeSet [%s] does not exist", name)
+}
+
+type xmlParameter struct {
+	ParameterKey   string `xml:"ParameterKey"`
+	ParameterValue string `xml:"ParameterValue"`
+}
+
+func xmlParameters(m map[string]string) []xmlParameter {
+	var out []xmlParameter
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, xmlParameter{k, m[k]})
+	}
+	return out
+}
+
+type xmlDescribeChangeSetResult struct {
+	XMLName         xml.Name       `xml:"DescribeChangeSetResult"`
+	ChangeSetName   string         `xml:"ChangeSetName"`
+	ChangeSetID     string         `xml:"ChangeSetId"`
+	StackID         string         `xml:"StackId"`
+	StackName       string         `xml:"StackName"`
+	Parameters      []xmlParameter `xml:"Parameters>member"`
+	CreationTime    string         `xml:"CreationTime"`
+	ExecutionStatus string         `xml:"ExecutionStatus"`
+	Status          string         `xml:"Status"`
+	StatusReason    string         `xml:"StatusReason,omitempty"`
+	Capabilities    []string       `xml:"Capabilities>member"`
+	RoleARN         string         `xml:"RoleARN,omitempty"`
+}
+
+func (f *CloudFormation) describeChangeSet(form url.Values) (any, *Error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, cs, apiErr := f.findChangeSet(form)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	res := xmlResult(OpDescribeChangeSet, xmlDescribeChangeSetResult{ChangeSetName: cs.name, ChangeSetID: cs.id, StackID: s.id,
+		StackName: s.name, Parameters: xmlParameters(cs.params), CreationTime: wireTime(cs.created), ExecutionStatus: cs.execStatus,
+		Status: cs.status, StatusReason: cs.reason, Capabilities: cs.capabilities, RoleARN: cs.roleARN})
+	// Answer, then move on (as DescribeStacks does).
+	if len(cs.pending) > 0 {
+		step := cs.pending[0]
+		cs.pending = cs.pending[1:]
+		cs.status, cs.execStatus, cs.reason = step.status, step.execStatus, step.reason
+	}
+	return res, nil
+}
+
+type xmlExecuteChangeSetResult struct {
+	XMLName xml.Name `xml:"ExecuteChangeSetResult"`
+}
+
+// useToken records a ClientRequestToken on the stack. A token used before on the stack is
+// refused with TokenAlreadyExistsException (the modeled error; what CloudFormation does with
+// a repeated token is not documented, AWS-FACTS.md §1). The caller holds f.mu.
+func useToken(st *stackState, token string) *Error {
+	if token == "" {
+		return nil
+	}
+	if !requestTokenPattern.MatchString(token) {
+		return cfnValidation("1 validation error detected: Value '%s' at 'clientRequestToken' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9][-a-zA-Z0-9]*", token)
+	}
+	if st.tokens[token] {
+		return clientError("TokenAlreadyExistsException", "A client request token already exists.")
+	}
+	st.tokens[token] = true
+	return nil
+}
+
+func (f *CloudFormation) executeChangeSet(form url.Values) (any, *Error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, cs, apiErr := f.findChangeSet(form)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	st := f.stateOf(s)
+	if cs.status != "CREATE_COMPLETE" || cs.execStatus != "AVAILABLE" {
+		return nil, clientError("InvalidChangeSetStatus", "ChangeSet [%s] cannot be executed in its current status of [%s] and execution status of [%s]", cs.id, cs.status, cs.execStatus)
+	}
+	if busy(st.status) {
+		return nil, clientError("InvalidChangeSetStatus", "Stack:%s is in %s state and can not be updated.", s.id, st.status)
+	}
+	token := form.Get("ClientRequestToken")
+	if apiErr := useToken(st, token); apiErr != nil {
+		return nil, apiErr
+	}
+	cs.execStatus, cs.execToken = "EXECUTE_IN_PROGRESS", token
+	// "Executing a change set deletes all other change sets associated with the stack."
+	st.changeSets = []*fakeChangeSet{cs}
+	f.startExecution(s, st, cs, token)
+	return xmlResult(OpExecuteChangeSet, xmlExecuteChangeSetResult{}), nil
+}
+
+// startExecution enters the first state of the execution and queues the rest. The caller
+// holds f.mu.
+func (f *CloudFormation) startExecution(s *fakeStack, st *stackState, cs *fakeChangeSet, token string) {
+	tpl, _ := parseTemplate(cs.template) // parsed when the change set was created
+	var failure *DeployFailure
+	if q := f.life.deployFailures[s.name]; len(q) > 0 {
+		failure = &q[0]
+		f.life.deployFailures[s.name] = q[1:]
+	}
+	old := map[string]bool{}
+	for _, r := range st.resources {
+		old[r.id] = true
+	}
+	commit := func() {
+		st.template, st.params, st.capabilities, st.roleARN = cs.template, maps.Clone(cs.params), slices.Clone(cs.capabilities), cs.roleARN
+		st.resources, st.description = tpl.resources, tpl.description
+		st.outputs = map[string]string{}
+		for _, k := range tpl.outputs {
+			st.outputs[k] = s.name + "-" + k
+			if v, ok := f.life.outputs[s.name][k]; ok {
+				st.outputs[k] = v
+			}
+		}
+		cs.execStatus = "EXECUTE_COMPLETE"
+	}
+	failed := func() { cs.execStatus = "EXECUTE_FAILED" }
+	ev := func(r fakeResource, status, reason string) StackEvent { return resourceEvent(s, r, status, reason) }
+	failing := func() fakeResource {
+		for _, r := range tpl.resources {
+			if r.id == failure.Resource {
+				return r
+			}
+		}
+		return fakeResource{id: failure.Resource, typ: "AWS::CloudFormation::WaitCondition"}
+	}
+
+	if cs.typ == "CREATE" {
+		first := transition{status: "CREATE_IN_PROGRESS", reason: "User Initiated", token: token,
+			events: []StackEvent{stackEvent(s, "CREATE_IN_PROGRESS", "User Initiated")}}
+		for _, r := range tpl.resources {
+			first.events = append(first.events, ev(r, "CREATE_IN_PROGRESS", ""))
+		}
+		f.reach(s, first)
+		if failure == nil {
+			done := transition{status: "CREATE_COMPLETE", token: token, apply: commit}
+			for _, r := range tpl.resources {
+				done.events = append(done.events, ev(r, "CREATE_COMPLETE", ""))
+			}
+			done.events = append(done.events, stackEvent(s, "CREATE_COMPLETE", ""))
+			st.pending = []transition{done}
+			return
+		}
+		bad := failing()
+		names := []string{bad.id}
+		rollback := transition{status: "ROLLBACK_IN_PROGRESS", token: token, events: []StackEvent{ev(bad, "CREATE_FAILED", failure.Reason)}}
+		for _, r := range tpl.resources {
+			if r.id != bad.id {
+				names = append(names, r.id)
+				rollback.events = append(rollback.events, ev(r, "CREATE_FAILED", ResourceCreationCancelled))
+			}
+		}
+		rollback.reason = fmt.Sprintf("The following resource(s) failed to create: [%s]. Rollback requested by user.", strings.Join(names, ", "))
+		rollback.events = append(rollback.events, stackEvent(s, "ROLLBACK_IN_PROGRESS", rollback.reason))
+		end := transition{status: "ROLLBACK_COMPLETE", token: token, apply: func() {
+			failed()
+			st.template, st.params = cs.template, maps.Clone(cs.params)
+		}}
+		for _, r := range tpl.resources {
+			if failure.RollbackResource == r.id {
+				end.status = "ROLLBACK_FAILED"
+				end.reason = fmt.Sprintf("The following resource(s) failed to delete: [%s]. ", r.id)
+				end.events = append(end.events, ev(r, "DELETE_FAILED", failure.RollbackReason))
+				continue
+			}
+			end.events = append(end.events, ev(r, "DELETE_IN_PROGRESS", ""), ev(r, "DELETE_COMPLETE", ""))
+		}
+		end.events = append(end.events, stackEvent(s, end.status, end.reason))
+		st.pending = []transition{rollback, end}
+		return
+	}
+
+	first := transition{status: "UPDATE_IN_PROGRESS", reason: "User Initiated", token: token,
+		events: []StackEvent{stackEvent(s, "UPDATE_IN_PROGRESS", "User Initiated")}}
+	verb := func(r fakeResource) string {
+		if old[r.id] {
+			return "UPDATE"
+		}
+		return "CREATE"
+	}
+	for _, r := range tpl.resources {
+		first.events = append(first.events, ev(r, verb(r)+"_IN_PROGRESS", ""))
+	}
+	f.reach(s, first)
+	if failure == nil {
+		cleanup := transition{status: "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", token: token}
+		for _, r := range tpl.resources {
+			cleanup.events = append(cleanup.events, ev(r, verb(r)+"_COMPLETE", ""))
+		}
+		cleanup.events = append(cleanup.events, stackEvent(s, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", ""))
+		done := transition{status: "UPDATE_COMPLETE", token: token, apply: commit}
+		kept := map[string]bool{}
+		for _, r := range tpl.resources {
+			kept[r.id] = true
+		}
+		for _, r := range st.resources {
+			if !kept[r.id] {
+				done.events = append(done.events, ev(r, "DELETE_IN_PROGRESS", ""), ev(r, "DELETE_COMPLETE", ""))
+			}
+		}
+		done.events = append(done.events, stackEvent(s, "UPDATE_COMPLETE", ""))
+		st.pending = []transition{cleanup, done}
+		return
+	}
+	bad := failing()
+	rollback := transition{status: "UPDATE_ROLLBACK_IN_PROGRESS", token: token,
+		reason: fmt.Sprintf("The following resource(s) failed to update: [%s].", bad.id),
+		events: []StackEvent{ev(bad, verb(bad)+"_FAILED", failure.Reason)}}
+	for _, r := range tpl.resources {
+		if r.id != bad.id {
+			rollback.events = append(rollback.events, ev(r, verb(r)+"_FAILED", ResourceUpdateCancelled))
+		}
+	}
+	rollback.events = append(rollback.events, stackEvent(s, "UPDATE_ROLLBACK_IN_PROGRESS", rollback.reason))
+	if failure.RollbackResource != "" {
+		r := fakeResource{id: failure.RollbackResource, typ: "AWS::CloudFormation::WaitCondition"}
+		for _, x := range tpl.resources {
+			if x.id == r.id {
+				r = x
+			}
+		}
+		reason := fmt.Sprintf("The following resource(s) failed to update: [%s].", r.id)
+		stuck := transition{status: "UPDATE_ROLLBACK_FAILED", reason: reason, token: token, apply: failed,
+			events: []StackEvent{ev(r, "UPDATE_FAILED", failure.RollbackReason), stackEvent(s, "UPDATE_ROLLBACK_FAILED", reason)}}
+		st.pending = []transition{rollback, stuck}
+		return
+	}
+	st.pending = append([]transition{rollback}, f.rollbackRest(s, token, failed)...)
+}
+
+// rollbackRest is the end of a successful update rollback. The caller holds f.mu.
+func (f *CloudFormation) rollbackRest(s *fakeStack, token string, apply func()) []transition {
+	st := f.stateOf(s)
+	cleanup := transition{status: "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", token: token}
+	for _, r := range st.resources {
+		cleanup.events = append(cleanup.events, resourceEvent(s, r, "UPDATE_COMPLETE", ""))
+	}
+	cleanup.events = append(cleanup.events, stackEvent(s, "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", ""))
+	done := transition{status: "UPDATE_ROLLBACK_COMPLETE", token: token, apply: apply,
+		events: []StackEvent{stackEvent(s, "UPDATE_ROLLBACK_COMPLETE", "")}}
+	return []transition{cleanup, done}
+}
+
+type xmlContinueUpdateRollbackResult struct {
+	XMLName xml.Name `xml:"ContinueUpdateRollbackResult"`
+}
+
+func (f *CloudFormation) continueUpdateRollback(form url.Values) (any, *Error) {
+	name := form.Get("StackName")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.liveStack(name)
+	if s == nil {
+		return nil, cfnValidation("Stack [%s] does not exist", name)
+	}
+	st := f.stateOf(s)
+	if st.status != "UPDATE_ROLLBACK_FAILED" {
+		return nil, cfnValidation("Stack [%s] is in %s state and can not continue rollback. ContinueUpdateRollback can only be called on a stack in UPDATE_ROLLBACK_FAILED state.", s.id, st.status)
+	}
+	token := form.Get("ClientRequestToken")
+	if apiErr := useToken(st, token); apiErr != nil {
+		return nil, apiErr
+	}
+	f.reach(s, transition{status: "UPDATE_ROLLBACK_IN_PROGRESS", reason: "User Initiated", token: token,
+		events: []StackEvent{stackEvent(s, "UPDATE_ROLLBACK_IN_PROGRESS", "User Initiated")}})
+	if q := f.life.continueFailures[s.name]; len(q) > 0 {
+		fail := q[0]
+		f.life.continueFailures[s.name] = q[1:]
+		r := fakeResource{id: fail.Resource, typ: "AWS::CloudFormation::WaitCondition"}
+		for _, x := range st.resources {
+			if x.id == r.id {
+				r = x
+			}
+		}
+		reason := fmt.Sprintf("The following resource(s) failed to update: [%s].", r.id)
+		st.pending = []transition{{status: "UPDATE_ROLLBACK_FAILED", reason: reason, token: token,
+			events: []StackEvent{resourceEvent(s, r, "UPDATE_FAILED", fail.Reason), stackEvent(s, "UPDATE_ROLLBACK_FAILED", reason)}}}
+		return xmlResult(OpContinueUpdateRollback, xmlContinueUpdateRollbackResult{}), nil
+	}
+	st.pending = f.rollbackRest(s, token, nil)
+	return xmlResult(OpContinueUpdateRollback, xmlContinueUpdateRollbackResult{}), nil
+}
+
+func (f *CloudFormation) deleteStack(form url.Values) (any, *Error) {
+	name := form.Get("StackName")
+	if name == "" {
+		return nil, cfnValidation("1 validation error detected: Value null at 'stackName' failed to satisfy constraint: Member must not be null")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.liveStack(name)
+	if s == nil {
+		// Deleting a stack that does not exist succeeds and does nothing.
+		return xmlResult(OpDeleteStack, nil), nil
+	}
+	st := f.stateOf(s)
+	if st.status == "DELETE_IN_PROGRESS" {
+		return xmlResult(OpDeleteStack, nil), nil
+	}
+	if busy(st.status) {
+		return nil, cfnValidation("Stack [%s] cannot be deleted while in status %s", name, st.status)
+	}
+	token := form.Get("ClientRequestToken")
+	if apiErr := useToken(st, token); apiErr != nil {
+		return nil, apiErr
+	}
+	f.reach(s, transition{status: "DELETE_IN_PROGRESS", reason: "User Initiated", token: token,
+		events: []StackEvent{stackEvent(s, "DELETE_IN_PROGRESS", "User Initiated")}})
+	if q := f.life.deleteFailures[s.name]; len(q) > 0 {
+		fail := q[0]
+		f.life.deleteFailures[s.name] = q[1:]
+		r := fakeResource{id: fail.Resource, typ: "AWS::CloudFormation::WaitCondition"}
+		for _, x := range st.resources {
+			if x.id == r.id {
+				r = x
+			}
+		}
+		reason := fmt.Sprintf("The following resource(s) failed to delete: [%s]. ", r.id)
+		st.pending = []transition{{status: "DELETE_FAILED", reason: reason, token: token,
+			events: []StackEvent{resourceEvent(s, r, "DELETE_FAILED", fail.Reason), stackEvent(s, "DELETE_FAILED", reason)}}}
+		return xmlResult(OpDeleteStack, nil), nil
+	}
+	done := transition{status: "DELETE_COMPLETE", token: token, apply: func() {
+		s.deleted = true
+		st.deletedAt = f.life.clock
+		st.changeSets = nil
+		if f.live[s.name] == s.id {
+			delete(f.live, s.name)
+		}
+	}}
+	for _, r := range st.resources {
+		done.events = append(done.events, resourceEvent(s, r, "DELETE_IN_PROGRESS", ""), resourceEvent(s, r, "DELETE_COMPLETE", ""))
+	}
+	done.events = append(done.events, stackEvent(s, "DELETE_COMPLETE", ""))
+	st.pending = []transition{done}
+	return xmlResult(OpDeleteStack, nil), nil
+}
+
+type xmlDeleteChangeSetResult struct {
+	XMLName xml.Name `xml:"DeleteChangeSetResult"`
+}
+
+func (f *CloudFormation) deleteChangeSet(form url.Values) (any, *Error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, cs, apiErr := f.findChangeSet(form)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	switch cs.status {
+	case "CREATE_PENDING", "CREATE_IN_PROGRESS":
+		return nil, clientError("InvalidChangeSetStatus", "Cannot delete ChangeSet in status %s", cs.status)
+	}
+	if cs.execStatus == "EXECUTE_IN_PROGRESS" {
+		return nil, clientError("InvalidChangeSetStatus", "Cannot delete ChangeSet in execution status %s", cs.execStatus)
+	}
+	st := f.stateOf(s)
+	st.changeSets = slices.DeleteFunc(st.changeSets, func(c *fakeChangeSet) bool { return c == cs })
+	return xmlResult(OpDeleteChangeSet, xmlDeleteChangeSetResult{}), nil
+}
+
+type xmlOutput struct {
+	OutputKey   string `xml:"OutputKey"`
+	OutputValue string `xml:"OutputValue"`
+}
+
+type xmlStack struct {
+	StackID           string         `xml:"StackId"`
+	StackName         string         `xml:"StackName"`
+	Description       string         `xml:"Description,omitempty"`
+	Parameters        []xmlParameter `xml:"Parameters>member"`
+	CreationTime      string         `xml:"CreationTime"`
+	LastUpdatedTime   string         `xml:"LastUpdatedTime,omitempty"`
+	DeletionTime      string         `xml:"DeletionTime,omitempty"`
+	StackStatus       string         `xml:"StackStatus"`
+	StackStatusReason string         `xml:"StackStatusReason,omitempty"`
+	Capabilities      []string       `xml:"Capabilities>member"`
+	Outputs           []xmlOutput    `xml:"Outputs>member"`
+	RoleARN           string         `xml:"RoleARN,omitempty"`
+}
+
+type xmlDescribeStacksResult struct {
+	XMLName xml.Name   `xml:"DescribeStacksResult"`
+	Stacks  []xmlStack `xml:"Stacks>member"`
+}
+
+func (f *CloudFormation) wireStack(s *fakeStack) xmlStack {
+	st := f.stateOf(s)
+	out := xmlStack{StackID: s.id, StackName: s.name, Description: st.description, Parameters: xmlParameters(st.params),
+		CreationTime: wireTime(st.created), StackStatus: st.status, StackStatusReason: st.reason,
+		Capabilities: st.capabilities, RoleARN: st.roleARN}
+	if !st.updated.IsZero() {
+		out.LastUpdatedTime = wireTime(st.updated)
+	}
+	if s.deleted && !st.deletedAt.IsZero() {
+		out.DeletionTime = wireTime(st.deletedAt)
+	}
+	for _, k := range slices.Sorted(maps.Keys(st.outputs)) {
+		out.Outputs = append(out.Outputs, xmlOutput{k, st.outputs[k]})
+	}
+	return out
+}
+
+// describeStacks answers one stack (by name: live stacks only; by stack id: deleted ones
+// too, as DELETE_COMPLETE) and then moves it one state on, or answers every live stack.
+func (f *CloudFormation) describeStacks(form url.Values) (any, *Error) {
+	name := form.Get("StackName")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	res := xmlDescribeStacksResult{}
+	if name == "" {
+		for _, n := range slices.Sorted(maps.Keys(f.live)) {
+			res.Stacks = append(res.Stacks, f.wireStack(f.stacks[f.live[n]]))
+		}
+		return xmlResult(OpDescribeStacks, res), nil
+	}
+	s := f.liveStack(name)
+	if s == nil {
+		if byID, ok := f.stacks[name]; ok {
+			s = byID
+		}
+	}
+	if s == nil {
+		return nil, cfnValidation("Stack with id %s does not exist", name)
+	}
+	// Answer what the caller would see now, then move on: every state of a sequence is seen.
+	res.Stacks = []xmlStack{f.wireStack(s)}
+	f.advance(s)
+	return xmlResult(OpDescribeStacks, res), nil
+}
+
+type xmlParameterDeclaration struct {
+	ParameterKey  string  `xml:"ParameterKey"`
+	DefaultValue  *string `xml:"DefaultValue"`
+	ParameterType string  `xml:"ParameterType,omitempty"`
+	NoEcho        bool    `xml:"NoEcho"`
+	Description   string  `xml:"Description,omitempty"`
+}
+
+type xmlGetTemplateSummaryResult struct {
+	XMLName       xml.Name                  `xml:"GetTemplateSummaryResult"`
+	Parameters    []xmlParameterDeclaration `xml:"Parameters>member"`
+	Description   string                    `xml:"Description,omitempty"`
+	Capabilities  []string                  `xml:"Capabilities>member"`
+	ResourceTypes []string                  `xml:"ResourceTypes>member"`
+}
+
+func (f *CloudFormation) getTemplateSummary(form url.Values) (any, *Error) {
+	_, tpl, apiErr := templateBody(form)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	res := xmlGetTemplateSummaryResult{Description: tpl.description}
+	for _, p := range tpl.params {
+		d := xmlParameterDeclaration{ParameterKey: p.name, ParameterType: p.typ, NoEcho: p.noEcho, Description: p.description}
+		if p.hasDefault {
+			d.DefaultValue = &p.def
+		}
+		res.Parameters = append(res.Parameters, d)
+	}
+	if tpl.needsIAM() {
+		res.Capabilities = []string{"CAPABILITY_IAM"}
+	}
+	for _, r := range tpl.resources {
+		if !slices.Contains(res.ResourceTypes, r.typ) {
+			res.ResourceTypes = append(res.ResourceTypes, r.typ)
+		}
+	}
+	return xmlResult(OpGetTemplateSummary, res), nil
+}
+
+// xmlResponse is an awsQuery answer: <OpResponse><OpResult>…</OpResult><ResponseMetadata>.
+type xmlResponse struct {
+	XMLName   xml.Name
+	XMLNS     string `xml:"xmlns,attr"`
+	Result    any
+	RequestID string `xml:"ResponseMetadata>RequestId"`
+}
+
+func xmlResult(op string, result any) xmlResponse {
+	return xmlResponse{XMLName: xml.Name{Local: op + "Response"}, XMLNS: cfnXMLNS, Result: result, RequestID: requestID()}
+}
+
+func wireTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
