@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/stackevents"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -88,7 +89,7 @@ func TestTemplateFromZip(t *testing.T) {
 func event(logical, status, reason string, at int) cftypes.StackEvent {
 	typ := "AWS::Lambda::Function"
 	if logical == "app" {
-		typ = stackResourceType
+		typ = stackevents.ResourceTypeStack
 	}
 	return cftypes.StackEvent{StackName: aws.String("app"), StackId: aws.String("id"), LogicalResourceId: aws.String(logical),
 		ResourceType: aws.String(typ), ResourceStatus: cftypes.ResourceStatus(status), ResourceStatusReason: aws.String(reason),
@@ -107,15 +108,15 @@ func TestRootCauseSkipsNoiseAndOlderOperations(t *testing.T) {
 		event("Fn", "CREATE_FAILED", "an older operation's failure", 0),
 		event("app", "CREATE_IN_PROGRESS", "User Initiated", 0),
 	}
-	op, complete := lastOperation(events)
+	op, complete := stackevents.LastOperation(events, time.Time{})
 	if !complete || len(op) != 5 {
 		t.Fatalf("operation: %d events, complete %v", len(op), complete)
 	}
-	if c := rootCauseOf(op); c == nil || aws.ToString(c.ResourceStatusReason) != "the real reason" {
+	if c := stackevents.RootCause(op); c == nil || aws.ToString(c.ResourceStatusReason) != "the real reason" {
 		t.Errorf("root cause: %+v", c)
 	}
 	// With only noise, the stack's own reason.
-	if c := rootCauseOf(op[:2]); c == nil || aws.ToString(c.LogicalResourceId) != "app" {
+	if c := stackevents.RootCause(op[:2]); c == nil || aws.ToString(c.LogicalResourceId) != "app" {
 		t.Errorf("noise only: %+v", c)
 	}
 }

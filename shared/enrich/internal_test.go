@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/stackevents"
 	"slices"
 	"strings"
 	"testing"
@@ -68,7 +69,7 @@ const stackName = "app"
 func ev(s int, logical, status, reason string) cftypes.StackEvent {
 	typ := "AWS::Lambda::Function"
 	if logical == stackName {
-		typ = stackResourceType
+		typ = stackevents.ResourceTypeStack
 	}
 	e := cftypes.StackEvent{StackName: aws.String(stackName), StackId: aws.String("arn:aws:cloudformation:us-east-1:123456789012:stack/app/1"),
 		LogicalResourceId: aws.String(logical), ResourceType: aws.String(typ), ResourceStatus: cftypes.ResourceStatus(status),
@@ -125,7 +126,7 @@ func TestRootCause(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := ""
-			if c := rootCauseOf(newestFirst(tc.events...)); c != nil {
+			if c := stackevents.RootCause(newestFirst(tc.events...)); c != nil {
 				got = aws.ToString(c.LogicalResourceId) + ": " + aws.ToString(c.ResourceStatusReason)
 			}
 			if got != tc.want {
@@ -146,19 +147,19 @@ func TestLastOperation(t *testing.T) {
 		ev(120, stackName, "UPDATE_IN_PROGRESS", "User Initiated"),
 		ev(121, "Function", "UPDATE_COMPLETE", ""),
 	)
-	events[len(events)-4].ResourceType = aws.String(stackResourceType) // ev(61, "Nested")
+	events[len(events)-4].ResourceType = aws.String(stackevents.ResourceTypeStack) // ev(61, "Nested")
 
-	op, complete := lastOperation(events, time.Time{})
+	op, complete := stackevents.LastOperation(events, time.Time{})
 	if !complete || len(op) != 2 {
 		t.Errorf("no cutoff: %d events (complete %v), want the latest operation's 2", len(op), complete)
 	}
 	// The failure was told at second 100: the operation that started at 120 is a later one.
-	op, complete = lastOperation(events, t0.Add(100*time.Second))
-	if !complete || len(op) != 3 || aws.ToString(rootCauseOf(op).ResourceStatusReason) != "this one" {
+	op, complete = stackevents.LastOperation(events, t0.Add(100*time.Second))
+	if !complete || len(op) != 3 || aws.ToString(stackevents.RootCause(op).ResourceStatusReason) != "this one" {
 		t.Errorf("cutoff: %d events (complete %v)", len(op), complete)
 	}
 	// Without the start in sight, the events read are all there is.
-	op, complete = lastOperation(events[:3], t0.Add(100*time.Second))
+	op, complete = stackevents.LastOperation(events[:3], t0.Add(100*time.Second))
 	if complete || len(op) != 1 {
 		t.Errorf("start not read: %d events (complete %v), want 1 and incomplete", len(op), complete)
 	}

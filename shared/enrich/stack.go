@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,14 +11,13 @@ import (
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/stackevents"
 )
 
 // maxStackEventPages bounds DescribeStackEvents when the failed operation's start is not
 // found: a page is up to 1 MB of events, and the notification must not wait on a stack's
 // whole history.
 const maxStackEventPages = 5
-
-const stackResourceType = "AWS::CloudFormation::Stack"
 
 var (
 	stackNamePattern = regexp.MustCompile(`^[A-Za-z][-A-Za-z0-9]{0,127}$`)
@@ -86,17 +83,17 @@ func (e *Enricher) rootCause(ctx context.Context, n pipeline.Notification, run p
 				return fmt.Errorf("describe stack events of %s: %w", stack, err)
 			}
 			events = append(events, out.StackEvents...)
-			if op, complete := lastOperation(events, cutoff); complete {
+			if op, complete := stackevents.LastOperation(events, cutoff); complete {
 				if start := aws.ToTime(op[len(op)-1].Timestamp); !actionStart.IsZero() && start.Before(actionStart.Add(-clockSlack)) {
 					return nil
 				}
-				cause = rootCauseOf(op)
+				cause = stackevents.RootCause(op)
 				return nil
 			}
 		}
 		// No operation start within the bound: the events read are the best there is.
-		op, _ := lastOperation(events, cutoff)
-		cause = rootCauseOf(op)
+		op, _ := stackevents.LastOperation(events, cutoff)
+		cause = stackevents.RootCause(op)
 		return nil
 	})
 	if why != "" {
@@ -116,82 +113,4 @@ func (e *Enricher) rootCause(ctx context.Context, n pipeline.Notification, run p
 		Reason: aws.ToString(cause.ResourceStatusReason), Timestamp: aws.ToTime(cause.Timestamp),
 		ConsoleURL: stackEventsURL(e.Region, id),
 	}
-}
-
-// isStackEvent reports whether ev is about the stack itself rather than one of its resources
-// (a nested stack is a resource of type AWS::CloudFormation::Stack with another logical id).
-func isStackEvent(ev cftypes.StackEvent) bool {
-	return aws.ToString(ev.ResourceType) == stackResourceType &&
-		(aws.ToString(ev.LogicalResourceId) == aws.ToString(ev.StackName) || aws.ToString(ev.PhysicalResourceId) == aws.ToString(ev.StackId))
-}
-
-// isOperationStart reports whether ev starts a user-initiated stack operation. Rollbacks and
-// cleanups (ROLLBACK_IN_PROGRESS, UPDATE_ROLLBACK_IN_PROGRESS, *_CLEANUP_IN_PROGRESS) belong
-// to the operation they follow.
-func isOperationStart(ev cftypes.StackEvent) bool {
-	if !isStackEvent(ev) {
-		return false
-	}
-	switch ev.ResourceStatus {
-	case cftypes.ResourceStatusCreateInProgress, cftypes.ResourceStatusUpdateInProgress,
-		cftypes.ResourceStatusDeleteInProgress, cftypes.ResourceStatusImportInProgress:
-		return true
-	}
-	return false
-}
-
-// lastOperation returns the events (newest first, as DescribeStackEvents lists them) of the
-// latest operation that started no later than cutoff (any, when cutoff is zero), its start
-// included. complete is false when the start is not among events: then every event from the
-// newest eligible one on is returned.
-func lastOperation(events []cftypes.StackEvent, cutoff time.Time) (op []cftypes.StackEvent, complete bool) {
-	from := 0
-	for i, ev := range events {
-		if !isOperationStart(ev) {
-			continue
-		}
-		if !cutoff.IsZero() && aws.ToTime(ev.Timestamp).After(cutoff) {
-			// A later operation: this one's events are not the failure's.
-			from = i + 1
-			continue
-		}
-		return events[from : i+1], true
-	}
-	return events[from:], false
-}
-
-// isNoise reports whether a failure reason only echoes another failure: the resources
-// CloudFormation cancelled because another failed ("Resource creation cancelled", "Resource
-// update cancelled"), and the stack's summary "The following resource(s) failed to create:
-// [A, B]." (AWS-FACTS.md §1).
-func isNoise(reason string) bool {
-	r := strings.ToLower(reason)
-	return strings.Contains(r, "cancelled") || strings.Contains(r, "canceled") ||
-		strings.HasPrefix(r, "the following resource(s) failed to")
-}
-
-// rootCauseOf returns the event that explains why the operation failed, from its events in
-// DescribeStackEvents' order (newest first): the earliest *_FAILED event with a reason that is
-// not cascade noise, which is the failure that made CloudFormation cancel the rest and roll
-// back. Failing that, the stack's own reason (its summary of the failed resources, or why it
-// rolled back). Nil when the events tell no failure.
-func rootCauseOf(op []cftypes.StackEvent) *cftypes.StackEvent {
-	chrono := slices.Clone(op)
-	slices.Reverse(chrono)
-	// Equal timestamps keep the listing's order (reversed), which is CloudFormation's own.
-	slices.SortStableFunc(chrono, func(a, b cftypes.StackEvent) int { return aws.ToTime(a.Timestamp).Compare(aws.ToTime(b.Timestamp)) })
-	for i, ev := range chrono {
-		if strings.HasSuffix(string(ev.ResourceStatus), "_FAILED") && aws.ToString(ev.ResourceStatusReason) != "" &&
-			!isNoise(aws.ToString(ev.ResourceStatusReason)) {
-			return &chrono[i]
-		}
-	}
-	for i, ev := range chrono {
-		st := string(ev.ResourceStatus)
-		if isStackEvent(ev) && aws.ToString(ev.ResourceStatusReason) != "" &&
-			(strings.HasSuffix(st, "_FAILED") || strings.HasSuffix(st, "ROLLBACK_IN_PROGRESS")) {
-			return &chrono[i]
-		}
-	}
-	return nil
 }

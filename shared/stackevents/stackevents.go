@@ -1,0 +1,94 @@
+// Package stackevents reads CloudFormation stack events: which operation is the latest, and
+// which event is the root cause of its failure. Both the deployer (shared/deploy, for
+// PutJobFailureResult) and the notifier's enrichment (shared/enrich) need the same answer.
+package stackevents
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+)
+
+// ResourceTypeStack is the resource type of the stack's own events (and of nested stacks).
+const ResourceTypeStack = "AWS::CloudFormation::Stack"
+
+// IsStackEvent reports whether ev is about the stack itself rather than one of its resources
+// (a nested stack is a resource of type AWS::CloudFormation::Stack with another logical id).
+func IsStackEvent(ev cftypes.StackEvent) bool {
+	return aws.ToString(ev.ResourceType) == ResourceTypeStack &&
+		(aws.ToString(ev.LogicalResourceId) == aws.ToString(ev.StackName) || aws.ToString(ev.PhysicalResourceId) == aws.ToString(ev.StackId))
+}
+
+// IsOperationStart reports whether ev starts a user-initiated stack operation. Rollbacks and
+// cleanups (ROLLBACK_IN_PROGRESS, UPDATE_ROLLBACK_IN_PROGRESS, *_CLEANUP_IN_PROGRESS) belong
+// to the operation they follow.
+func IsOperationStart(ev cftypes.StackEvent) bool {
+	if !IsStackEvent(ev) {
+		return false
+	}
+	switch ev.ResourceStatus {
+	case cftypes.ResourceStatusCreateInProgress, cftypes.ResourceStatusUpdateInProgress,
+		cftypes.ResourceStatusDeleteInProgress, cftypes.ResourceStatusImportInProgress:
+		return true
+	}
+	return false
+}
+
+// LastOperation returns the events (newest first, as DescribeStackEvents lists them) of the
+// latest operation that started no later than cutoff (any, when cutoff is zero), its start
+// included. complete is false when the start is not among events: then every event from the
+// newest eligible one on is returned.
+func LastOperation(events []cftypes.StackEvent, cutoff time.Time) (op []cftypes.StackEvent, complete bool) {
+	from := 0
+	for i, ev := range events {
+		if !IsOperationStart(ev) {
+			continue
+		}
+		if !cutoff.IsZero() && aws.ToTime(ev.Timestamp).After(cutoff) {
+			// A later operation: this one's events are not the failure's.
+			from = i + 1
+			continue
+		}
+		return events[from : i+1], true
+	}
+	return events[from:], false
+}
+
+// IsNoise reports whether a failure reason only echoes another failure: the resources
+// CloudFormation cancelled because another failed ("Resource creation cancelled", "Resource
+// update cancelled"), and the stack's summary "The following resource(s) failed to create:
+// [A, B]." (AWS-FACTS.md §1).
+func IsNoise(reason string) bool {
+	r := strings.ToLower(reason)
+	return strings.Contains(r, "cancelled") || strings.Contains(r, "canceled") ||
+		strings.HasPrefix(r, "the following resource(s) failed to")
+}
+
+// RootCause returns the event that explains why the operation failed, from its events in
+// DescribeStackEvents' order (newest first): the earliest *_FAILED event with a reason that is
+// not cascade noise, which is the failure that made CloudFormation cancel the rest and roll
+// back. Failing that, the stack's own reason (its summary of the failed resources, or why it
+// rolled back). Nil when the events tell no failure.
+func RootCause(op []cftypes.StackEvent) *cftypes.StackEvent {
+	chrono := slices.Clone(op)
+	slices.Reverse(chrono)
+	// Equal timestamps keep the listing's order (reversed), which is CloudFormation's own.
+	slices.SortStableFunc(chrono, func(a, b cftypes.StackEvent) int { return aws.ToTime(a.Timestamp).Compare(aws.ToTime(b.Timestamp)) })
+	for i, ev := range chrono {
+		if strings.HasSuffix(string(ev.ResourceStatus), "_FAILED") && aws.ToString(ev.ResourceStatusReason) != "" &&
+			!IsNoise(aws.ToString(ev.ResourceStatusReason)) {
+			return &chrono[i]
+		}
+	}
+	for i, ev := range chrono {
+		st := string(ev.ResourceStatus)
+		if IsStackEvent(ev) && aws.ToString(ev.ResourceStatusReason) != "" &&
+			(strings.HasSuffix(st, "_FAILED") || strings.HasSuffix(st, "ROLLBACK_IN_PROGRESS")) {
+			return &chrono[i]
+		}
+	}
+	return nil
+}
