@@ -7,16 +7,15 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/s3url"
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/smithy-go/encoding/httpbinding"
 )
 
 // ArtifactGetter reads one S3 object with the given credentials: a CodePipeline job's input
@@ -54,9 +53,6 @@ type S3Getter struct {
 	// MaxBytes bounds the object; default DefaultMaxArtifactBytes.
 	MaxBytes int64
 }
-
-// virtualHostable is a bucket name that can be a host label (no dots, no upper case).
-var virtualHostable = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
 
 // emptySHA256 is the SHA-256 of an empty body, the payload hash of a GET.
 const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -135,31 +131,13 @@ func s3Error(body io.Reader) (code, message string) {
 	return e.Code, e.Message
 }
 
-// objectURL addresses the object virtual-host style on the regional endpoint when the bucket
-// name allows it, path-style otherwise and on a custom Endpoint.
+// objectURL addresses the object (see s3url.Object).
 func (g *S3Getter) objectURL(bucket, key string) (*url.URL, error) {
-	escapedKey := httpbinding.EscapePath(key, false)
-	if g.Endpoint != "" {
-		base, err := url.Parse(g.Endpoint)
-		if err != nil {
-			return nil, fmt.Errorf("get artifact: endpoint %q: %w", g.Endpoint, err)
-		}
-		prefix, rawPrefix := strings.TrimRight(base.Path, "/"), strings.TrimRight(base.EscapedPath(), "/")
-		base.Path = prefix + "/" + bucket + "/" + key
-		base.RawPath = rawPrefix + "/" + httpbinding.EscapePath(bucket, true) + "/" + escapedKey
-		base.RawQuery, base.Fragment = "", ""
-		return base, nil
+	u, err := s3url.Object(g.Region, g.Endpoint, bucket, key)
+	if err != nil {
+		return nil, fmt.Errorf("get artifact: %w", err)
 	}
-	suffix := "amazonaws.com"
-	if strings.HasPrefix(g.Region, "cn-") {
-		suffix = "amazonaws.com.cn"
-	}
-	host := "s3." + g.Region + "." + suffix
-	if virtualHostable.MatchString(bucket) {
-		return &url.URL{Scheme: "https", Host: bucket + "." + host, Path: "/" + key, RawPath: "/" + escapedKey}, nil
-	}
-	return &url.URL{Scheme: "https", Host: host, Path: "/" + bucket + "/" + key,
-		RawPath: "/" + httpbinding.EscapePath(bucket, true) + "/" + escapedKey}, nil
+	return u, nil
 }
 
 // TemplateFromZip returns the file at path inside a ZIP artifact (CodePipeline's artifacts

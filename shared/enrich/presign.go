@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/s3url"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/smithy-go/encoding/httpbinding"
 )
 
 // S3Presigner presigns S3 GetObject URLs with SigV4 query parameters (v4.Signer.PresignHTTP).
@@ -83,29 +82,11 @@ func (p *S3Presigner) PresignGetObject(ctx context.Context, bucket, key string, 
 	return signed, nil
 }
 
-// objectURL addresses the object virtual-host style on the regional endpoint when the bucket
-// name allows it, path-style otherwise and on a custom Endpoint.
+// objectURL addresses the object (see s3url.Object).
 func (p *S3Presigner) objectURL(bucket, key string) (*url.URL, error) {
-	escapedKey := httpbinding.EscapePath(key, false)
-	if p.Endpoint != "" {
-		base, err := url.Parse(p.Endpoint)
-		if err != nil {
-			return nil, fmt.Errorf("presign: endpoint %q: %w", p.Endpoint, err)
-		}
-		prefix, rawPrefix := strings.TrimRight(base.Path, "/"), strings.TrimRight(base.EscapedPath(), "/")
-		base.Path = prefix + "/" + bucket + "/" + key
-		base.RawPath = rawPrefix + "/" + httpbinding.EscapePath(bucket, true) + "/" + escapedKey
-		base.RawQuery, base.Fragment = "", ""
-		return base, nil
+	u, err := s3url.Object(p.Region, p.Endpoint, bucket, key)
+	if err != nil {
+		return nil, fmt.Errorf("presign: %w", err)
 	}
-	suffix := "amazonaws.com"
-	if strings.HasPrefix(p.Region, "cn-") {
-		suffix = "amazonaws.com.cn"
-	}
-	host := "s3." + p.Region + "." + suffix
-	if virtualHostable.MatchString(bucket) {
-		return &url.URL{Scheme: "https", Host: bucket + "." + host, Path: "/" + key, RawPath: "/" + escapedKey}, nil
-	}
-	return &url.URL{Scheme: "https", Host: host, Path: "/" + bucket + "/" + key,
-		RawPath: "/" + httpbinding.EscapePath(bucket, true) + "/" + escapedKey}, nil
+	return u, nil
 }
