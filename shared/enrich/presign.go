@@ -7,7 +7,6 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/shared/s3url"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -37,10 +36,6 @@ type S3Presigner struct {
 func NewS3Presigner(cfg aws.Config) *S3Presigner {
 	return &S3Presigner{Credentials: cfg.Credentials, Region: cfg.Region, Endpoint: aws.ToString(cfg.BaseEndpoint)}
 }
-
-// A bucket name that can be a host label: no dots (a dotted name breaks the TLS wildcard
-// certificate) and no uppercase. Others are addressed path-style, as the SDK does.
-var virtualHostable = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
 
 // PresignGetObject returns a URL that GETs s3://bucket/key for expires, which must be within
 // [MinLinkExpiry, MaxLinkExpiry]: S3 rejects a longer X-Amz-Expires, and the Enricher clamps.

@@ -12,7 +12,8 @@ import (
 	"github.com/aws/smithy-go/encoding/httpbinding"
 )
 
-// virtualHostable is a bucket name that can be a host label (no dots, no upper case).
+// virtualHostable is a bucket name that can be a host label: no dots (a dotted name breaks the
+// TLS wildcard certificate) and no upper case. Others are addressed path-style, as the SDK does.
 var virtualHostable = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
 
 // Object addresses the object virtual-host style on the regional endpoint when the bucket name
