@@ -15,14 +15,15 @@ import (
 	"time"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/ebevent"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/handler"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/notify"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/recording"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
 
-// replayReport is the --json document. Its shape is a contract (../shared/scenarios).
+// replayReport is the --json document. Its shape is a contract: the scenarios under
+// testdata/scenarios check it.
 type replayReport struct {
 	Runs          []replayRun          `json:"runs"`
 	Notifications []replayNotification `json:"notifications"`
@@ -54,12 +55,24 @@ type replayNotification struct {
 	BrokenSince *time.Time `json:"brokenSince,omitempty"`
 }
 
-// collector is the replay's notifier: it records what would be sent.
-type collector struct{ sent []pipeline.Notification }
+// collector is the replay's notifier in memory: it records what would be sent.
+type collector struct{}
 
-func (c *collector) Notify(_ context.Context, n pipeline.Notification, _ pipeline.Run) error {
-	c.sent = append(c.sent, n)
-	return nil
+func (collector) Notify(context.Context, pipeline.Notification, pipeline.Run) error { return nil }
+
+// tee passes each decision on to the dispatcher the replay uses, and keeps the ones that this
+// replay dispatched (sent in memory, queued in a table) for the report.
+type tee struct {
+	next pipeline.Dispatcher
+	sent []pipeline.Notification
+}
+
+func (t *tee) Dispatch(ctx context.Context, n pipeline.Notification, run pipeline.Run) (bool, error) {
+	ok, err := t.next.Dispatch(ctx, n, run)
+	if ok {
+		t.sent = append(t.sent, n)
+	}
+	return ok, err
 }
 
 func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -84,25 +97,27 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		inputs = append(inputs, split(name, data)...)
 	}
 
+	// In memory, decided notifications are claimed and collected. Into a table (--endpoint),
+	// the replay is one more on-pipeline-event: they are queued for the notifier function,
+	// which sends them, so that a replay into a live table never consumes a real notification.
+	clock := pipeline.SystemClock{}
 	mem := runstore.NewMemory()
 	var runs pipeline.RunStore = mem
+	notes := &tee{next: &pipeline.Direct{Claims: mem, Notifier: collector{}, Clock: clock}}
 	var outcomes pipeline.OutcomeStore = mem
-	var claims pipeline.Claims = mem
-	var lister runLister = memLister{mem}
 	if db.endpoint != "" {
 		store, err := db.open(ctx)
 		if err != nil {
 			return err
 		}
-		runs, outcomes, claims, lister = store, store, store, store
+		runs, outcomes, notes.next = store, store, runstore.Outbox{Store: store}
 	}
-	notes := &collector{}
 	logw := io.Discard
 	if *verbose {
 		logw = stderr
 	}
-	h := &handler.PipelineEvents{
-		Recorder: &pipeline.Recorder{Runs: runs, Outcomes: outcomes, Dispatch: &pipeline.Direct{Claims: claims, Notifier: notes}},
+	h := &recording.PipelineEvents{
+		Recorder: pipeline.NewRecorder(runs, outcomes, notes, clock),
 		Log:      slog.New(slog.NewJSONHandler(logw, nil)),
 	}
 
@@ -138,7 +153,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 
 	final := map[pipeline.Key]pipeline.Run{}
 	for k := range touched {
-		run, err := lister.Get(ctx, k)
+		run, err := pipeline.LoadRun(ctx, runs, k)
 		if err != nil {
 			return fmt.Errorf("read back run %s: %w", k.ExecutionID, err)
 		}

@@ -18,23 +18,6 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
 
-// runLister reads runs back, from memory or DynamoDB.
-type runLister interface {
-	Get(ctx context.Context, k pipeline.Key) (pipeline.Run, error)
-	List(ctx context.Context, pipelineName string, limit int) ([]pipeline.Run, error)
-	FindExecution(ctx context.Context, executionID string) (pipeline.Run, error)
-}
-
-type memLister struct{ m *runstore.Memory }
-
-func (l memLister) Get(ctx context.Context, k pipeline.Key) (pipeline.Run, error) {
-	return l.m.Get(ctx, k)
-}
-func (l memLister) List(context.Context, string, int) ([]pipeline.Run, error) { return l.m.Runs(), nil }
-func (l memLister) FindExecution(context.Context, string) (pipeline.Run, error) {
-	return pipeline.Run{}, pipeline.ErrNotFound
-}
-
 // dbOptions locate the runs table.
 type dbOptions struct {
 	table, endpoint, region string
@@ -68,7 +51,7 @@ func (o *dbOptions) open(ctx context.Context) (*runstore.Dynamo, error) {
 			cfg.Credentials = staticLocal{}
 		}
 	}
-	store := runstore.NewDynamo(dynamodb.NewFromConfig(cfg, clientOpts...), o.table)
+	store := runstore.NewDynamo(dynamodb.NewFromConfig(cfg, clientOpts...), o.table, pipeline.SystemClock{})
 	if o.endpoint != "" {
 		if err := store.EnsureTable(ctx); err != nil {
 			return nil, err
@@ -145,7 +128,7 @@ func showCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 	}
 	var run pipeline.Run
 	if *pipelineName != "" {
-		run, err = store.Get(ctx, pipeline.Key{Pipeline: *pipelineName, ExecutionID: fs.Arg(0)})
+		run, err = pipeline.LoadRun(ctx, store, pipeline.Key{Pipeline: *pipelineName, ExecutionID: fs.Arg(0)})
 	} else {
 		run, err = store.FindExecution(ctx, fs.Arg(0))
 	}

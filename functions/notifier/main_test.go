@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"testing"
@@ -14,7 +13,7 @@ func env(m map[string]string) func(string) string { return func(k string) string
 
 func TestBuildNamesWhatIsMissing(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	_, err := build(context.Background(), env(map[string]string{"LINK_EXPIRY_HOURS": "900"}), log)
+	_, err := build(env(map[string]string{"LINK_EXPIRY_HOURS": "900"}), log)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "RUNS_TABLE")
 	assert.Contains(t, err.Error(), "LINK_EXPIRY_HOURS")
@@ -22,12 +21,24 @@ func TestBuildNamesWhatIsMissing(t *testing.T) {
 
 func TestBuildWithoutSlackOrTopic(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h, err := build(context.Background(), env(map[string]string{
+	h, err := build(env(map[string]string{
 		"RUNS_TABLE": "runs", "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
 		"APP_STACK_NAME": "my-lambda-app",
 	}), log)
 	require.NoError(t, err)
-	assert.Nil(t, h.Sender.Slack, "no webhook reference: Slack off, nothing read")
-	assert.Nil(t, h.Sender.SlackURL)
-	assert.Nil(t, h.Sender.SNS, "no topic: SNS off")
+	assert.Empty(t, h.Sender.Channels, "no webhook reference and no topic: no channel")
+}
+
+func TestBuildWithSlackAndTopic(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h, err := build(env(map[string]string{
+		"RUNS_TABLE": "runs", "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
+		"SLACK_WEBHOOK_PARAMETER": "/lp/slack", "TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:lp",
+	}), log)
+	require.NoError(t, err)
+	var names []string
+	for _, c := range h.Sender.Channels {
+		names = append(names, c.Name())
+	}
+	assert.Equal(t, []string{"slack", "sns"}, names)
 }

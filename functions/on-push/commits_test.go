@@ -5,15 +5,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/codecommit/types"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsfake"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/handler"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pushstart"
 )
 
 const commitID = "b7e6f4c2a1d0e9f8c7b6a5d4e3f2a1b0c9d8e7f6"
@@ -25,7 +25,7 @@ func TestCommitsAdaptsGetCommit(t *testing.T) {
 	c := commits{fake.Client(t)}
 
 	got, err := c.GetCommit(context.Background(), "my-lambda", commitID)
-	want := handler.CommitInfo{Message: "Retry with backoff", AuthorName: "Ana Lima", AuthorEmail: "ana@example.com", AuthorDate: "1795198440 +0000"}
+	want := pushstart.CommitInfo{Message: "Retry with backoff", AuthorName: "Ana Lima", AuthorEmail: "ana@example.com", AuthorDate: "1795198440 +0000"}
 	if err != nil || got != want {
 		t.Errorf("GetCommit = %+v, %v; want %+v", got, err, want)
 	}
@@ -40,8 +40,10 @@ func TestCommitsAdaptsGetCommit(t *testing.T) {
 func TestLocalStandInStartsARun(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
-	h := &handler.Pushes{Store: runstore.NewMemory(), Commits: localAWS{log}, Pipelines: localAWS{log}, Log: log,
-		PipelineName: "my-lambda-pipeline", RepositoryName: "my-lambda", Branch: "main"}
+	h, err := build(func(k string) string { return map[string]string{"LP_STORE": "memory"}[k] }, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	raw := []byte(`{"version":"0","id":"8d6f3c1a-2b4e-4f70-9c1d-5e7a8b9c0d11","detail-type":"CodeCommit Repository State Change",
 		"source":"aws.codecommit","account":"123456789012","time":"2026-11-20T10:15:03Z","region":"eu-west-1","resources":[],
 		"detail":{"event":"referenceUpdated","repositoryName":"my-lambda","repositoryId":"x","referenceType":"branch",
@@ -52,5 +54,17 @@ func TestLocalStandInStartsARun(t *testing.T) {
 	}
 	if !bytes.Contains(logs.Bytes(), []byte("local run: StartPipelineExecution not called")) {
 		t.Errorf("the stand-in did not log the start:\n%s", logs.String())
+	}
+}
+
+func TestBuildNamesMissingConfiguration(t *testing.T) {
+	_, err := build(func(string) string { return "" }, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "RUNS_TABLE") || !strings.Contains(err.Error(), "PIPELINE_NAME") || !strings.Contains(err.Error(), "REPOSITORY_NAME") {
+		t.Errorf("build = %v; want every missing variable named", err)
+	}
+	set := map[string]string{"RUNS_TABLE": "t", "PIPELINE_NAME": "p", "REPOSITORY_NAME": "r", "AWS_REGION": "eu-west-1", "TRACKED_BRANCH": "release"}
+	h, err := build(func(k string) string { return set[k] }, slog.New(slog.DiscardHandler))
+	if err != nil || h.Branch != "release" || h.PipelineName != "p" || h.RepositoryName != "r" {
+		t.Errorf("build = %+v, %v", h, err)
 	}
 }

@@ -13,10 +13,10 @@ import (
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsfake"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/enrich"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/handler"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/notify"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/notify/notifytest"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/recording"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
 
@@ -42,9 +42,12 @@ func benchSender(b *testing.B) (*Sender, *notifytest.SlackReceiver, *notifytest.
 			Builds: builds.Client(b), Logs: logs.Client(b), Region: "eu-central-1",
 			Presign: &enrich.S3Presigner{Credentials: credentials.NewStaticCredentialsProvider("AKIDFAKE", "fake", ""), Region: "eu-central-1"},
 		},
-		Slack: &notify.Slack{URL: slack.URL(), Client: slack.Client()},
-		SNS:   &notify.SNS{API: sns.Client(), TopicARN: testTopic},
+		Channels: []notify.Channel{
+			&notify.SlackChannel{Poster: notify.Slack{URL: slack.URL(), Client: slack.Client()}, Log: log},
+			&notify.SNS{API: sns.Client(), TopicARN: testTopic},
+		},
 		Log:   log,
+		Clock: pipeline.SystemClock{},
 	}, slack, sns
 }
 
@@ -72,8 +75,7 @@ func BenchmarkFailedEventToPosts(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		mem := runstore.NewMemory()
-		h := &handler.PipelineEvents{Recorder: &pipeline.Recorder{Runs: mem, Outcomes: mem,
-			Dispatch: &pipeline.Direct{Claims: mem, Notifier: sender}}, Log: log}
+		h := &recording.PipelineEvents{Recorder: mem.Recorder(sender, pipeline.SystemClock{}), Log: log}
 		for _, l := range lines[:len(lines)-1] {
 			if _, err := h.Handle(ctx, []byte(l)); err != nil {
 				b.Fatal(err)

@@ -16,10 +16,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/dynalitetest"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/handler"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/notify"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/notify/notifytest"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/recording"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
 
@@ -38,7 +38,7 @@ func (s *stubEnricher) Enrich(context.Context, pipeline.Notification, pipeline.R
 
 type notifierRig struct {
 	store    *runstore.Dynamo
-	events   *handler.PipelineEvents
+	events   *recording.PipelineEvents
 	notifier *Notifications
 	slack    *notifytest.SlackReceiver
 	sns      *notifytest.SNSFake
@@ -49,8 +49,10 @@ func newNotifierRig(t *testing.T) *notifierRig {
 	snsFake := notifytest.NewSNS(t, testTopic)
 	rig := newRig(t, &Sender{
 		Enrich: &stubEnricher{},
-		Slack:  &notify.Slack{URL: slack.URL(), Client: slack.Client(), MaxAttempts: 2, Sleep: func(context.Context, time.Duration) error { return nil }},
-		SNS:    &notify.SNS{API: snsFake.Client(), TopicARN: testTopic},
+		Channels: []notify.Channel{
+			&notify.SlackChannel{Poster: notify.Slack{URL: slack.URL(), Client: slack.Client(), MaxAttempts: 2, Sleep: func(context.Context, time.Duration) error { return nil }}, Log: discard},
+			&notify.SNS{API: snsFake.Client(), TopicARN: testTopic},
+		},
 	})
 	rig.slack, rig.sns = slack, snsFake
 	return rig
@@ -60,13 +62,14 @@ func newNotifierRig(t *testing.T) *notifierRig {
 // table in dynalite.
 func newRig(tb testing.TB, sender *Sender) *notifierRig {
 	db := dynalitetest.Start(tb).Client(tb)
-	store := runstore.NewDynamo(db, dynalitetest.CreateTable(tb, db, runstore.TableInput(dynalitetest.UniqueTableName(tb))))
+	clock := pipeline.SystemClock{}
+	store := runstore.NewDynamo(db, dynalitetest.CreateTable(tb, db, runstore.TableInput(dynalitetest.UniqueTableName(tb))), clock)
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	sender.Marks, sender.Log = store, log
+	sender.Marks, sender.Log, sender.Clock = store, log, clock
 	return &notifierRig{
 		store:    store,
-		events:   &handler.PipelineEvents{Recorder: &pipeline.Recorder{Runs: store, Outcomes: store, Dispatch: runstore.Outbox{Store: store}}, Log: log},
-		notifier: &Notifications{Queue: store, Runs: store, Claims: store, Sender: sender, Log: log},
+		events:   &recording.PipelineEvents{Recorder: store.Recorder(), Log: log},
+		notifier: &Notifications{Queue: store, Runs: store, Claims: store, Sender: sender, Log: log, Clock: clock},
 	}
 }
 
@@ -150,10 +153,10 @@ func TestFailedEventDeliveredConcurrentlyNotifiesOnce(t *testing.T) {
 	assert.Contains(t, string(rig.slack.Delivered()[0]), "CreateUpdateLambda")
 	pub := rig.sns.Published()[0]
 	assert.Contains(t, pub.Subject, "payments")
-	q, err := rig.store.Queued(ctx, "NOTIFY#"+n.Key())
+	q, err := rig.store.Queued(ctx, n)
 	require.NoError(t, err)
 	assert.False(t, q.Pending())
-	assert.Equal(t, map[string]bool{ChannelSlack: true, ChannelSNS: true}, q.Channels)
+	assert.Equal(t, map[string]bool{notify.ChannelSlack: true, notify.ChannelSNS: true}, q.Channels)
 }
 
 // TestSlackOutageDeliveredOnceAfterwards: Slack is down for the first invocation; SNS goes out
@@ -229,14 +232,16 @@ func TestUnreadableWebhookHoldsUpSlackOnly(t *testing.T) {
 	reads := 0
 	rig := newRig(t, &Sender{
 		Enrich: &stubEnricher{},
-		SlackURL: &URLResolver{Resolve: func(context.Context) (string, error) {
-			reads++
-			if reads == 1 {
-				return "", errors.New("ParameterNotFound")
-			}
-			return slack.URL(), nil
-		}},
-		SNS: &notify.SNS{API: snsFake.Client(), TopicARN: testTopic},
+		Channels: []notify.Channel{
+			&notify.SlackChannel{Log: discard, Resolve: func(context.Context) (string, error) {
+				reads++
+				if reads == 1 {
+					return "", errors.New("ParameterNotFound")
+				}
+				return slack.URL(), nil
+			}},
+			&notify.SNS{API: snsFake.Client(), TopicARN: testTopic},
+		},
 	})
 	ctx := context.Background()
 	for _, l := range scenarioLines(t, "deploy-fails") {
@@ -310,3 +315,5 @@ func streamModifyReleased(n pipeline.Notification, seq string) events.DynamoDBEv
 	ev.Records[0].Change.NewImage["leaseUntil"] = events.NewNumberAttribute("0")
 	return ev
 }
+
+var discard = slog.New(slog.DiscardHandler)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/lambda-pipeline/lambda-pipeline/shared/console"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
@@ -34,7 +35,7 @@ func (e *Enricher) artifact(ctx context.Context, run pipeline.Run, f pipeline.Fa
 	if !ok {
 		return nil
 	}
-	links := &pipeline.ArtifactLinks{Bucket: art.Bucket, Key: art.Key, ConsoleURL: s3ObjectURL(e.Region, art.Bucket, art.Key)}
+	links := &pipeline.ArtifactLinks{Bucket: art.Bucket, Key: art.Key, ConsoleURL: console.S3ObjectURL(e.Region, art.Bucket, art.Key)}
 	if e.Presign == nil {
 		return links
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codebuild"
 	cbtypes "github.com/aws/aws-sdk-go-v2/service/codebuild/types"
 
+	"github.com/lambda-pipeline/lambda-pipeline/shared/console"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
@@ -76,7 +77,7 @@ func (e *Enricher) build(ctx context.Context, f pipeline.Failure, ns *notes) *pi
 	}
 	b.LogURL = deepLink
 	if b.LogURL == "" {
-		b.LogURL = logEventsURL(e.Region, b.LogGroup, b.LogStream)
+		b.LogURL = console.LogEventsURL(e.Region, b.LogGroup, b.LogStream)
 	}
 	if e.Logs != nil {
 		e.logTail(ctx, b, ns)

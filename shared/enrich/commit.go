@@ -8,9 +8,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codecommit"
-	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
-	cptypes "github.com/aws/aws-sdk-go-v2/service/codepipeline/types"
 
+	"github.com/lambda-pipeline/lambda-pipeline/shared/codepipelineapi"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/console"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
@@ -41,13 +41,13 @@ func (e *Enricher) commit(ctx context.Context, run pipeline.Run, ns *notes) pipe
 	}
 	repo := e.RepositoryName
 	if repo == "" {
-		repo = repositoryFromURL(src.Result.URL)
+		repo = console.RepositoryFromURL(src.Result.URL)
 	}
 	if repo == "" {
-		repo = repositoryFromURL(c.URL)
+		repo = console.RepositoryFromURL(c.URL)
 	}
 	if c.URL == "" {
-		c.URL = commitURL(e.Region, repo, c.ID)
+		c.URL = console.CommitURL(e.Region, repo, c.ID)
 	}
 	if (c.Author != "" && c.Message != "") || e.Commits == nil || c.ID == "" {
 		return c
@@ -77,20 +77,9 @@ func (e *Enricher) commit(ctx context.Context, run pipeline.Run, ns *notes) pipe
 		c.Message = strings.TrimRight(aws.ToString(out.Commit.Message), "\r\n\t ")
 	}
 	if c.Author == "" && out.Commit.Author != nil {
-		c.Author = author(aws.ToString(out.Commit.Author.Name), aws.ToString(out.Commit.Author.Email))
+		c.Author = pipeline.Author(aws.ToString(out.Commit.Author.Name), aws.ToString(out.Commit.Author.Email))
 	}
 	return c
-}
-
-// author formats a commit author the way the push handler records it: "Name <email>".
-func author(name, email string) string {
-	switch {
-	case name != "" && email != "":
-		return name + " <" + email + ">"
-	case email != "":
-		return "<" + email + ">"
-	}
-	return name
 }
 
 // maxActionPages bounds ListActionExecutions: an execution has a few actions per attempt, so a
@@ -105,68 +94,19 @@ func (e *Enricher) failure(ctx context.Context, n pipeline.Notification, run pip
 	if (f.Stage != "" && f.Action != "") || e.Executions == nil {
 		return f, false
 	}
-	var found *cptypes.ActionExecutionDetail
+	var actions []pipeline.ActionExecution
 	why := e.lookup(ctx, func(ctx context.Context) error {
-		p := codepipeline.NewListActionExecutionsPaginator(e.Executions, &codepipeline.ListActionExecutionsInput{
-			PipelineName: aws.String(n.Pipeline),
-			Filter:       &cptypes.ActionExecutionFilter{PipelineExecutionId: aws.String(n.ExecutionID)},
-		})
-		for page := 0; p.HasMorePages() && page < maxActionPages; page++ {
-			out, err := p.NextPage(ctx)
-			if err != nil {
-				return fmt.Errorf("list action executions of %s: %w", n.ExecutionID, err)
-			}
-			for i := range out.ActionExecutionDetails {
-				a := &out.ActionExecutionDetails[i]
-				if a.Status != cptypes.ActionExecutionStatusFailed || (f.Stage != "" && aws.ToString(a.StageName) != f.Stage) {
-					continue
-				}
-				// The latest failure decides: a retried stage that failed again has two.
-				if found == nil || aws.ToTime(a.LastUpdateTime).After(aws.ToTime(found.LastUpdateTime)) {
-					found = a
-				}
-			}
-		}
-		return nil
+		var err error
+		actions, err = codepipelineapi.Actions(ctx, e.Executions, pipeline.Key{Pipeline: n.Pipeline, ExecutionID: n.ExecutionID}, maxActionPages)
+		return err
 	})
 	if why != "" {
 		ns.add(slotFailure, degraded("failed action", why, "codepipeline:ListActionExecutions"))
 		return f, false
 	}
-	if found == nil {
+	found, ok := pipeline.ExecutionView{Actions: actions}.LatestFailure(f.Stage)
+	if !ok {
 		return f, false
 	}
-	return failureOf(*found, max(n.Attempt, f.Attempt)), true
-}
-
-// failureOf turns a failed action execution into a Failure. errorDetails.message is the
-// reason the action gives, so it is the summary a person reads; the external summary is the
-// fallback.
-func failureOf(a cptypes.ActionExecutionDetail, attempt int) pipeline.Failure {
-	f := pipeline.Failure{Stage: aws.ToString(a.StageName), Action: aws.ToString(a.ActionName), Attempt: attempt,
-		At: aws.ToTime(a.LastUpdateTime)}
-	if in := a.Input; in != nil && in.ActionTypeId != nil {
-		t := in.ActionTypeId
-		f.Type = pipeline.ActionType{Owner: string(t.Owner), Category: string(t.Category), Provider: aws.ToString(t.Provider), Version: aws.ToString(t.Version)}
-	}
-	if out := a.Output; out != nil {
-		if r := out.ExecutionResult; r != nil {
-			f.Result = pipeline.ExecutionResult{ExternalID: aws.ToString(r.ExternalExecutionId), Summary: aws.ToString(r.ExternalExecutionSummary),
-				URL: aws.ToString(r.ExternalExecutionUrl)}
-			if d := r.ErrorDetails; d != nil {
-				f.Result.ErrorCode = aws.ToString(d.Code)
-				if m := aws.ToString(d.Message); m != "" {
-					f.Result.Summary = m
-				}
-			}
-		}
-		for _, art := range out.OutputArtifacts {
-			pa := pipeline.Artifact{Name: aws.ToString(art.Name)}
-			if loc := art.S3location; loc != nil {
-				pa.Bucket, pa.Key = aws.ToString(loc.Bucket), aws.ToString(loc.Key)
-			}
-			f.Artifacts = append(f.Artifacts, pa)
-		}
-	}
-	return f
+	return found.Failure(max(n.Attempt, f.Attempt)), true
 }

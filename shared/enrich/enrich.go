@@ -13,12 +13,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/codebuild"
 	"github.com/aws/aws-sdk-go-v2/service/codecommit"
 	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
 
+	"github.com/lambda-pipeline/lambda-pipeline/shared/console"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
@@ -144,7 +146,7 @@ func (ns *notes) lines() []string {
 // when the record does not say where the run failed), then BatchGetBuilds, then GetLogEvents:
 // at most three Timeouts, which the calling function's own timeout must allow for.
 func (e *Enricher) Enrich(ctx context.Context, n pipeline.Notification, run pipeline.Run) pipeline.Details {
-	d := pipeline.Details{Region: e.Region, AccountID: e.AccountID, ExecutionURL: executionURL(e.Region, n.Pipeline, n.ExecutionID)}
+	d := pipeline.Details{Region: e.Region, AccountID: e.AccountID, ExecutionURL: console.ExecutionURL(e.Region, n.Pipeline, n.ExecutionID)}
 	if n.Type != pipeline.NotifyFailed && n.Type != pipeline.NotifyRecovered {
 		return d
 	}
@@ -211,4 +213,22 @@ func (e *Enricher) lookup(ctx context.Context, fn func(context.Context) error) s
 		return ""
 	}
 	return reason(err, lctx, e.timeout())
+}
+
+// Settings are an Enricher's deployment settings (the notifier reads them from its environment).
+type Settings struct {
+	RepositoryName string
+	StackNames     map[string]string
+	LinkExpiry     time.Duration
+}
+
+// New returns an Enricher with every look-up wired to the clients cfg makes.
+func New(cfg aws.Config, s Settings, clock pipeline.Clock) *Enricher {
+	return &Enricher{
+		Builds: codebuild.NewFromConfig(cfg), Logs: cloudwatchlogs.NewFromConfig(cfg),
+		Stacks: cloudformation.NewFromConfig(cfg), Commits: codecommit.NewFromConfig(cfg),
+		Executions: codepipeline.NewFromConfig(cfg), Presign: NewS3Presigner(cfg),
+		Region: cfg.Region, RepositoryName: s.RepositoryName, StackNames: s.StackNames, LinkExpiry: s.LinkExpiry,
+		Now: clock.Now,
+	}
 }

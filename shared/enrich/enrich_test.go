@@ -471,7 +471,10 @@ func (failingPresigner) PresignGetObject(context.Context, string, string, time.D
 // Each look-up that fails degrades the message by one readable line, and the others still
 // fill theirs.
 func TestEachLookupDegrades(t *testing.T) {
-	const timeout = 50 * time.Millisecond
+	// A hung call ends when its look-up's timeout fires; the other look-ups of the case must
+	// finish well within it on a loaded machine. Cases without a hung call get a timeout no
+	// loopback call reaches.
+	const hangTimeout, timeout = time.Second, time.Minute
 	type scenario int
 	const (
 		buildRun scenario = iota
@@ -492,14 +495,14 @@ func TestEachLookupDegrades(t *testing.T) {
 			w.builds.FailNext(awsfake.OpBatchGetBuilds, awsfake.AccessDeniedFor("codebuild:BatchGetBuilds"), 1)
 		}, "build status: access denied (codebuild:BatchGetBuilds)", logTailStill},
 		{"codebuild timeout", buildRun, func(w *world) { w.builds.Hang(awsfake.OpBatchGetBuilds, 1) },
-			"build status: timed out after 50ms (codebuild:BatchGetBuilds)", logTailStill},
+			"build status: timed out after 1s (codebuild:BatchGetBuilds)", logTailStill},
 		{"logs throttled", buildRun, func(w *world) { w.logs.FailNext(awsfake.OpGetLogEvents, awsfake.Throttling, 3) },
 			"build log: throttled (logs:GetLogEvents)", buildStatusStill},
 		{"logs denied", buildRun, func(w *world) {
 			w.logs.FailNext(awsfake.OpGetLogEvents, awsfake.AccessDeniedFor("logs:GetLogEvents"), 1)
 		}, "build log: access denied (logs:GetLogEvents)", buildStatusStill},
 		{"logs timeout", buildRun, func(w *world) { w.logs.Hang(awsfake.OpGetLogEvents, 1) },
-			"build log: timed out after 50ms (logs:GetLogEvents)", buildStatusStill},
+			"build log: timed out after 1s (logs:GetLogEvents)", buildStatusStill},
 		{"log stream missing", buildRun, func(w *world) {
 			w.builds.AddBuild(awsfake.Build{ID: buildID, Status: "FAILED", LogStream: "gone",
 				Phases: []awsfake.BuildPhase{{Type: "BUILD", Status: "FAILED"}}})
@@ -511,7 +514,7 @@ func TestEachLookupDegrades(t *testing.T) {
 			w.stacks.FailNext(awsfake.OpDescribeStackEvents, awsfake.QueryAccessDeniedFor("cloudformation:DescribeStackEvents"), 1)
 		}, "deploy root cause: access denied (cloudformation:DescribeStackEvents)", artifactStill},
 		{"cloudformation timeout", deployRun, func(w *world) { w.stacks.Hang(awsfake.OpDescribeStackEvents, 1) },
-			"deploy root cause: timed out after 50ms (cloudformation:DescribeStackEvents)", artifactStill},
+			"deploy root cause: timed out after 1s (cloudformation:DescribeStackEvents)", artifactStill},
 		{"stack missing", deployRun, func(w *world) { w.stacks.DeleteStack(appStack) },
 			"deploy root cause: not found (cloudformation:DescribeStackEvents)", artifactStill},
 		{"codecommit throttled", buildRun, func(w *world) { w.commits.FailNext(awsfake.OpGetCommit, awsfake.Throttling, 3) },
@@ -538,6 +541,9 @@ func TestEachLookupDegrades(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
 			w.e.Timeout = timeout
+			if strings.Contains(tc.want, "timed out") {
+				w.e.Timeout = hangTimeout
+			}
 			w.scriptBuild()
 			w.scriptStack()
 			var run pipeline.Run

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/stackevents"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/console"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/stackevents"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
@@ -192,7 +194,7 @@ func TestReason(t *testing.T) {
 }
 
 func TestLinks(t *testing.T) {
-	if got, want := logEventsURL("eu-west-1", "/aws/codebuild/my build", "a:b"),
+	if got, want := console.LogEventsURL("eu-west-1", "/aws/codebuild/my build", "a:b"),
 		"https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:log-groups/log-group/$252Faws$252Fcodebuild$252Fmy$2520build/log-events/a$253Ab"; got != want {
 		t.Errorf("log link\n got  %s\n want %s", got, want)
 	}
@@ -200,7 +202,7 @@ func TestLinks(t *testing.T) {
 		"https://us-west-2.console.aws.amazon.com/codecommit/home#/repository/my-repo/commit/8cf40f2EXAMPLE",
 		"https://eu-west-1.console.aws.amazon.com/codesuite/codecommit/repositories/my-repo/commit/b7e6f4c2?region=eu-west-1",
 	} {
-		if got := repositoryFromURL(u); got != "my-repo" {
+		if got := console.RepositoryFromURL(u); got != "my-repo" {
 			t.Errorf("repository of %s = %q", u, got)
 		}
 	}

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/s3url"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/s3url"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 
+	"github.com/lambda-pipeline/lambda-pipeline/shared/console"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/stackevents"
 )
@@ -111,6 +112,6 @@ func (e *Enricher) rootCause(ctx context.Context, n pipeline.Notification, run p
 		StackName: aws.ToString(cause.StackName), LogicalResourceID: aws.ToString(cause.LogicalResourceId),
 		ResourceType: aws.ToString(cause.ResourceType), Status: string(cause.ResourceStatus),
 		Reason: aws.ToString(cause.ResourceStatusReason), Timestamp: aws.ToTime(cause.Timestamp),
-		ConsoleURL: stackEventsURL(e.Region, id),
+		ConsoleURL: console.StackEventsURL(e.Region, id),
 	}
 }

@@ -13,11 +13,11 @@
 package notify
 
 import (
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/lambda-pipeline/lambda-pipeline/shared/console"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
@@ -93,7 +93,7 @@ func Compose(n pipeline.Notification, run pipeline.Run, d pipeline.Details) Mess
 	}
 	m.ConsoleURL = d.ExecutionURL
 	if m.ConsoleURL == "" {
-		m.ConsoleURL = ExecutionURL(d.Region, m.Pipeline, m.ExecutionID)
+		m.ConsoleURL = console.ExecutionURL(d.Region, m.Pipeline, m.ExecutionID)
 	}
 
 	if n.Type != pipeline.NotifyRecovered {
@@ -117,7 +117,7 @@ func Compose(n pipeline.Notification, run pipeline.Run, d pipeline.Details) Mess
 		}
 		m.FirstFailedExecutionID = oneLine(n.FirstFailedExecID)
 		if m.FirstFailedExecutionID != "" && m.FirstFailedExecutionID != m.ExecutionID {
-			m.FirstFailedURL = ExecutionURL(d.Region, m.Pipeline, m.FirstFailedExecutionID)
+			m.FirstFailedURL = console.ExecutionURL(d.Region, m.Pipeline, m.FirstFailedExecutionID)
 		}
 	}
 
@@ -127,17 +127,6 @@ func Compose(n pipeline.Notification, run pipeline.Run, d pipeline.Details) Mess
 		}
 	}
 	return m
-}
-
-// ExecutionURL is the CodePipeline console page of an execution, or "" when region, pipeline or
-// execution is unknown.
-func ExecutionURL(region, pipelineName, executionID string) string {
-	if region == "" || pipelineName == "" || executionID == "" {
-		return ""
-	}
-	return "https://" + region + ".console.aws.amazon.com/codesuite/codepipeline/pipelines/" +
-		url.PathEscape(pipelineName) + "/executions/" + url.PathEscape(executionID) +
-		"/timeline?region=" + url.QueryEscape(region)
 }
 
 // failureOf says where the attempt failed: from the run record, which enrichment's

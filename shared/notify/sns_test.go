@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -129,26 +130,31 @@ func TestSNSErrors(t *testing.T) {
 	})
 }
 
-func TestChannelsSendTriesEveryChannel(t *testing.T) {
-	fake := notifytest.NewSNS(t, topicARN)
+func TestSlackChannelFallsBackToPlainText(t *testing.T) {
 	r := notifytest.NewSlack(t)
-	r.FailNext(notifytest.ChannelGone)
+	r.FailNext(notifytest.InvalidBlocks)
 	var sl sleeps
 	c := goldenCases()[0]
-	ch := Channels{Slack: newSlack(r, &sl), SNS: &SNS{API: fake.Client(), TopicARN: topicARN}}
-	err := ch.Send(context.Background(), Compose(c.n, c.run, c.d))
-	if !IsPermanent(err) || !strings.Contains(err.Error(), "slack:") {
-		t.Fatalf("want Slack's permanent error, got %v", err)
-	}
-	if len(fake.Published()) != 1 {
-		t.Error("SNS was not sent because Slack failed")
-	}
-	assertNoSecret(t, err)
-
+	ch := &SlackChannel{Poster: *newSlack(r, &sl), Log: slog.New(slog.DiscardHandler)}
 	if err := ch.Send(context.Background(), Compose(c.n, c.run, c.d)); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Delivered()) != 1 || len(fake.Published()) != 2 {
-		t.Errorf("delivered %d to Slack, %d to SNS", len(r.Delivered()), len(fake.Published()))
+	got := r.Delivered()
+	if len(got) != 1 || !strings.Contains(string(got[0]), `"text"`) || strings.Contains(string(got[0]), `"blocks"`) {
+		t.Fatalf("want one plain-text message, got %d: %q", len(got), got)
+	}
+}
+
+func TestSlackChannelWithoutWebhookIsOff(t *testing.T) {
+	calls := 0
+	ch := &SlackChannel{Resolve: func(context.Context) (string, error) { calls++; return "", nil }, Log: slog.New(slog.DiscardHandler)}
+	c := goldenCases()[0]
+	for range 2 {
+		if err := ch.Send(context.Background(), Compose(c.n, c.run, c.d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("the webhook URL was read %d times, want once", calls)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"regexp"
 	"strings"
@@ -172,4 +173,13 @@ func checkWebhookURL(raw string, allow []string) error {
 		return errors.New("the value is not an https://hooks.slack.com/ webhook URL")
 	}
 	return nil
+}
+
+// SlackFromSecret returns the Slack channel whose webhook URL is in the SSM parameter or Secrets
+// Manager secret ref (see WebhookURLFrom), read on first use. An unreadable secret holds up
+// Slack only: the error is the channel's, and the read is tried again on the next message.
+func SlackFromSecret(ref string, ssmAPI SSMAPI, sm SecretsAPI, log *slog.Logger) *SlackChannel {
+	return &SlackChannel{Log: log, Resolve: func(ctx context.Context) (string, error) {
+		return WebhookURLFrom(ctx, ref, ssmAPI, sm)
+	}}
 }

@@ -15,7 +15,7 @@ func BenchmarkApply(b *testing.B) {
 		if i%len(events) == 0 {
 			run = Run{}
 		}
-		run, _ = Apply(run, events[i%len(events)], t0)
+		run, _ = Apply(run, events[i%len(events)])
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"time"
@@ -31,11 +32,8 @@ const (
 // their order or on how often each was delivered.
 //
 // run may be the zero Run (the first event of an execution). ev must belong to run's
-// execution when run is not zero. now stands in for the event time when an event has none.
-func Apply(run Run, ev Event, now time.Time) (Run, []Effect) {
-	if ev.Time.IsZero() {
-		ev.Time = now
-	}
+// execution when run is not zero.
+func Apply(run Run, ev Event) (Run, []Effect) {
 	if ev.Attempt < 1 {
 		ev.Attempt = 1
 	}
@@ -159,10 +157,10 @@ func Apply(run Run, ev Event, now time.Time) (Run, []Effect) {
 // what the Source action reported, which lacks the author.
 func WithPush(run Run, c Commit) Run {
 	next := run
-	next.Commit.ID = firstNonEmpty(c.ID, run.Commit.ID)
-	next.Commit.Message = firstNonEmpty(c.Message, run.Commit.Message)
-	next.Commit.Author = firstNonEmpty(c.Author, run.Commit.Author)
-	next.Commit.URL = firstNonEmpty(run.Commit.URL, c.URL)
+	next.Commit.ID = cmp.Or(c.ID, run.Commit.ID)
+	next.Commit.Message = cmp.Or(c.Message, run.Commit.Message)
+	next.Commit.Author = cmp.Or(c.Author, run.Commit.Author)
+	next.Commit.URL = cmp.Or(run.Commit.URL, c.URL)
 	if !c.PushedAt.IsZero() {
 		next.Commit.PushedAt = c.PushedAt
 	}
@@ -279,13 +277,4 @@ func earliest(have, t time.Time) time.Time {
 		return t
 	}
 	return have
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

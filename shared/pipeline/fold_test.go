@@ -14,7 +14,7 @@ var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 func fold(events []Event) Run {
 	var run Run
 	for _, ev := range events {
-		run, _ = Apply(run, ev, t0)
+		run, _ = Apply(run, ev)
 	}
 	return run
 }
@@ -89,7 +89,7 @@ func TestFoldSameEventTwiceChangesNothing(t *testing.T) {
 	for _, seq := range recordedSequences() {
 		run := fold(seq.events)
 		for _, ev := range seq.events {
-			again, effects := Apply(run, ev, t0.Add(time.Hour))
+			again, effects := Apply(run, ev)
 			require.Equal(t, run, again, "%s: event %s applied twice", seq.name, ev.ID)
 			require.Len(t, effects, 1)
 			require.IsType(t, Ignored{}, effects[0])
@@ -134,7 +134,7 @@ func TestFoldEndedEffectOncePerAttempt(t *testing.T) {
 	var ended []Outcome
 	for _, ev := range append(events, events...) {
 		var effects []Effect
-		run, effects = Apply(run, ev, t0)
+		run, effects = Apply(run, ev)
 		for _, e := range effects {
 			if x, ok := e.(Ended); ok {
 				ended = append(ended, x.Outcome)
@@ -156,7 +156,7 @@ func TestTerminalNotReplacedByLateNonTerminal(t *testing.T) {
 	late := events[len(events)-2]
 	require.Equal(t, LevelStage, late.Level)
 	late.State, late.ID, late.Time = StateStarted, "late", late.Time.Add(time.Minute)
-	next, effects := Apply(run, late, t0)
+	next, effects := Apply(run, late)
 	assert.Equal(t, StatusFailed, next.Stages["BuildAndTest"].Status)
 	assert.Equal(t, []Effect{Ignored{Reason: ReasonStale}}, effects)
 }
@@ -191,7 +191,7 @@ func TestWithPushWinsOverSourceSummary(t *testing.T) {
 	assert.Equal(t, "Ana <ana@example.com>", run.Commit.Author)
 	assert.Equal(t, "Fix the thing\n\nLonger body", run.Commit.Message)
 	// Events after the push do not undo it.
-	run, _ = Apply(run, succeeded("p", "e-15", t0)[3], t0)
+	run, _ = Apply(run, succeeded("p", "e-15", t0)[3])
 	assert.Equal(t, "Ana <ana@example.com>", run.Commit.Author)
 }
 

@@ -7,14 +7,24 @@ import (
 	"time"
 )
 
-// RunStore keeps one record per execution.
+// RunStore keeps the facts of runs and nothing else: it does not fold, decide or order.
 type RunStore interface {
-	// Record folds ev into its run and returns the run as it stands afterwards with the fold's
-	// effects. A duplicate or stale event is not an error: it returns the current run and an
-	// Ignored effect.
-	Record(ctx context.Context, ev Event, now time.Time) (Run, []Effect, error)
-	// Get returns one run, or ErrNotFound.
-	Get(ctx context.Context, k Key) (Run, error)
+	// Append stores ev's observation (see Event.ObservationID) with one conditional write and
+	// no read. duplicate is true, and the store unchanged, when that observation is stored
+	// already.
+	Append(ctx context.Context, ev Event) (duplicate bool, err error)
+	// Load returns a run's history (its observations and its push), or ErrNotFound when the
+	// store holds nothing of the run.
+	Load(ctx context.Context, k Key) (History, error)
+}
+
+// LoadRun reads a run's history from s and folds it.
+func LoadRun(ctx context.Context, s RunStore, k Key) (Run, error) {
+	h, err := s.Load(ctx, k)
+	if err != nil {
+		return Run{}, err
+	}
+	return h.Fold(), nil
 }
 
 // OutcomeStore keeps each pipeline's decisive outcomes, for the "recovered" decision.
@@ -54,63 +64,107 @@ type Dispatcher interface {
 	Dispatch(ctx context.Context, n Notification, run Run) (bool, error)
 }
 
-// Recorder is the on-pipeline-event use case: fold the event into its run, decide the
-// notifications, dispatch them. The Lambda handler and `lp replay` both run it.
+// Recorder is the on-pipeline-event use case: append the event, and for an event that ends an
+// attempt, load the run, fold it, decide the notifications and dispatch them. The Lambda
+// handler, the reconciler and `lp replay` all run it, over DynamoDB or memory alike.
 type Recorder struct {
-	Runs     RunStore
-	Outcomes OutcomeStore
-	// Dispatch sends the notifications (Direct) or queues them for the notifier function
-	// (runstore.Outbox).
-	Dispatch Dispatcher
-	Now      func() time.Time
+	runs     RunStore
+	outcomes OutcomeStore
+	dispatch Dispatcher
+	clock    Clock
+	ended    func(ctx context.Context, run Run, o Outcome)
+}
+
+// NewRecorder returns a recorder over the stores. dispatch sends the decided notifications
+// (Direct) or queues them for the notifier function (the store's outbox).
+func NewRecorder(runs RunStore, outcomes OutcomeStore, dispatch Dispatcher, clock Clock) *Recorder {
+	return &Recorder{runs: runs, outcomes: outcomes, dispatch: dispatch, clock: clock}
+}
+
+// OnEnded calls f once for each attempt that an event ends for the first time (not for
+// duplicates): the place to emit a finished run's metrics.
+func (r *Recorder) OnEnded(f func(ctx context.Context, run Run, o Outcome)) *Recorder {
+	r.ended = f
+	return r
 }
 
 // Result tells what handling one event did.
 type Result struct {
-	Run     Run
-	Ignored string         // ReasonDuplicate or ReasonStale when the fold changed nothing
+	Key    Key
+	Status Status // the run's status when Loaded, else the status the event tells
+	// Run is the run as it stands after the event, for the events whose handling loads it
+	// (those that end an attempt, see Event.EndsAttempt); the zero Run otherwise.
+	Run    Run
+	Loaded bool
+	// Ignored is ReasonDuplicate when the store held the observation already, or
+	// ReasonStale when the loaded run outranks it. Staleness is only known for loaded runs.
+	Ignored string
 	Sent    []Notification // notifications dispatched by this call
 }
 
 // Handle records ev and dispatches what it calls for. An error means a retry may succeed (a
 // store or channel failed); every step is idempotent, so retrying the whole event is safe.
 func (r *Recorder) Handle(ctx context.Context, ev Event) (Result, error) {
-	now := r.now()
-	run, effects, err := r.Runs.Record(ctx, ev, now)
+	k := ev.Key()
+	duplicate, err := r.runs.Append(ctx, ev)
 	if err != nil {
 		return Result{}, fmt.Errorf("record %s event of execution %s: %w", ev.Level, ev.ExecutionID, err)
 	}
-	res := Result{Run: run}
-	for _, e := range effects {
-		if ig, ok := e.(Ignored); ok {
-			res.Ignored = ig.Reason
-		}
+	res := Result{Key: k, Status: ev.State.Status()}
+	if duplicate {
+		res.Ignored = ReasonDuplicate
 	}
-	// Decisions are taken for every pipeline-level terminal event, duplicates included: a
+	if !ev.EndsAttempt() {
+		return res, nil
+	}
+	h, err := r.runs.Load(ctx, k)
+	if err != nil {
+		return res, fmt.Errorf("load run %s: %w", ev.ExecutionID, err)
+	}
+	var run Run
+	if duplicate {
+		run = h.Fold()
+	} else {
+		// Fold everything but this event, then this event, so that its effects are known.
+		var effects []Effect
+		run, effects = Apply(h.Without(ev.ObservationID()).Fold(), ev)
+		for _, e := range effects {
+			switch e := e.(type) {
+			case Ignored:
+				res.Ignored = e.Reason
+			case Ended:
+				if r.ended != nil {
+					r.ended(ctx, run, e.Outcome)
+				}
+			}
+		}
+		run = WithPush(run, h.Push)
+	}
+	res.Run, res.Loaded, res.Status = run, true, run.Status
+	// Decisions are taken for every event that ends an attempt, duplicates included: a
 	// delivery that crashed after recording but before dispatching is healed by its retry,
 	// and the claims keep the message single.
-	if ev.Level != LevelPipeline || !ev.State.Status().Terminal() {
-		return res, nil
-	}
-	o := Outcome{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID, Attempt: max(ev.Attempt, 1), Status: ev.State.Status(), At: ev.Time, Trigger: run.Trigger}
-	for _, folded := range run.Outcomes {
-		if folded.Attempt == o.Attempt {
-			// The fold's winner for this attempt: a late event or the reconciler's view of
-			// the same end then makes the same outcome, not a second one.
-			o = folded
-		}
-	}
-	if Silent(o) {
-		return res, nil
+	res.Sent, err = r.Decide(ctx, run, max(ev.Attempt, 1))
+	return res, err
+}
+
+// Decide takes the notification decision for an ended attempt of run, as the fold recorded
+// it, and dispatches what it calls for. It is idempotent: the reconciler calls it again on
+// runs it settled, in case a pass failed to dispatch. It returns the notifications that this
+// call dispatched.
+func (r *Recorder) Decide(ctx context.Context, run Run, attempt int) ([]Notification, error) {
+	o, ok := run.OutcomeOf(attempt)
+	if !ok || Silent(o) {
+		return nil, nil
 	}
 	pushToStart := IsPushToStart(run, o)
 	if !pushToStart && o.Trigger == (Trigger{}) && o.Status == StatusFailed && onlySourceStage(run) {
 		// The trigger is not known yet (the STARTED event has not arrived; the FAILED one
 		// may not carry it): a run that failed in Source and is the pipeline's first is the
 		// run on the empty repository.
-		has, err := r.Outcomes.HasOutcomes(ctx, o.Pipeline)
+		has, err := r.outcomes.HasOutcomes(ctx, o.Pipeline)
 		if err != nil {
-			return res, fmt.Errorf("read outcomes of %s: %w", o.Pipeline, err)
+			return nil, fmt.Errorf("read outcomes of %s: %w", o.Pipeline, err)
 		}
 		pushToStart = !has
 	}
@@ -118,40 +172,35 @@ func (r *Recorder) Handle(ctx context.Context, ev Event) (Result, error) {
 	if pushToStart {
 		decided = Decide(nil, o, true)
 	} else {
-		history, err := r.Outcomes.AddOutcome(ctx, o, now)
+		history, err := r.outcomes.AddOutcome(ctx, o, r.clock.Now())
 		if err != nil {
-			return res, fmt.Errorf("record outcome of execution %s: %w", o.ExecutionID, err)
+			return nil, fmt.Errorf("record outcome of execution %s: %w", o.ExecutionID, err)
 		}
 		decided = Decide(history, o, false)
 	}
+	var sent []Notification
 	var errs []error
 	for _, n := range decided {
 		subject := run
 		if n.ExecutionID != run.ExecutionID {
 			// A recovery found while handling another execution's failure: dispatch it
 			// with the recovered run's own record.
-			if subject, err = r.Runs.Get(ctx, Key{n.Pipeline, n.ExecutionID}); err != nil {
+			var err error
+			if subject, err = LoadRun(ctx, r.runs, Key{n.Pipeline, n.ExecutionID}); err != nil {
 				errs = append(errs, fmt.Errorf("load run %s for %s: %w", n.ExecutionID, n.Key(), err))
 				continue
 			}
 		}
-		sent, err := r.Dispatch.Dispatch(ctx, n, subject)
+		ok, err := r.dispatch.Dispatch(ctx, n, subject)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if sent {
-			res.Sent = append(res.Sent, n)
+		if ok {
+			sent = append(sent, n)
 		}
 	}
-	return res, errors.Join(errs...)
-}
-
-func (r *Recorder) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
+	return sent, errors.Join(errs...)
 }
 
 // DefaultLease is the claim lease when Direct.Lease is zero.
@@ -162,7 +211,7 @@ const DefaultLease = 50 * time.Second
 type Direct struct {
 	Claims   Claims
 	Notifier Notifier
-	Now      func() time.Time
+	Clock    Clock
 	// Lease bounds how long a claimed notification waits for its sender before another
 	// delivery may send it. It must exceed the sender's timeout and stay under the first
 	// retry delay, so that the retry of a crashed sender finds it free.
@@ -175,7 +224,7 @@ func (d *Direct) Dispatch(ctx context.Context, n Notification, run Run) (bool, e
 	if lease <= 0 {
 		lease = DefaultLease
 	}
-	ok, err := d.Claims.Claim(ctx, n, d.now(), lease)
+	ok, err := d.Claims.Claim(ctx, n, d.Clock.Now(), lease)
 	if err != nil {
 		return false, fmt.Errorf("claim %s: %w", n.Key(), err)
 	}
@@ -189,15 +238,8 @@ func (d *Direct) Dispatch(ctx context.Context, n Notification, run Run) (bool, e
 		}
 		return false, fmt.Errorf("send %s: %w", n.Key(), err)
 	}
-	if err := d.Claims.Sent(ctx, n, d.now()); err != nil {
+	if err := d.Claims.Sent(ctx, n, d.Clock.Now()); err != nil {
 		return true, fmt.Errorf("mark %s sent: %w", n.Key(), err)
 	}
 	return true, nil
-}
-
-func (d *Direct) now() time.Time {
-	if d.Now != nil {
-		return d.Now()
-	}
-	return time.Now()
 }

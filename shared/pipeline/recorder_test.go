@@ -13,41 +13,55 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// fakeStore is the smallest store with the contracts of runstore: fold on record, outcomes as a
-// set, claims with leases.
+// fakeStore is the smallest store with the contracts of runstore: observations by id, outcomes
+// as a set, claims with leases.
 type fakeStore struct {
 	mu       sync.Mutex
-	runs     map[Key]Run
+	runs     map[Key]map[string]Event
 	outcomes []Outcome
 	claims   map[string]string
 	failNext error
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{runs: map[Key]Run{}, claims: map[string]string{}}
+	return &fakeStore{runs: map[Key]map[string]Event{}, claims: map[string]string{}}
 }
 
-func (s *fakeStore) Record(_ context.Context, ev Event, now time.Time) (Run, []Effect, error) {
+func (s *fakeStore) Append(_ context.Context, ev Event) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.failNext; err != nil {
 		s.failNext = nil
-		return Run{}, nil, err
+		return false, err
 	}
-	k := Key{ev.Pipeline, ev.ExecutionID}
-	run, eff := Apply(s.runs[k], ev, now)
-	s.runs[k] = run
-	return run, eff, nil
+	k := ev.Key()
+	if s.runs[k] == nil {
+		s.runs[k] = map[string]Event{}
+	}
+	if _, dup := s.runs[k][ev.ObservationID()]; dup {
+		return true, nil
+	}
+	s.runs[k][ev.ObservationID()] = ev
+	return false, nil
 }
 
-func (s *fakeStore) Get(_ context.Context, k Key) (Run, error) {
+func (s *fakeStore) Load(_ context.Context, k Key) (History, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.runs[k]
+	obs, ok := s.runs[k]
 	if !ok {
-		return Run{}, ErrNotFound
+		return History{}, ErrNotFound
 	}
-	return r, nil
+	h := History{Key: k}
+	for _, ev := range obs {
+		h.Events = append(h.Events, ev)
+	}
+	return h, nil
+}
+
+func (s *fakeStore) run(k Key) Run {
+	h, _ := s.Load(context.Background(), k)
+	return h.Fold()
 }
 
 func (s *fakeStore) AddOutcome(_ context.Context, o Outcome, _ time.Time) ([]Outcome, error) {
@@ -121,7 +135,7 @@ func replay(t *testing.T, events []Event) []string {
 	t.Helper()
 	store := newFakeStore()
 	log := &sentLog{}
-	r := &Recorder{Runs: store, Outcomes: store, Dispatch: &Direct{Claims: store, Notifier: log}, Now: func() time.Time { return t0 }}
+	r := NewRecorder(store, store, &Direct{Claims: store, Notifier: log, Clock: fixedClock(t0)}, fixedClock(t0))
 	for _, ev := range events {
 		_, err := r.Handle(context.Background(), ev)
 		require.NoError(t, err)
@@ -220,7 +234,7 @@ func TestNotificationsAnyOrder(t *testing.T) {
 func TestConcurrentDeliveriesNotifyOnce(t *testing.T) {
 	store := newFakeStore()
 	log := &sentLog{}
-	r := &Recorder{Runs: store, Outcomes: store, Dispatch: &Direct{Claims: store, Notifier: log}}
+	r := NewRecorder(store, store, &Direct{Claims: store, Notifier: log, Clock: fixedClock(t0)}, fixedClock(t0))
 	events := failedAt("p", "a", t0, 2)
 	for _, ev := range events[:len(events)-1] {
 		_, err := r.Handle(context.Background(), ev)
@@ -242,7 +256,7 @@ func TestConcurrentDeliveriesNotifyOnce(t *testing.T) {
 func TestChannelFailureIsRetriedBySameEvent(t *testing.T) {
 	store := newFakeStore()
 	log := &sentLog{failFor: 1}
-	r := &Recorder{Runs: store, Outcomes: store, Dispatch: &Direct{Claims: store, Notifier: log}}
+	r := NewRecorder(store, store, &Direct{Claims: store, Notifier: log, Clock: fixedClock(t0)}, fixedClock(t0))
 	events := failedAt("p", "a", t0, 2)
 	var err error
 	for _, ev := range events {
@@ -264,7 +278,7 @@ func TestChannelFailureIsRetriedBySameEvent(t *testing.T) {
 func TestStoreErrorIsReturned(t *testing.T) {
 	store := newFakeStore()
 	store.failNext = errors.New("ProvisionedThroughputExceededException")
-	r := &Recorder{Runs: store, Outcomes: store, Dispatch: &Direct{Claims: store, Notifier: &sentLog{}}}
+	r := NewRecorder(store, store, &Direct{Claims: store, Notifier: &sentLog{}, Clock: fixedClock(t0)}, fixedClock(t0))
 	_, err := r.Handle(context.Background(), succeeded("p", "a", t0)[0])
 	assert.ErrorContains(t, err, "ProvisionedThroughputExceeded")
 }
@@ -282,3 +296,5 @@ func TestRecoveredCarriesBrokenSince(t *testing.T) {
 	assert.Equal(t, t0.Add(time.Hour), got[0].BrokenSince)
 	assert.Equal(t, "b", got[0].FirstFailedExecID)
 }
+
+func fixedClock(t time.Time) Clock { return ClockFunc(func() time.Time { return t }) }

@@ -240,6 +240,16 @@ func (f Failure) beats(g Failure) bool {
 		beats(Progress{Status: StatusFailed, Attempt: g.Attempt, At: g.At, EventID: g.EventID + g.Stage + "|" + g.Action})
 }
 
+// OutcomeOf returns the terminal state the fold recorded for an attempt of the run.
+func (r Run) OutcomeOf(attempt int) (Outcome, bool) {
+	for _, o := range r.Outcomes {
+		if o.Attempt == attempt {
+			return o, true
+		}
+	}
+	return Outcome{}, false
+}
+
 // FailureOf returns where the given attempt failed, and whether that is known.
 func (r Run) FailureOf(attempt int) (Failure, bool) {
 	for _, f := range r.Failures {
@@ -324,4 +334,15 @@ func (r Run) Artifact(name string) (Artifact, bool) {
 		}
 	}
 	return out, found
+}
+
+// Author formats a commit's author as git does: "Name <email>", or what is known of it.
+func Author(name, email string) string {
+	switch {
+	case name != "" && email != "":
+		return name + " <" + email + ">"
+	case email != "":
+		return "<" + email + ">"
+	}
+	return name
 }

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -58,9 +57,7 @@ type Dynamo struct {
 	db        DynamoAPI
 	table     string
 	retention time.Duration
-
-	recorded, duplicates, stale atomic.Int64
-	writes, reads               atomic.Int64
+	clock     pipeline.Clock // stamps TTLs and queue times, and tells expired items apart
 }
 
 var (
@@ -73,9 +70,12 @@ var (
 const DefaultRetention = 90 * 24 * time.Hour
 
 // NewDynamo returns a store over table.
-func NewDynamo(db DynamoAPI, table string) *Dynamo {
-	return &Dynamo{db: db, table: table, retention: DefaultRetention}
+func NewDynamo(db DynamoAPI, table string, clock pipeline.Clock) *Dynamo {
+	return &Dynamo{db: db, table: table, retention: DefaultRetention, clock: clock}
 }
+
+// expiresAt is the TTL of an item written now.
+func (d *Dynamo) expiresAt() int64 { return d.clock.Now().Add(d.retention).Unix() }
 
 // WithRetention sets how long items are kept (the TTL).
 func (d *Dynamo) WithRetention(r time.Duration) *Dynamo {
@@ -84,14 +84,6 @@ func (d *Dynamo) WithRetention(r time.Duration) *Dynamo {
 	}
 	return d
 }
-
-// Stats returns the counters since the store was made.
-func (d *Dynamo) Stats() Stats {
-	return Stats{Recorded: d.recorded.Load(), Duplicates: d.duplicates.Load(), Stale: d.stale.Load()}
-}
-
-// Requests returns how many write and read requests the store sent.
-func (d *Dynamo) Requests() (writes, reads int64) { return d.writes.Load(), d.reads.Load() }
 
 func runPK(k pipeline.Key) string { return "RUN#" + k.Pipeline + "#" + k.ExecutionID }
 
@@ -153,35 +145,19 @@ func clip(s string) string {
 	return s[:maxStoredText] + "…"
 }
 
-// element names the run element an event is about, for attribute names.
-func element(ev pipeline.Event) string {
-	switch ev.Level {
-	case pipeline.LevelStage:
-		return "S|" + ev.Stage
-	case pipeline.LevelAction:
-		return "A|" + ev.Stage + "|" + ev.Action
-	}
-	return "P"
-}
-
-// Record stores ev as one small item of its own: one conditional PutItem, no read. A run is
+// Append stores ev as one small item of its own: one conditional PutItem, no read. A run is
 // the fold of its observation items (see docs/runs-table.md: a run item that grew with every
 // event cost a write unit per kilobyte of the whole item on every event, ~2-3 times the 40
-// units a run may cost). The condition refuses a duplicate (same element, state and attempt).
-//
-// The run returned is the fold of what is stored only for a pipeline-level terminal event,
-// the one event whose handling needs it (the notification decision): one Query of the run's
-// partition. For the other events it is the fold of this event alone, and whether the event
-// was stale (outranked) is not known.
-func (d *Dynamo) Record(ctx context.Context, ev pipeline.Event, now time.Time) (pipeline.Run, []pipeline.Effect, error) {
-	k := pipeline.Key{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID}
-	sk := obsPrefix + element(ev) + "|" + string(ev.State) + "|" + strconv.Itoa(max(ev.Attempt, 1))
+// units a run may cost). The condition refuses a duplicate (the same observation id).
+func (d *Dynamo) Append(ctx context.Context, ev pipeline.Event) (bool, error) {
+	k := ev.Key()
+	sk := obsPrefix + ev.ObservationID()
 	item, err := attributevalue.MarshalMap(observationItem{
 		PK: runPK(k), SK: sk, Pipeline: k.Pipeline, ExecutionID: k.ExecutionID, Obs: toObservation(ev),
-		ExpiresAt: now.Add(d.retention).Unix(),
+		ExpiresAt: d.expiresAt(),
 	})
 	if err != nil {
-		return pipeline.Run{}, nil, fmt.Errorf("marshal observation: %w", err)
+		return false, fmt.Errorf("marshal observation: %w", err)
 	}
 	if ev.Level == pipeline.LevelPipeline {
 		// Pipeline-level observations place the run in the byPipeline index.
@@ -192,51 +168,14 @@ func (d *Dynamo) Record(ctx context.Context, ev pipeline.Event, now time.Time) (
 		TableName: aws.String(d.table), Item: item,
 		ConditionExpression: aws.String("attribute_not_exists(pk)"),
 	})
-	d.writes.Add(1)
 	var ccf *types.ConditionalCheckFailedException
-	duplicate := errors.As(err, &ccf)
-	if err != nil && !duplicate {
-		return pipeline.Run{}, nil, fmt.Errorf("record %s of run %s: %w", sk, k.ExecutionID, err)
+	if errors.As(err, &ccf) {
+		return true, nil
 	}
-	if duplicate {
-		d.duplicates.Add(1)
-	}
-	if ev.Level != pipeline.LevelPipeline || !ev.State.Status().Terminal() {
-		run, _ := pipeline.Apply(pipeline.Run{}, ev, now)
-		if duplicate {
-			return run, []pipeline.Effect{pipeline.Ignored{Reason: pipeline.ReasonDuplicate}}, nil
-		}
-		d.recorded.Add(1)
-		return run, nil, nil
-	}
-	items, err := d.runItems(ctx, k)
 	if err != nil {
-		return pipeline.Run{}, nil, err
+		return false, fmt.Errorf("record %s of run %s: %w", sk, k.ExecutionID, err)
 	}
-	if duplicate {
-		run, err := foldItems(k, items, now)
-		return run, []pipeline.Effect{pipeline.Ignored{Reason: pipeline.ReasonDuplicate}}, err
-	}
-	// Fold everything but this event, then this event, so that its effects are known.
-	var others []map[string]types.AttributeValue
-	for _, it := range items {
-		if str(it, attrSK) != sk {
-			others = append(others, it)
-		}
-	}
-	prev, err := foldItems(k, others, now)
-	if err != nil {
-		return pipeline.Run{}, nil, err
-	}
-	run, effects := pipeline.Apply(prev, ev, now)
-	if len(effects) == 1 {
-		if _, ignored := effects[0].(pipeline.Ignored); ignored {
-			d.stale.Add(1)
-			return run, effects, nil
-		}
-	}
-	d.recorded.Add(1)
-	return run, effects, nil
+	return false, nil
 }
 
 // observationItem is one stored event.
@@ -259,7 +198,6 @@ func (d *Dynamo) runItems(ctx context.Context, k pipeline.Key) ([]map[string]typ
 	var items []map[string]types.AttributeValue
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
-		d.reads.Add(1)
 		if err != nil {
 			return nil, fmt.Errorf("read run %s: %w", k.ExecutionID, err)
 		}
@@ -268,29 +206,22 @@ func (d *Dynamo) runItems(ctx context.Context, k pipeline.Key) ([]map[string]typ
 	return items, nil
 }
 
-// foldItems rebuilds the run from its stored items. The fold is order-independent; sorting
-// the observations only makes the work repeatable.
-func foldItems(k pipeline.Key, items []map[string]types.AttributeValue, now time.Time) (pipeline.Run, error) {
-	items = slices.Clone(items)
-	slices.SortFunc(items, func(a, b map[string]types.AttributeValue) int { return strings.Compare(str(a, attrSK), str(b, attrSK)) })
-	var run pipeline.Run
-	var push pipeline.Commit
+// historyOf decodes a run's stored items.
+func historyOf(k pipeline.Key, items []map[string]types.AttributeValue) (pipeline.History, error) {
+	h := pipeline.History{Key: k}
 	for _, it := range items {
 		switch sk := str(it, attrSK); {
 		case strings.HasPrefix(sk, obsPrefix):
 			var o observationItem
 			if err := attributevalue.UnmarshalMap(it, &o); err != nil {
-				return pipeline.Run{}, fmt.Errorf("decode stored %s of run %s: %w", sk, k.ExecutionID, err)
+				return pipeline.History{}, fmt.Errorf("decode stored %s of run %s: %w", sk, k.ExecutionID, err)
 			}
-			run, _ = pipeline.Apply(run, o.Obs.event(k), now)
+			h.Events = append(h.Events, o.Obs.event(k))
 		case sk == skPush:
-			push = pushFromItem(it)
+			h.Push = pushFromItem(it)
 		}
 	}
-	if run.Pipeline == "" {
-		run.Pipeline, run.ExecutionID = k.Pipeline, k.ExecutionID
-	}
-	return pipeline.WithPush(run, push), nil
+	return h, nil
 }
 
 // pushRecord is what on-push stores of the commit.
@@ -313,7 +244,7 @@ func pushFromItem(item map[string]types.AttributeValue) pipeline.Commit {
 
 // RecordPush stores what on-push learnt of the commit of an execution (one PutItem; the
 // push also places the run in the index, in case its pipeline events are lost).
-func (d *Dynamo) RecordPush(ctx context.Context, k pipeline.Key, c pipeline.Commit, now time.Time) error {
+func (d *Dynamo) RecordPush(ctx context.Context, k pipeline.Key, c pipeline.Commit) error {
 	item := map[string]types.AttributeValue{
 		attrPK: &types.AttributeValueMemberS{Value: runPK(k)}, attrSK: &types.AttributeValueMemberS{Value: skPush},
 		"pipeline": &types.AttributeValueMemberS{Value: k.Pipeline}, "executionId": &types.AttributeValueMemberS{Value: k.ExecutionID},
@@ -322,32 +253,31 @@ func (d *Dynamo) RecordPush(ctx context.Context, k pipeline.Key, c pipeline.Comm
 		"commitUrl": &types.AttributeValueMemberS{Value: c.URL},
 		attrGSI1PK:  &types.AttributeValueMemberS{Value: "PIPELINE#" + k.Pipeline},
 		attrGSI1SK:  &types.AttributeValueMemberS{Value: c.PushedAt.UTC().Format(timeLayout) + "#" + k.ExecutionID},
-		attrExpires: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.retention).Unix(), 10)},
+		attrExpires: &types.AttributeValueMemberN{Value: strconv.FormatInt(d.expiresAt(), 10)},
 	}
 	_, err := d.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item})
-	d.writes.Add(1)
 	if err != nil {
 		return fmt.Errorf("record push of %s: %w", c.ID, err)
 	}
 	return nil
 }
 
-// Get reads one run (one Query of its partition).
-func (d *Dynamo) Get(ctx context.Context, k pipeline.Key) (pipeline.Run, error) {
+// Load reads one run's history (one Query of its partition, paginated).
+func (d *Dynamo) Load(ctx context.Context, k pipeline.Key) (pipeline.History, error) {
 	items, err := d.runItems(ctx, k)
 	if err != nil {
-		return pipeline.Run{}, err
+		return pipeline.History{}, err
 	}
 	if len(items) == 0 {
-		return pipeline.Run{}, pipeline.ErrNotFound
+		return pipeline.History{}, pipeline.ErrNotFound
 	}
-	return foldItems(k, items, time.Now())
+	return historyOf(k, items)
 }
 
 // runsOf reads the runs the index items name, in the order they first appear, skipping other
 // items (pending claims) and expired ones; at most limit runs (0: all).
 func (d *Dynamo) runsOf(ctx context.Context, index []map[string]types.AttributeValue, limit int) ([]pipeline.Run, error) {
-	now := time.Now()
+	now := d.clock.Now()
 	seen := map[pipeline.Key]bool{}
 	var runs []pipeline.Run
 	for _, it := range index {
@@ -359,7 +289,7 @@ func (d *Dynamo) runsOf(ctx context.Context, index []map[string]types.AttributeV
 			continue
 		}
 		seen[k] = true
-		run, err := d.Get(ctx, k)
+		run, err := pipeline.LoadRun(ctx, d, k)
 		if errors.Is(err, pipeline.ErrNotFound) {
 			continue
 		}
@@ -388,7 +318,6 @@ func (d *Dynamo) List(ctx context.Context, pipelineName string, limit int) ([]pi
 		// A run has up to three index items (STARTED, its end, the push): read enough.
 		for p.HasMorePages() && len(index) < 4*limit {
 			out, err := p.NextPage(ctx)
-			d.reads.Add(1)
 			if err != nil {
 				return nil, fmt.Errorf("query runs of %s: %w", pipelineName, err)
 			}
@@ -398,7 +327,6 @@ func (d *Dynamo) List(ctx context.Context, pipelineName string, limit int) ([]pi
 		p := dynamodb.NewScanPaginator(d.db, &dynamodb.ScanInput{TableName: aws.String(d.table), IndexName: aws.String(IndexByPipeline)})
 		for p.HasMorePages() {
 			out, err := p.NextPage(ctx)
-			d.reads.Add(1)
 			if err != nil {
 				return nil, fmt.Errorf("scan runs: %w", err)
 			}
@@ -427,7 +355,6 @@ func (d *Dynamo) FindExecution(ctx context.Context, executionID string) (pipelin
 	})
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
-		d.reads.Add(1)
 		if err != nil {
 			return pipeline.Run{}, fmt.Errorf("find execution %s: %w", executionID, err)
 		}

@@ -49,7 +49,6 @@ func (d *Dynamo) AddOutcome(ctx context.Context, o pipeline.Outcome, now time.Ti
 	if _, err := d.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item}); err != nil {
 		return nil, fmt.Errorf("put outcome of %s: %w", o.ExecutionID, err)
 	}
-	d.writes.Add(1)
 
 	history := []pipeline.Outcome{o}
 	// Before o, newest first, until a success ends the streak.
@@ -65,7 +64,6 @@ func (d *Dynamo) AddOutcome(ctx context.Context, o pipeline.Outcome, now time.Ti
 			},
 			ScanIndexForward: aws.Bool(false), ConsistentRead: aws.Bool(true), Limit: aws.Int32(10), ExclusiveStartKey: start,
 		})
-		d.reads.Add(1)
 		if err != nil {
 			return nil, fmt.Errorf("query outcomes of %s: %w", o.Pipeline, err)
 		}
@@ -99,7 +97,6 @@ func (d *Dynamo) AddOutcome(ctx context.Context, o pipeline.Outcome, now time.Ti
 		},
 		ConsistentRead: aws.Bool(true), Limit: aws.Int32(1),
 	})
-	d.reads.Add(1)
 	if err != nil {
 		return nil, fmt.Errorf("query outcomes of %s: %w", o.Pipeline, err)
 	}
@@ -124,7 +121,6 @@ func (d *Dynamo) HasOutcomes(ctx context.Context, p string) (bool, error) {
 		},
 		ConsistentRead: aws.Bool(true), Limit: aws.Int32(1),
 	})
-	d.reads.Add(1)
 	if err != nil {
 		return false, fmt.Errorf("query outcomes of %s: %w", p, err)
 	}
@@ -143,12 +139,6 @@ func decodeOutcome(item map[string]types.AttributeValue) (pipeline.Outcome, erro
 	return pipeline.Outcome{Pipeline: r.Pipeline, ExecutionID: r.ExecutionID, Attempt: r.Attempt, Status: pipeline.Status(r.Status), At: at, Trigger: r.Trigger}, nil
 }
 
-// Claim states.
-const (
-	claimPending = "PENDING"
-	claimSent    = "SENT"
-)
-
 func claimKey(n pipeline.Notification) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
 		attrPK: &types.AttributeValueMemberS{Value: "NOTIFY#" + n.Key()},
@@ -166,7 +156,7 @@ func (d *Dynamo) Claim(ctx context.Context, n pipeline.Notification, now time.Ti
 		ConditionExpression:      aws.String("attribute_not_exists(pk) OR (#st = :pending AND leaseUntil < :now)"),
 		ExpressionAttributeNames: map[string]string{"#st": "state", "#ty": "type"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pending": &types.AttributeValueMemberS{Value: claimPending},
+			":pending": &types.AttributeValueMemberS{Value: pipeline.ClaimPending},
 			":until":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(lease).UnixMilli(), 10)},
 			":now":     &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
 			":type":    &types.AttributeValueMemberS{Value: string(n.Type)},
@@ -176,7 +166,6 @@ func (d *Dynamo) Claim(ctx context.Context, n pipeline.Notification, now time.Ti
 			":one":     &types.AttributeValueMemberN{Value: "1"},
 		},
 	})
-	d.writes.Add(1)
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		return false, nil
@@ -195,9 +184,8 @@ func (d *Dynamo) Sent(ctx context.Context, n pipeline.Notification, now time.Tim
 		// Out of the pending index, so Requeue never finds it again.
 		UpdateExpression:          aws.String("SET #st = :sent, sentAt = :at REMOVE leaseUntil, gsi1pk, gsi1sk"),
 		ExpressionAttributeNames:  map[string]string{"#st": "state"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":sent": &types.AttributeValueMemberS{Value: claimSent}, ":at": &types.AttributeValueMemberS{Value: now.UTC().Format(timeLayout)}},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":sent": &types.AttributeValueMemberS{Value: pipeline.ClaimSent}, ":at": &types.AttributeValueMemberS{Value: now.UTC().Format(timeLayout)}},
 	})
-	d.writes.Add(1)
 	if err != nil {
 		return fmt.Errorf("mark %s sent: %w", n.Key(), err)
 	}
@@ -212,9 +200,8 @@ func (d *Dynamo) Release(ctx context.Context, n pipeline.Notification) error {
 		UpdateExpression:          aws.String("SET leaseUntil = :zero"),
 		ConditionExpression:       aws.String("#st = :pending"),
 		ExpressionAttributeNames:  map[string]string{"#st": "state"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": &types.AttributeValueMemberN{Value: "0"}, ":pending": &types.AttributeValueMemberS{Value: claimPending}},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": &types.AttributeValueMemberN{Value: "0"}, ":pending": &types.AttributeValueMemberS{Value: pipeline.ClaimPending}},
 	})
-	d.writes.Add(1)
 	var ccf *types.ConditionalCheckFailedException
 	if err != nil && !errors.As(err, &ccf) {
 		return fmt.Errorf("release %s: %w", n.Key(), err)

@@ -44,7 +44,7 @@ func scenario(t testing.TB, name string) []pipeline.Event {
 func memoryRuns(t testing.TB, events []pipeline.Event) map[pipeline.Key]pipeline.Run {
 	mem := NewMemory()
 	for _, ev := range events {
-		_, _, err := mem.Record(context.Background(), ev, now)
+		_, err := mem.Append(context.Background(), ev)
 		require.NoError(t, err)
 	}
 	out := map[pipeline.Key]pipeline.Run{}
@@ -60,11 +60,11 @@ func TestDynamoRecordMatchesTheFold(t *testing.T) {
 			events := scenario(t, name)
 			store := newDynamo(t)
 			for _, ev := range events {
-				_, _, err := store.Record(context.Background(), ev, now)
+				_, err := store.Append(context.Background(), ev)
 				require.NoError(t, err)
 			}
 			for k, want := range memoryRuns(t, events) {
-				got, err := store.Get(context.Background(), k)
+				got, err := pipeline.LoadRun(context.Background(), store, k)
 				require.NoError(t, err)
 				assert.Equal(t, want, got)
 			}
@@ -87,7 +87,7 @@ func TestDynamoConcurrentDeliveryConverges(t *testing.T) {
 			for i := range events {
 				// Each goroutine walks the events in its own rotation.
 				ev := events[(i+w*3)%len(events)]
-				if _, _, err := store.Record(context.Background(), ev, now); err != nil {
+				if _, err := store.Append(context.Background(), ev); err != nil {
 					errs <- err
 				}
 			}
@@ -99,36 +99,10 @@ func TestDynamoConcurrentDeliveryConverges(t *testing.T) {
 		require.NoError(t, err)
 	}
 	for k, w := range want {
-		got, err := store.Get(context.Background(), k)
+		got, err := pipeline.LoadRun(context.Background(), store, k)
 		require.NoError(t, err)
 		assert.Equal(t, w, got)
 	}
-	st := store.Stats()
-	assert.Equal(t, int64(8*len(events)), st.Recorded+st.Duplicates+st.Stale)
-	assert.GreaterOrEqual(t, st.Duplicates, int64(7*len(events)), "every copy after the first is refused by the condition")
-}
-
-func TestDynamoHotPathIsOneWriteNoRead(t *testing.T) {
-	events := scenario(t, "success")
-	store := newDynamo(t)
-	terminal := 0
-	for _, ev := range events {
-		_, _, err := store.Record(context.Background(), ev, now)
-		require.NoError(t, err)
-		if ev.Level == pipeline.LevelPipeline && ev.State.Status().Terminal() {
-			terminal++
-		}
-	}
-	writes, reads := store.Requests()
-	assert.Equal(t, int64(len(events)), writes, "one write per event")
-	assert.Equal(t, int64(terminal), reads, "no read but for the run's end, which the decision needs")
-	// A duplicate costs one refused write.
-	run, effects, err := store.Record(context.Background(), events[3], now)
-	require.NoError(t, err)
-	assert.Equal(t, []pipeline.Effect{pipeline.Ignored{Reason: pipeline.ReasonDuplicate}}, effects)
-	assert.Equal(t, events[3].ExecutionID, run.ExecutionID)
-	writes, _ = store.Requests()
-	assert.Equal(t, int64(len(events)+1), writes)
 }
 
 // TestDynamoWriteUnitsPerRun: every stored item stays under 1 KB, so a run costs one write
@@ -137,7 +111,7 @@ func TestDynamoWriteUnitsPerRun(t *testing.T) {
 	for _, name := range []string{"success", "deploy-fails", "red-then-green"} {
 		store := newDynamo(t)
 		for _, ev := range scenario(t, name) {
-			_, _, err := store.Record(context.Background(), ev, now)
+			_, err := store.Append(context.Background(), ev)
 			require.NoError(t, err)
 			items, err := store.runItems(context.Background(), pipeline.Key{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID})
 			require.NoError(t, err)
@@ -183,28 +157,28 @@ func TestDynamoStaleEventChangesNothing(t *testing.T) {
 	events := scenario(t, "deploy-fails")
 	store := newDynamo(t)
 	for _, ev := range events {
-		_, _, err := store.Record(context.Background(), ev, now)
+		_, err := store.Append(context.Background(), ev)
 		require.NoError(t, err)
 	}
 	late := events[len(events)-2] // the failed stage
 	require.Equal(t, pipeline.LevelStage, late.Level)
 	late.State, late.ID = pipeline.StateStopping, "late-stopping"
-	_, _, err := store.Record(context.Background(), late, now)
+	_, err := store.Append(context.Background(), late)
 	require.NoError(t, err)
-	run, err := store.Get(context.Background(), pipeline.Key{Pipeline: late.Pipeline, ExecutionID: late.ExecutionID})
+	run, err := pipeline.LoadRun(context.Background(), store, pipeline.Key{Pipeline: late.Pipeline, ExecutionID: late.ExecutionID})
 	require.NoError(t, err)
 	assert.Equal(t, pipeline.StatusFailed, run.Stages[late.Stage].Status)
 	// Delivered again, it is a duplicate.
-	_, effects, err := store.Record(context.Background(), late, now)
+	dup, err := store.Append(context.Background(), late)
 	require.NoError(t, err)
-	assert.Equal(t, []pipeline.Effect{pipeline.Ignored{Reason: pipeline.ReasonDuplicate}}, effects)
+	assert.True(t, dup)
 }
 
 func TestDynamoListNewestFirstAndFind(t *testing.T) {
 	store := newDynamo(t)
 	for _, name := range []string{"red-then-green", "deploy-fails"} {
 		for _, ev := range scenario(t, name) {
-			_, _, err := store.Record(context.Background(), ev, now)
+			_, err := store.Append(context.Background(), ev)
 			require.NoError(t, err)
 		}
 	}
@@ -231,7 +205,7 @@ func TestDynamoListNewestFirstAndFind(t *testing.T) {
 
 	_, err = store.FindExecution(context.Background(), "nope")
 	assert.ErrorIs(t, err, pipeline.ErrNotFound)
-	_, err = store.Get(context.Background(), pipeline.Key{Pipeline: "search", ExecutionID: "nope"})
+	_, err = store.Load(context.Background(), pipeline.Key{Pipeline: "search", ExecutionID: "nope"})
 	assert.ErrorIs(t, err, pipeline.ErrNotFound)
 }
 
@@ -240,12 +214,12 @@ func TestDynamoPushRecordJoinsTheRun(t *testing.T) {
 	events := scenario(t, "success")
 	k := pipeline.Key{Pipeline: events[0].Pipeline, ExecutionID: events[0].ExecutionID}
 	pushed := time.Date(2026, 3, 2, 8, 59, 58, 0, time.UTC)
-	require.NoError(t, store.RecordPush(context.Background(), k, pipeline.Commit{ID: "5a5a5a", Message: "Add the thing\n\nBody", Author: "Ana <ana@example.com>", PushedAt: pushed}, now))
+	require.NoError(t, store.RecordPush(context.Background(), k, pipeline.Commit{ID: "5a5a5a", Message: "Add the thing\n\nBody", Author: "Ana <ana@example.com>", PushedAt: pushed}))
 	for _, ev := range events {
-		_, _, err := store.Record(context.Background(), ev, now)
+		_, err := store.Append(context.Background(), ev)
 		require.NoError(t, err)
 	}
-	run, err := store.Get(context.Background(), k)
+	run, err := pipeline.LoadRun(context.Background(), store, k)
 	require.NoError(t, err)
 	assert.Equal(t, "Ana <ana@example.com>", run.Commit.Author)
 	assert.Equal(t, "Add the thing\n\nBody", run.Commit.Message)
@@ -255,7 +229,7 @@ func TestDynamoPushRecordJoinsTheRun(t *testing.T) {
 func TestDynamoItemsCarryTTL(t *testing.T) {
 	store := newDynamo(t).WithRetention(24 * time.Hour)
 	ev := scenario(t, "success")[0]
-	_, _, err := store.Record(context.Background(), ev, now)
+	_, err := store.Append(context.Background(), ev)
 	require.NoError(t, err)
 	items, err := store.runItems(context.Background(), pipeline.Key{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID})
 	require.NoError(t, err)

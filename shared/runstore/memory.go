@@ -1,5 +1,7 @@
-// Package runstore keeps run records, pipeline outcomes and notification claims: in DynamoDB
-// for the deployed control plane (Dynamo), in memory for `lp replay` and tests (Memory).
+// Package runstore keeps the facts of runs — the observations their events carried, the pushes
+// that started them, pipeline outcomes and notification claims — in DynamoDB for the deployed
+// control plane (Dynamo), in memory for `lp replay` and tests (Memory). It does not fold or
+// decide: the use cases in shared/pipeline do, over either store alike.
 package runstore
 
 import (
@@ -11,26 +13,25 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
-// Memory is an in-process store with the same semantics as Dynamo. It is safe for concurrent use.
+// Memory is an in-process store with the same contracts as Dynamo (the contract suite in
+// contract_test.go runs against both). It is safe for concurrent use.
 type Memory struct {
 	mu       sync.Mutex
-	runs     map[pipeline.Key]pipeline.Run
+	runs     map[pipeline.Key]*memRun
 	outcomes map[string][]pipeline.Outcome
 	claims   map[string]claim
 	push     memPushes
-	stats    Stats
+}
+
+// memRun is one run's history.
+type memRun struct {
+	obs  map[string]pipeline.Event // by observation id
+	push pipeline.Commit
 }
 
 type claim struct {
 	sent       bool
 	leaseUntil time.Time
-}
-
-// Stats counts what the store refused or did, for logs and benchmarks.
-type Stats struct {
-	Recorded   int64 // events that changed a record
-	Duplicates int64 // events already recorded
-	Stale      int64 // events outranked by what was recorded
 }
 
 var (
@@ -41,48 +42,65 @@ var (
 
 // NewMemory returns an empty store.
 func NewMemory() *Memory {
-	return &Memory{runs: map[pipeline.Key]pipeline.Run{}, outcomes: map[string][]pipeline.Outcome{}, claims: map[string]claim{}}
+	return &Memory{runs: map[pipeline.Key]*memRun{}, outcomes: map[string][]pipeline.Outcome{}, claims: map[string]claim{}}
 }
 
-// Record folds ev into its run.
-func (m *Memory) Record(_ context.Context, ev pipeline.Event, now time.Time) (pipeline.Run, []pipeline.Effect, error) {
+func (m *Memory) run(k pipeline.Key) *memRun {
+	r := m.runs[k]
+	if r == nil {
+		r = &memRun{obs: map[string]pipeline.Event{}}
+		m.runs[k] = r
+	}
+	return r
+}
+
+// Append stores ev's observation unless it is stored already.
+func (m *Memory) Append(_ context.Context, ev pipeline.Event) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := pipeline.Key{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID}
-	run, effects := pipeline.Apply(m.runs[k], ev, now)
-	m.runs[k] = run
-	m.stats.count(effects)
-	return run, effects, nil
+	r := m.run(ev.Key())
+	id := ev.ObservationID()
+	if _, dup := r.obs[id]; dup {
+		return true, nil
+	}
+	r.obs[id] = ev
+	return false, nil
 }
 
 // RecordPush stores what on-push learnt of the commit of an execution.
-func (m *Memory) RecordPush(_ context.Context, k pipeline.Key, c pipeline.Commit, _ time.Time) error {
+func (m *Memory) RecordPush(_ context.Context, k pipeline.Key, c pipeline.Commit) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	run := m.runs[k]
-	run.Pipeline, run.ExecutionID = k.Pipeline, k.ExecutionID
-	m.runs[k] = pipeline.WithPush(run, c)
+	m.run(k).push = c
 	return nil
 }
 
-// Get returns one run.
-func (m *Memory) Get(_ context.Context, k pipeline.Key) (pipeline.Run, error) {
+// Load returns one run's history.
+func (m *Memory) Load(_ context.Context, k pipeline.Key) (pipeline.History, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	run, ok := m.runs[k]
+	r, ok := m.runs[k]
 	if !ok {
-		return pipeline.Run{}, pipeline.ErrNotFound
+		return pipeline.History{}, pipeline.ErrNotFound
 	}
-	return run, nil
+	return r.history(k), nil
 }
 
-// Runs returns every run, oldest first (by start, then pipeline and execution id).
+func (r *memRun) history(k pipeline.Key) pipeline.History {
+	h := pipeline.History{Key: k, Push: r.push, Events: make([]pipeline.Event, 0, len(r.obs))}
+	for _, ev := range r.obs {
+		h.Events = append(h.Events, ev)
+	}
+	return h
+}
+
+// Runs returns every run, folded, oldest first (by start, then pipeline and execution id).
 func (m *Memory) Runs() []pipeline.Run {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]pipeline.Run, 0, len(m.runs))
-	for _, r := range m.runs {
-		out = append(out, r)
+	for k, r := range m.runs {
+		out = append(out, r.history(k).Fold())
 	}
 	slices.SortFunc(out, pipeline.CompareRuns)
 	return out
@@ -135,25 +153,4 @@ func (m *Memory) Release(_ context.Context, n pipeline.Notification) error {
 		delete(m.claims, n.Key())
 	}
 	return nil
-}
-
-// Stats returns the counters.
-func (m *Memory) Stats() Stats {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.stats
-}
-
-func (s *Stats) count(effects []pipeline.Effect) {
-	for _, e := range effects {
-		if ig, ok := e.(pipeline.Ignored); ok {
-			if ig.Reason == pipeline.ReasonDuplicate {
-				s.Duplicates++
-			} else {
-				s.Stale++
-			}
-			return
-		}
-	}
-	s.Recorded++
 }

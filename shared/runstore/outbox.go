@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -52,9 +53,9 @@ const pendingPartition = "NOTIFY#PENDING"
 // Dispatch queues n. It returns false when n was queued (or sent) before.
 func (o Outbox) Dispatch(ctx context.Context, n pipeline.Notification, _ pipeline.Run) (bool, error) {
 	d := o.Store
-	now := time.Now()
+	now := d.clock.Now()
 	rec := claimRecord{
-		PK: "NOTIFY#" + n.Key(), SK: "NOTIFY", State: claimPending, Type: string(n.Type),
+		PK: "NOTIFY#" + n.Key(), SK: "NOTIFY", State: pipeline.ClaimPending, Type: string(n.Type),
 		Pipeline: n.Pipeline, ExecutionID: n.ExecutionID, Attempt: n.Attempt, At: n.At.UTC().Format(timeLayout),
 		FirstFailed: n.FirstFailedExecID, QueuedAt: now.UTC().Format(timeLayout), ExpiresAt: now.Add(d.retention).Unix(),
 		GSI1PK: pendingPartition, GSI1SK: now.UTC().Format(timeLayout) + "#" + n.Key(),
@@ -70,7 +71,6 @@ func (o Outbox) Dispatch(ctx context.Context, n pipeline.Notification, _ pipelin
 		TableName: aws.String(d.table), Item: item,
 		ConditionExpression: aws.String("attribute_not_exists(pk)"),
 	})
-	d.writes.Add(1)
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		return false, nil
@@ -84,40 +84,56 @@ func (o Outbox) Dispatch(ctx context.Context, n pipeline.Notification, _ pipelin
 // ErrNotNotification is returned for a key that is not a notification claim.
 var ErrNotNotification = errors.New("not a notification claim")
 
-// Queued is a claim item as the notifier finds it.
-type Queued struct {
-	Notification pipeline.Notification
-	State        string // PENDING or SENT
-	Channels     map[string]bool
+// isClaimKey reports whether a table partition key names a notification claim.
+func isClaimKey(pk string) bool { return strings.HasPrefix(pk, "NOTIFY#") }
+
+// FromStream returns the notification a stream record of the table announces: a claim item
+// written PENDING. Other records (run items, removals, claims marked sent) announce none.
+func (d *Dynamo) FromStream(ctx context.Context, rec events.DynamoDBEventRecord) (pipeline.Queued, bool, error) {
+	pk := streamString(rec.Change.Keys, attrPK)
+	if rec.EventName == "REMOVE" || !isClaimKey(pk) {
+		return pipeline.Queued{}, false, nil
+	}
+	if state := streamString(rec.Change.NewImage, "state"); state != "" && state != pipeline.ClaimPending {
+		return pipeline.Queued{}, false, nil
+	}
+	q, err := d.queued(ctx, pk)
+	return q, err == nil, err
 }
 
-// Pending reports whether the notification still has to be sent.
-func (q Queued) Pending() bool { return q.State == claimPending }
+// streamString reads a string attribute of a stream image, "" when absent or of another type.
+func streamString(m map[string]events.DynamoDBAttributeValue, name string) string {
+	v, ok := m[name]
+	if !ok || v.DataType() != events.DataTypeString {
+		return ""
+	}
+	return v.String()
+}
 
-// IsClaimKey reports whether a table partition key names a notification claim.
-func IsClaimKey(pk string) bool { return strings.HasPrefix(pk, "NOTIFY#") }
+// Queued reads a notification's claim item (one consistent GetItem).
+func (d *Dynamo) Queued(ctx context.Context, n pipeline.Notification) (pipeline.Queued, error) {
+	return d.queued(ctx, "NOTIFY#"+n.Key())
+}
 
-// Queued reads a claim item by its partition key (one consistent GetItem).
-func (d *Dynamo) Queued(ctx context.Context, pk string) (Queued, error) {
-	if !IsClaimKey(pk) {
-		return Queued{}, fmt.Errorf("%q: %w", pk, ErrNotNotification)
+func (d *Dynamo) queued(ctx context.Context, pk string) (pipeline.Queued, error) {
+	if !isClaimKey(pk) {
+		return pipeline.Queued{}, fmt.Errorf("%q: %w", pk, ErrNotNotification)
 	}
 	out, err := d.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(d.table), ConsistentRead: aws.Bool(true),
 		Key: map[string]types.AttributeValue{attrPK: &types.AttributeValueMemberS{Value: pk}, attrSK: &types.AttributeValueMemberS{Value: "NOTIFY"}},
 	})
-	d.reads.Add(1)
 	if err != nil {
-		return Queued{}, fmt.Errorf("read claim %s: %w", pk, err)
+		return pipeline.Queued{}, fmt.Errorf("read claim %s: %w", pk, err)
 	}
 	if len(out.Item) == 0 {
-		return Queued{}, pipeline.ErrNotFound
+		return pipeline.Queued{}, pipeline.ErrNotFound
 	}
 	var rec claimRecord
 	if err := attributevalue.UnmarshalMap(out.Item, &rec); err != nil {
-		return Queued{}, fmt.Errorf("decode claim %s: %w", pk, err)
+		return pipeline.Queued{}, fmt.Errorf("decode claim %s: %w", pk, err)
 	}
-	q := Queued{State: rec.State, Channels: map[string]bool{}, Notification: pipeline.Notification{
+	q := pipeline.Queued{State: rec.State, Channels: map[string]bool{}, Notification: pipeline.Notification{
 		Type: pipeline.NotificationType(rec.Type), Pipeline: rec.Pipeline, ExecutionID: rec.ExecutionID,
 		Attempt: rec.Attempt, FirstFailedExecID: rec.FirstFailed,
 	}}
@@ -145,7 +161,6 @@ func (d *Dynamo) ChannelSent(ctx context.Context, n pipeline.Notification, chann
 		ExpressionAttributeNames:  map[string]string{"#ch": channelPrefix + channel},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":at": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix(), 10)}},
 	})
-	d.writes.Add(1)
 	if err != nil {
 		return fmt.Errorf("mark %s sent to %s: %w", n.Key(), channel, err)
 	}
@@ -169,7 +184,6 @@ func (d *Dynamo) Requeue(ctx context.Context, cutoff, now time.Time) (int, error
 	n := 0
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
-		d.reads.Add(1)
 		if err != nil {
 			return n, fmt.Errorf("query pending notifications: %w", err)
 		}
@@ -183,11 +197,10 @@ func (d *Dynamo) Requeue(ctx context.Context, cutoff, now time.Time) (int, error
 				ExpressionAttributeValues: map[string]types.AttributeValue{
 					":zero":    &types.AttributeValueMemberN{Value: "0"},
 					":now":     &types.AttributeValueMemberS{Value: now.UTC().Format(timeLayout)},
-					":pending": &types.AttributeValueMemberS{Value: claimPending},
+					":pending": &types.AttributeValueMemberS{Value: pipeline.ClaimPending},
 					":nowms":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
 				},
 			})
-			d.writes.Add(1)
 			var ccf *types.ConditionalCheckFailedException
 			if errors.As(err, &ccf) {
 				continue // sent or being sent meanwhile

@@ -35,7 +35,7 @@ func TestOutboxQueuesOnceAndTheNotifierClaimsIt(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, 1, queued)
 
-	q, err := store.Queued(context.Background(), "NOTIFY#"+n.Key())
+	q, err := store.Queued(context.Background(), n)
 	require.NoError(t, err)
 	assert.True(t, q.Pending())
 	assert.Equal(t, n, q.Notification)
@@ -46,7 +46,7 @@ func TestOutboxQueuesOnceAndTheNotifierClaimsIt(t *testing.T) {
 	assert.True(t, ok)
 	require.NoError(t, store.ChannelSent(context.Background(), n, "slack", now))
 	require.NoError(t, store.Sent(context.Background(), n, now))
-	q, err = store.Queued(context.Background(), "NOTIFY#"+n.Key())
+	q, err = store.Queued(context.Background(), n)
 	require.NoError(t, err)
 	assert.False(t, q.Pending())
 	assert.Equal(t, map[string]bool{"slack": true}, q.Channels)
@@ -56,8 +56,8 @@ func TestOutboxQueuesOnceAndTheNotifierClaimsIt(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, ok)
 
-	_, err = store.Queued(context.Background(), "RUN#p#e")
+	_, err = store.queued(context.Background(), "RUN#p#e")
 	assert.ErrorIs(t, err, ErrNotNotification)
-	_, err = store.Queued(context.Background(), "NOTIFY#failed#p#nope")
+	_, err = store.Queued(context.Background(), pipeline.Notification{Type: pipeline.NotifyFailed, Pipeline: "p", ExecutionID: "nope"})
 	assert.ErrorIs(t, err, pipeline.ErrNotFound)
 }

@@ -33,43 +33,8 @@ import (
 // by the first claim, so that a holder that did start before crashing and its successor start
 // the same execution. Items carry expiresAt for the table's TTL.
 
-// Push claim states.
-const (
-	PushPending = "PENDING"
-	PushStarted = "STARTED"
-	PushSkipped = "SKIPPED"
-)
-
-// PushClaim is where the start of one pushed commit stands.
-type PushClaim struct {
-	State string // PushPending, PushStarted or PushSkipped; "" when the commit was never claimed
-	// Held is true when this caller holds the claim: it must start (or skip) the run, then
-	// call MarkPushStarted (or MarkPushSkipped), or ReleasePush when it cannot.
-	Held        bool
-	EventID     string // the event that first claimed the commit
-	Token       string // the clientRequestToken of the commit's run, fixed by the first claim
-	ExecutionID string // the run started for the commit (PushStarted)
-	Reason      string // why the commit runs nothing (PushSkipped)
-	Attempts    int    // how often the claim was taken
-	LeaseUntil  time.Time
-	SettledAt   time.Time // when it was STARTED or SKIPPED
-}
-
-// RerunAfter is how long after its run started a commit pushed again runs again. Within it, a
-// second event for the same commit is the same push told twice (a branch created and updated
-// in one push); after it, it is a person pushing an old commit again — a rollback with
-// `git push --force aws <commit>:main` — who expects it deployed.
-const RerunAfter = 10 * time.Minute
-
-// rerunnable reports whether a settled claim may be taken again by another push of its commit.
-func rerunnable(c PushClaim, p pipeline.Push, now time.Time) bool {
-	return (c.State == PushStarted || c.State == PushSkipped) && c.EventID != p.ID &&
-		!c.SettledAt.IsZero() && now.Sub(c.SettledAt) >= RerunAfter
-}
-
-// PushSkip is a push that started nothing: another repository or branch, a tag, a deleted
-// branch, or an event kind that does not run the pipeline.
-type PushSkip struct {
+// pushSkipRecord is a stored skipped push.
+type pushSkipRecord struct {
 	EventID    string    `dynamodbav:"eventId"`
 	Repository string    `dynamodbav:"repositoryName"`
 	Kind       string    `dynamodbav:"kind"`
@@ -85,14 +50,6 @@ func pushPK(repository, commitID string) string {
 		commitID = "-" // a deleted reference or a comment event: no commit
 	}
 	return "PUSH#" + repository + "#" + commitID
-}
-
-// pushCommit is the commit a push is about: the new one, or the old one of a deletion.
-func pushCommit(p pipeline.Push) string {
-	if p.CommitID != "" {
-		return p.CommitID
-	}
-	return p.OldCommitID
 }
 
 func pushClaimKey(repository, commitID string) map[string]types.AttributeValue {
@@ -115,15 +72,15 @@ type pushClaimRecord struct {
 	SkippedAt   string `dynamodbav:"skippedAt"`
 }
 
-func decodePushClaim(item map[string]types.AttributeValue) (PushClaim, error) {
+func decodePushClaim(item map[string]types.AttributeValue) (pipeline.PushClaim, error) {
 	if len(item) == 0 {
-		return PushClaim{}, nil
+		return pipeline.PushClaim{}, nil
 	}
 	var r pushClaimRecord
 	if err := attributevalue.UnmarshalMap(item, &r); err != nil {
-		return PushClaim{}, fmt.Errorf("decode push claim: %w", err)
+		return pipeline.PushClaim{}, fmt.Errorf("decode push claim: %w", err)
 	}
-	c := PushClaim{State: r.State, EventID: r.EventID, Token: r.Token, ExecutionID: r.ExecutionID, Reason: r.Reason, Attempts: r.Attempts}
+	c := pipeline.PushClaim{State: r.State, EventID: r.EventID, Token: r.Token, ExecutionID: r.ExecutionID, Reason: r.Reason, Attempts: r.Attempts}
 	c.SettledAt, _ = time.Parse(timeLayout, cmp.Or(r.StartedAt, r.SkippedAt))
 	if r.LeaseUntil > 0 {
 		c.LeaseUntil = time.UnixMilli(r.LeaseUntil).UTC()
@@ -136,7 +93,7 @@ func decodePushClaim(item map[string]types.AttributeValue) (PushClaim, error) {
 // is the clientRequestToken this caller would use; the returned claim carries the one to use
 // (the first claimant's). When the claim is not taken, the returned claim says why: STARTED
 // (with the execution id), SKIPPED (with the reason), or PENDING under another caller's lease.
-func (d *Dynamo) ClaimPush(ctx context.Context, p pipeline.Push, token string, now time.Time, lease time.Duration) (PushClaim, error) {
+func (d *Dynamo) ClaimPush(ctx context.Context, p pipeline.Push, token string, now time.Time, lease time.Duration) (pipeline.PushClaim, error) {
 	out, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(d.table),
 		Key:       pushClaimKey(p.Repository, p.CommitID),
@@ -146,7 +103,7 @@ func (d *Dynamo) ClaimPush(ctx context.Context, p pipeline.Push, token string, n
 		ConditionExpression:      aws.String("attribute_not_exists(pk) OR (#st = :pending AND leaseUntil < :now)"),
 		ExpressionAttributeNames: map[string]string{"#st": "state"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pending": &types.AttributeValueMemberS{Value: PushPending},
+			":pending": &types.AttributeValueMemberS{Value: pipeline.PushPending},
 			":until":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(lease).UnixMilli(), 10)},
 			":now":     &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
 			":ev":      &types.AttributeValueMemberS{Value: p.ID},
@@ -161,7 +118,6 @@ func (d *Dynamo) ClaimPush(ctx context.Context, p pipeline.Push, token string, n
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	d.writes.Add(1)
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		held := ccf.Item
@@ -169,20 +125,19 @@ func (d *Dynamo) ClaimPush(ctx context.Context, p pipeline.Push, token string, n
 			// dynalite ignores ReturnValuesOnConditionCheckFailure; DynamoDB returns the
 			// item and never gets here.
 			got, err := d.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: pushClaimKey(p.Repository, p.CommitID), ConsistentRead: aws.Bool(true)})
-			d.reads.Add(1)
 			if err != nil {
-				return PushClaim{}, fmt.Errorf("read push claim of %s: %w", p.CommitID, err)
+				return pipeline.PushClaim{}, fmt.Errorf("read push claim of %s: %w", p.CommitID, err)
 			}
 			held = got.Item
 		}
 		c, err := decodePushClaim(held)
-		if err != nil || !rerunnable(c, p, now) {
+		if err != nil || !c.Rerunnable(p, now) {
 			return c, err
 		}
 		return d.rerunPush(ctx, p, c, token, now, lease)
 	}
 	if err != nil {
-		return PushClaim{}, fmt.Errorf("claim push of %s: %w", p.CommitID, err)
+		return pipeline.PushClaim{}, fmt.Errorf("claim push of %s: %w", p.CommitID, err)
 	}
 	c, err := decodePushClaim(out.Attributes)
 	c.Held = err == nil
@@ -191,7 +146,7 @@ func (d *Dynamo) ClaimPush(ctx context.Context, p pipeline.Push, token string, n
 
 // rerunPush takes a settled claim for a new push of its commit (see RerunAfter): the
 // condition names the settled claim, so of two such pushes at once one takes it.
-func (d *Dynamo) rerunPush(ctx context.Context, p pipeline.Push, old PushClaim, token string, now time.Time, lease time.Duration) (PushClaim, error) {
+func (d *Dynamo) rerunPush(ctx context.Context, p pipeline.Push, old pipeline.PushClaim, token string, now time.Time, lease time.Duration) (pipeline.PushClaim, error) {
 	out, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(d.table),
 		Key:       pushClaimKey(p.Repository, p.CommitID),
@@ -200,7 +155,7 @@ func (d *Dynamo) rerunPush(ctx context.Context, p pipeline.Push, old PushClaim, 
 		ConditionExpression:      aws.String("eventId = :oldev AND #st = :oldst"),
 		ExpressionAttributeNames: map[string]string{"#st": "state"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pending": &types.AttributeValueMemberS{Value: PushPending},
+			":pending": &types.AttributeValueMemberS{Value: pipeline.PushPending},
 			":until":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(lease).UnixMilli(), 10)},
 			":ev":      &types.AttributeValueMemberS{Value: p.ID},
 			":tok":     &types.AttributeValueMemberS{Value: token},
@@ -213,14 +168,13 @@ func (d *Dynamo) rerunPush(ctx context.Context, p pipeline.Push, old PushClaim, 
 		},
 		ReturnValues: types.ReturnValueAllNew,
 	})
-	d.writes.Add(1)
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		old.Held = false // another push of the commit took it first
 		return old, nil
 	}
 	if err != nil {
-		return PushClaim{}, fmt.Errorf("claim push of %s again: %w", p.CommitID, err)
+		return pipeline.PushClaim{}, fmt.Errorf("claim push of %s again: %w", p.CommitID, err)
 	}
 	c, err := decodePushClaim(out.Attributes)
 	c.Held = err == nil
@@ -231,7 +185,7 @@ func (d *Dynamo) rerunPush(ctx context.Context, p pipeline.Push, old PushClaim, 
 func (d *Dynamo) MarkPushStarted(ctx context.Context, p pipeline.Push, executionID string, now time.Time) error {
 	return d.settlePush(ctx, p, "SET #st = :st, executionId = :ex, startedAt = :at REMOVE leaseUntil",
 		map[string]types.AttributeValue{
-			":st": &types.AttributeValueMemberS{Value: PushStarted},
+			":st": &types.AttributeValueMemberS{Value: pipeline.PushStarted},
 			":ex": &types.AttributeValueMemberS{Value: executionID},
 			":at": &types.AttributeValueMemberS{Value: now.UTC().Format(timeLayout)},
 		})
@@ -241,7 +195,7 @@ func (d *Dynamo) MarkPushStarted(ctx context.Context, p pipeline.Push, execution
 func (d *Dynamo) MarkPushSkipped(ctx context.Context, p pipeline.Push, reason string, now time.Time) error {
 	return d.settlePush(ctx, p, "SET #st = :st, skipReason = :r, skippedAt = :at REMOVE leaseUntil",
 		map[string]types.AttributeValue{
-			":st": &types.AttributeValueMemberS{Value: PushSkipped},
+			":st": &types.AttributeValueMemberS{Value: pipeline.PushSkipped},
 			":r":  &types.AttributeValueMemberS{Value: reason},
 			":at": &types.AttributeValueMemberS{Value: now.UTC().Format(timeLayout)},
 		})
@@ -255,7 +209,6 @@ func (d *Dynamo) settlePush(ctx context.Context, p pipeline.Push, update string,
 		ExpressionAttributeNames:  map[string]string{"#st": "state"},
 		ExpressionAttributeValues: values,
 	})
-	d.writes.Add(1)
 	if err != nil {
 		return fmt.Errorf("settle push claim of %s: %w", p.CommitID, err)
 	}
@@ -271,9 +224,8 @@ func (d *Dynamo) ReleasePush(ctx context.Context, p pipeline.Push) error {
 		UpdateExpression:          aws.String("SET leaseUntil = :zero"),
 		ConditionExpression:       aws.String("#st = :pending"),
 		ExpressionAttributeNames:  map[string]string{"#st": "state"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": &types.AttributeValueMemberN{Value: "0"}, ":pending": &types.AttributeValueMemberS{Value: PushPending}},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": &types.AttributeValueMemberN{Value: "0"}, ":pending": &types.AttributeValueMemberS{Value: pipeline.PushPending}},
 	})
-	d.writes.Add(1)
 	var ccf *types.ConditionalCheckFailedException
 	if err != nil && !errors.As(err, &ccf) {
 		return fmt.Errorf("release push claim of %s: %w", p.CommitID, err)
@@ -283,43 +235,36 @@ func (d *Dynamo) ReleasePush(ctx context.Context, p pipeline.Push) error {
 
 // RecordSkip records a push that starts nothing (one PutItem; recording it again is harmless).
 func (d *Dynamo) RecordSkip(ctx context.Context, p pipeline.Push, reason string, now time.Time) error {
-	item, err := attributevalue.MarshalMap(pushSkipOf(p, reason, now))
+	item, err := attributevalue.MarshalMap(pushSkipRecord(pipeline.SkipOf(p, reason, now)))
 	if err != nil {
 		return fmt.Errorf("marshal skipped push: %w", err)
 	}
-	item[attrPK] = &types.AttributeValueMemberS{Value: pushPK(p.Repository, pushCommit(p))}
+	item[attrPK] = &types.AttributeValueMemberS{Value: pushPK(p.Repository, p.Commit())}
 	item[attrSK] = &types.AttributeValueMemberS{Value: "SKIP#" + p.ID}
 	item[attrExpires] = &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.retention).Unix(), 10)}
 	_, err = d.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item})
-	d.writes.Add(1)
 	if err != nil {
 		return fmt.Errorf("record skipped push %s: %w", p.ID, err)
 	}
 	return nil
 }
 
-func pushSkipOf(p pipeline.Push, reason string, now time.Time) PushSkip {
-	return PushSkip{EventID: p.ID, Repository: p.Repository, Kind: p.Kind, RefType: p.RefType, RefName: p.RefName,
-		CommitID: pushCommit(p), Reason: reason, At: now.UTC()}
-}
-
 // GetPush returns what is known of a pushed commit: its claim (State "" when it was never
 // claimed) and the pushes of it that started nothing, oldest first. One Query.
-func (d *Dynamo) GetPush(ctx context.Context, repository, commitID string) (PushClaim, []PushSkip, error) {
-	var claim PushClaim
-	var skips []PushSkip
+func (d *Dynamo) GetPush(ctx context.Context, repository, commitID string) (pipeline.PushClaim, []pipeline.PushSkip, error) {
+	var claim pipeline.PushClaim
+	var skips []pipeline.PushSkip
 	p := dynamodb.NewQueryPaginator(d.db, &dynamodb.QueryInput{
 		TableName:                 aws.String(d.table),
 		KeyConditionExpression:    aws.String("pk = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: pushPK(repository, commitID)}},
 		ConsistentRead:            aws.Bool(true),
 	})
-	now := time.Now()
+	now := d.clock.Now()
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
-		d.reads.Add(1)
 		if err != nil {
-			return PushClaim{}, nil, fmt.Errorf("query push of %s: %w", commitID, err)
+			return pipeline.PushClaim{}, nil, fmt.Errorf("query push of %s: %w", commitID, err)
 		}
 		for _, it := range out.Items {
 			if ttlExpired(it, now) {
@@ -327,18 +272,18 @@ func (d *Dynamo) GetPush(ctx context.Context, repository, commitID string) (Push
 			}
 			if str(it, attrSK) == "PUSH" {
 				if claim, err = decodePushClaim(it); err != nil {
-					return PushClaim{}, nil, err
+					return pipeline.PushClaim{}, nil, err
 				}
 				continue
 			}
-			var s PushSkip
+			var s pushSkipRecord
 			if err := attributevalue.UnmarshalMap(it, &s); err != nil {
-				return PushClaim{}, nil, fmt.Errorf("decode skipped push: %w", err)
+				return pipeline.PushClaim{}, nil, fmt.Errorf("decode skipped push: %w", err)
 			}
-			skips = append(skips, s)
+			skips = append(skips, pipeline.PushSkip(s))
 		}
 	}
-	slices.SortStableFunc(skips, func(a, b PushSkip) int { return a.At.Compare(b.At) })
+	slices.SortStableFunc(skips, func(a, b pipeline.PushSkip) int { return a.At.Compare(b.At) })
 	return claim, skips, nil
 }
 
@@ -346,34 +291,34 @@ func (d *Dynamo) GetPush(ctx context.Context, repository, commitID string) (Push
 
 // memPushes is Memory's push state. Every access holds the store's own mutex.
 type memPushes struct {
-	claims map[string]PushClaim // by pushPK
-	skips  map[string][]PushSkip
+	claims map[string]pipeline.PushClaim // by pushPK
+	skips  map[string][]pipeline.PushSkip
 }
 
 func (m *Memory) pushes() *memPushes {
 	if m.push.claims == nil {
-		m.push = memPushes{claims: map[string]PushClaim{}, skips: map[string][]PushSkip{}}
+		m.push = memPushes{claims: map[string]pipeline.PushClaim{}, skips: map[string][]pipeline.PushSkip{}}
 	}
 	return &m.push
 }
 
 // ClaimPush takes the start of p's commit (see Dynamo.ClaimPush).
-func (m *Memory) ClaimPush(_ context.Context, p pipeline.Push, token string, now time.Time, lease time.Duration) (PushClaim, error) {
+func (m *Memory) ClaimPush(_ context.Context, p pipeline.Push, token string, now time.Time, lease time.Duration) (pipeline.PushClaim, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t := m.pushes()
 	k := pushPK(p.Repository, p.CommitID)
 	c, ok := t.claims[k]
 	switch {
-	case ok && rerunnable(c, p, now):
-		c = PushClaim{EventID: p.ID, Token: token, Attempts: c.Attempts}
-	case ok && (c.State != PushPending || !c.LeaseUntil.Before(now)):
+	case ok && c.Rerunnable(p, now):
+		c = pipeline.PushClaim{EventID: p.ID, Token: token, Attempts: c.Attempts}
+	case ok && (c.State != pipeline.PushPending || !c.LeaseUntil.Before(now)):
 		c.Held = false
 		return c, nil
 	case !ok:
-		c = PushClaim{EventID: p.ID, Token: token}
+		c = pipeline.PushClaim{EventID: p.ID, Token: token}
 	}
-	c.State, c.LeaseUntil = PushPending, now.Add(lease).UTC().Truncate(time.Millisecond)
+	c.State, c.LeaseUntil = pipeline.PushPending, now.Add(lease).UTC().Truncate(time.Millisecond)
 	c.Attempts++
 	t.claims[k] = c
 	c.Held = true
@@ -387,7 +332,7 @@ func (m *Memory) MarkPushStarted(_ context.Context, p pipeline.Push, executionID
 	t := m.pushes()
 	k := pushPK(p.Repository, p.CommitID)
 	c := t.claims[k]
-	c.State, c.ExecutionID, c.LeaseUntil, c.SettledAt = PushStarted, executionID, time.Time{}, now.UTC().Truncate(time.Millisecond)
+	c.State, c.ExecutionID, c.LeaseUntil, c.SettledAt = pipeline.PushStarted, executionID, time.Time{}, now.UTC().Truncate(time.Millisecond)
 	t.claims[k] = c
 	return nil
 }
@@ -399,7 +344,7 @@ func (m *Memory) MarkPushSkipped(_ context.Context, p pipeline.Push, reason stri
 	t := m.pushes()
 	k := pushPK(p.Repository, p.CommitID)
 	c := t.claims[k]
-	c.State, c.Reason, c.LeaseUntil, c.SettledAt = PushSkipped, reason, time.Time{}, now.UTC().Truncate(time.Millisecond)
+	c.State, c.Reason, c.LeaseUntil, c.SettledAt = pipeline.PushSkipped, reason, time.Time{}, now.UTC().Truncate(time.Millisecond)
 	t.claims[k] = c
 	return nil
 }
@@ -410,7 +355,7 @@ func (m *Memory) ReleasePush(_ context.Context, p pipeline.Push) error {
 	defer m.mu.Unlock()
 	t := m.pushes()
 	k := pushPK(p.Repository, p.CommitID)
-	if c, ok := t.claims[k]; ok && c.State == PushPending {
+	if c, ok := t.claims[k]; ok && c.State == pipeline.PushPending {
 		c.LeaseUntil = time.UnixMilli(0).UTC()
 		t.claims[k] = c
 	}
@@ -422,21 +367,21 @@ func (m *Memory) RecordSkip(_ context.Context, p pipeline.Push, reason string, n
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t := m.pushes()
-	k := pushPK(p.Repository, pushCommit(p))
-	s := pushSkipOf(p, reason, now)
-	list := slices.DeleteFunc(t.skips[k], func(x PushSkip) bool { return x.EventID == p.ID })
+	k := pushPK(p.Repository, p.Commit())
+	s := pipeline.SkipOf(p, reason, now)
+	list := slices.DeleteFunc(t.skips[k], func(x pipeline.PushSkip) bool { return x.EventID == p.ID })
 	t.skips[k] = append(list, s)
 	return nil
 }
 
 // GetPush returns a pushed commit's claim and skipped pushes.
-func (m *Memory) GetPush(_ context.Context, repository, commitID string) (PushClaim, []PushSkip, error) {
+func (m *Memory) GetPush(_ context.Context, repository, commitID string) (pipeline.PushClaim, []pipeline.PushSkip, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t := m.pushes()
 	k := pushPK(repository, commitID)
 	skips := slices.Clone(t.skips[k])
-	slices.SortStableFunc(skips, func(a, b PushSkip) int { return a.At.Compare(b.At) })
+	slices.SortStableFunc(skips, func(a, b pipeline.PushSkip) int { return a.At.Compare(b.At) })
 	c := t.claims[k]
 	c.Held = false
 	return c, skips, nil

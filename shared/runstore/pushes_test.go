@@ -18,12 +18,12 @@ import (
 
 // pushStore is what on-push needs of a store, as both Memory and Dynamo provide it.
 type pushStore interface {
-	ClaimPush(ctx context.Context, p pipeline.Push, token string, now time.Time, lease time.Duration) (runstore.PushClaim, error)
+	ClaimPush(ctx context.Context, p pipeline.Push, token string, now time.Time, lease time.Duration) (pipeline.PushClaim, error)
 	MarkPushStarted(ctx context.Context, p pipeline.Push, executionID string, now time.Time) error
 	MarkPushSkipped(ctx context.Context, p pipeline.Push, reason string, now time.Time) error
 	ReleasePush(ctx context.Context, p pipeline.Push) error
 	RecordSkip(ctx context.Context, p pipeline.Push, reason string, now time.Time) error
-	GetPush(ctx context.Context, repository, commitID string) (runstore.PushClaim, []runstore.PushSkip, error)
+	GetPush(ctx context.Context, repository, commitID string) (pipeline.PushClaim, []pipeline.PushSkip, error)
 }
 
 var (
@@ -37,7 +37,7 @@ func newDynamo(t *testing.T) (*runstore.Dynamo, *dynamodb.Client, string) {
 	t.Helper()
 	db := dynalitetest.Start(t).Client(t)
 	table := dynalitetest.CreateTable(t, db, runstore.TableInput(""))
-	return runstore.NewDynamo(db, table).WithRetention(30 * 24 * time.Hour), db, table
+	return runstore.NewDynamo(db, table, pipeline.SystemClock{}).WithRetention(30 * 24 * time.Hour), db, table
 }
 
 // eachStore runs f against a Memory store and a Dynamo store over dynalite.
@@ -62,7 +62,7 @@ const (
 	lease   = 50 * time.Second
 )
 
-func mustClaim(t *testing.T, s pushStore, p pipeline.Push, token string, now time.Time) runstore.PushClaim {
+func mustClaim(t *testing.T, s pushStore, p pipeline.Push, token string, now time.Time) pipeline.PushClaim {
 	t.Helper()
 	c, err := s.ClaimPush(context.Background(), p, token, now, lease)
 	if err != nil {
@@ -76,14 +76,14 @@ func TestPushClaimLifecycle(t *testing.T) {
 		ctx := context.Background()
 		first := pushOf("event-1", commitA)
 		c := mustClaim(t, s, first, "token-1", t0)
-		if !c.Held || c.State != runstore.PushPending || c.Token != "token-1" || c.EventID != "event-1" || c.Attempts != 1 {
+		if !c.Held || c.State != pipeline.PushPending || c.Token != "token-1" || c.EventID != "event-1" || c.Attempts != 1 {
 			t.Fatalf("first claim = %+v, want held PENDING with token-1", c)
 		}
 
 		// The same commit from another event, under the lease: not held, and it says whose.
 		again := pushOf("event-2", commitA)
 		c = mustClaim(t, s, again, "token-2", t0.Add(lease-time.Second))
-		if c.Held || c.State != runstore.PushPending || c.Token != "token-1" || c.EventID != "event-1" {
+		if c.Held || c.State != pipeline.PushPending || c.Token != "token-1" || c.EventID != "event-1" {
 			t.Fatalf("claim under lease = %+v, want not held, PENDING, first event's token", c)
 		}
 
@@ -105,7 +105,7 @@ func TestPushClaimLifecycle(t *testing.T) {
 		// STARTED is final: no lease, however late, gives it out again.
 		for _, at := range []time.Time{t0.Add(lease + 3*time.Second), t0.Add(24 * time.Hour)} {
 			c = mustClaim(t, s, first, "token-1", at)
-			if c.Held || c.State != runstore.PushStarted || c.ExecutionID != "5e7c0000-0000-4000-8000-000000000001" {
+			if c.Held || c.State != pipeline.PushStarted || c.ExecutionID != "5e7c0000-0000-4000-8000-000000000001" {
 				t.Fatalf("claim of a started commit at %v = %+v, want not held, STARTED with the execution", at, c)
 			}
 		}
@@ -117,7 +117,7 @@ func TestPushClaimLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.State != runstore.PushStarted || got.ExecutionID != "5e7c0000-0000-4000-8000-000000000001" || got.Held {
+		if got.State != pipeline.PushStarted || got.ExecutionID != "5e7c0000-0000-4000-8000-000000000001" || got.Held {
 			t.Errorf("GetPush = %+v", got)
 		}
 	})
@@ -139,7 +139,7 @@ func TestPushClaimReleaseAndSkip(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := mustClaim(t, s, p, "token-1", t0.Add(time.Hour))
-		if c.Held || c.State != runstore.PushSkipped || c.Reason != "[skip ci] in the commit message" {
+		if c.Held || c.State != pipeline.PushSkipped || c.Reason != "[skip ci] in the commit message" {
 			t.Fatalf("claim of a skipped commit = %+v", c)
 		}
 	})
@@ -192,7 +192,7 @@ func TestPushClaimConcurrentDeliveries(t *testing.T) {
 	eachStore(t, func(t *testing.T, s pushStore) {
 		const deliveries = 8
 		var wg sync.WaitGroup
-		held := make(chan runstore.PushClaim, deliveries)
+		held := make(chan pipeline.PushClaim, deliveries)
 		errs := make(chan error, deliveries)
 		for i := 0; i < deliveries; i++ {
 			wg.Add(1)
@@ -214,7 +214,7 @@ func TestPushClaimConcurrentDeliveries(t *testing.T) {
 		for err := range errs {
 			t.Error(err)
 		}
-		var winners []runstore.PushClaim
+		var winners []pipeline.PushClaim
 		for c := range held {
 			winners = append(winners, c)
 		}
@@ -274,7 +274,7 @@ func TestPushClaimRerunsAnOldCommitPushedAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 		soon := pushOf("event-2", commitA)
-		if c := mustClaim(t, s, soon, "token-2", started.Add(runstore.RerunAfter-time.Second)); c.Held {
+		if c := mustClaim(t, s, soon, "token-2", started.Add(pipeline.RerunAfter-time.Second)); c.Held {
 			t.Fatalf("a second event for the commit within RerunAfter was claimed: %+v", c)
 		}
 		if c := mustClaim(t, s, first, "token-1", started.Add(48*time.Hour)); c.Held {
@@ -282,7 +282,7 @@ func TestPushClaimRerunsAnOldCommitPushedAgain(t *testing.T) {
 		}
 		rollback := pushOf("event-3", commitA)
 		c := mustClaim(t, s, rollback, "token-3", started.Add(2*time.Hour))
-		if !c.Held || c.Token != "token-3" || c.EventID != "event-3" || c.State != runstore.PushPending || c.ExecutionID != "" {
+		if !c.Held || c.Token != "token-3" || c.EventID != "event-3" || c.State != pipeline.PushPending || c.ExecutionID != "" {
 			t.Fatalf("rollback claim = %+v, want held PENDING with token-3", c)
 		}
 		if c := mustClaim(t, s, pushOf("event-4", commitA), "token-4", started.Add(2*time.Hour)); c.Held {

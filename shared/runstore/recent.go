@@ -31,7 +31,6 @@ func (d *Dynamo) ListSince(ctx context.Context, pipelineName string, since time.
 	var index []map[string]types.AttributeValue
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
-		d.reads.Add(1)
 		if err != nil {
 			return nil, fmt.Errorf("query runs of %s since %s: %w", pipelineName, since.UTC().Format(time.RFC3339), err)
 		}
@@ -57,8 +56,8 @@ func (m *Memory) ListSince(_ context.Context, pipelineName string, since time.Ti
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var runs []pipeline.Run
-	for k, r := range m.runs {
-		if k.Pipeline == pipelineName && !placedAt(r).Before(since) {
+	for k, mr := range m.runs {
+		if r := mr.history(k).Fold(); k.Pipeline == pipelineName && !placedAt(r).Before(since) {
 			runs = append(runs, r)
 		}
 	}

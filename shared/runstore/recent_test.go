@@ -15,7 +15,7 @@ import (
 
 type recentStore interface {
 	pipeline.RunStore
-	RecordPush(ctx context.Context, k pipeline.Key, c pipeline.Commit, now time.Time) error
+	RecordPush(ctx context.Context, k pipeline.Key, c pipeline.Commit) error
 	ListSince(ctx context.Context, pipelineName string, since time.Time) ([]pipeline.Run, error)
 }
 
@@ -39,7 +39,7 @@ func TestListSince(t *testing.T) {
 		"memory": func(*testing.T) recentStore { return runstore.NewMemory() },
 		"dynamo": func(t *testing.T) recentStore {
 			_, db, table := newDynamo(t)
-			return runstore.NewDynamo(smallPages{db, &queries}, table)
+			return runstore.NewDynamo(smallPages{db, &queries}, table, pipeline.ClockFunc(func() time.Time { return t0 }))
 		},
 	}
 	for name, newStore := range stores {
@@ -49,7 +49,7 @@ func TestListSince(t *testing.T) {
 			started := func(pl, exec string, at time.Time) {
 				t.Helper()
 				ev := pipeline.Event{ID: "ev-" + exec, Time: at, Level: pipeline.LevelPipeline, Pipeline: pl, ExecutionID: exec, State: pipeline.StateStarted}
-				if _, _, err := s.Record(ctx, ev, at); err != nil {
+				if _, err := s.Append(ctx, ev); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -60,12 +60,12 @@ func TestListSince(t *testing.T) {
 			started("p2", "exec-other", t0.Add(-time.Hour))
 			// A run known only from its push: its events were all lost.
 			if err := s.RecordPush(ctx, pipeline.Key{Pipeline: "p1", ExecutionID: "exec-pushed"},
-				pipeline.Commit{ID: commitA, Author: "Ana <ana@example.com>", PushedAt: t0.Add(-10 * time.Minute)}, t0); err != nil {
+				pipeline.Commit{ID: commitA, Author: "Ana <ana@example.com>", PushedAt: t0.Add(-10 * time.Minute)}); err != nil {
 				t.Fatal(err)
 			}
 			// A run that ended is listed too: the caller decides what to do with it.
-			if _, _, err := s.Record(ctx, pipeline.Event{ID: "ev-end", Time: t0.Add(-time.Hour + time.Minute), Level: pipeline.LevelPipeline,
-				Pipeline: "p1", ExecutionID: "exec-2", State: pipeline.StateSucceeded}, t0); err != nil {
+			if _, err := s.Append(ctx, pipeline.Event{ID: "ev-end", Time: t0.Add(-time.Hour + time.Minute), Level: pipeline.LevelPipeline,
+				Pipeline: "p1", ExecutionID: "exec-2", State: pipeline.StateSucceeded}); err != nil {
 				t.Fatal(err)
 			}
 

@@ -1,4 +1,4 @@
-package handler_test
+package pushstart_test
 
 import (
 	"bytes"
@@ -19,10 +19,11 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsfake"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/codepipelineapi"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/dynalitetest"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/handler"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pushstart"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
 
@@ -30,12 +31,9 @@ import (
 func TestMain(m *testing.M) { os.Exit(dynalitetest.Main(m)) }
 
 var (
-	_ handler.PushStore        = (*runstore.Memory)(nil)
-	_ handler.PushStore        = (*runstore.Dynamo)(nil)
-	_ handler.ExecutionStarter = (*codepipeline.Client)(nil)
-	_ handler.ExecutionReader  = (*codepipeline.Client)(nil)
-	_ handler.RecentRuns       = (*runstore.Memory)(nil)
-	_ handler.RecentRuns       = (*runstore.Dynamo)(nil)
+	_ pushstart.PushStore        = (*runstore.Memory)(nil)
+	_ pushstart.PushStore        = (*runstore.Dynamo)(nil)
+	_ pushstart.ExecutionStarter = codepipelineapi.Starter{}
 )
 
 const (
@@ -48,9 +46,9 @@ const (
 
 // pushTestStore is a push store whose runs can be read back.
 type pushTestStore interface {
-	handler.PushStore
-	Get(ctx context.Context, k pipeline.Key) (pipeline.Run, error)
-	GetPush(ctx context.Context, repository, commitID string) (runstore.PushClaim, []runstore.PushSkip, error)
+	pushstart.PushStore
+	pipeline.RunStore
+	GetPush(ctx context.Context, repository, commitID string) (pipeline.PushClaim, []pipeline.PushSkip, error)
 }
 
 // clock is a settable test clock.
@@ -100,12 +98,12 @@ func (s *syncBuffer) Lines(msg string) []map[string]any {
 // sdkCommits adapts the SDK's CodeCommit client, as functions/on-push does.
 type sdkCommits struct{ c *codecommit.Client }
 
-func (s sdkCommits) GetCommit(ctx context.Context, repo, id string) (handler.CommitInfo, error) {
+func (s sdkCommits) GetCommit(ctx context.Context, repo, id string) (pushstart.CommitInfo, error) {
 	out, err := s.c.GetCommit(ctx, &codecommit.GetCommitInput{RepositoryName: aws.String(repo), CommitId: aws.String(id)})
 	if err != nil {
-		return handler.CommitInfo{}, err
+		return pushstart.CommitInfo{}, err
 	}
-	info := handler.CommitInfo{Message: aws.ToString(out.Commit.Message)}
+	info := pushstart.CommitInfo{Message: aws.ToString(out.Commit.Message)}
 	if a := out.Commit.Author; a != nil {
 		info.AuthorName, info.AuthorEmail, info.AuthorDate = aws.ToString(a.Name), aws.ToString(a.Email), aws.ToString(a.Date)
 	}
@@ -113,7 +111,7 @@ func (s sdkCommits) GetCommit(ctx context.Context, repo, id string) (handler.Com
 }
 
 type pushEnv struct {
-	h     *handler.Pushes
+	h     *pushstart.Pushes
 	cp    *awsfake.CodePipeline
 	cc    *awsfake.CodeCommit
 	store pushTestStore
@@ -127,12 +125,12 @@ func newPushEnv(t *testing.T, store pushTestStore, cpOpts ...func(*codepipeline.
 	t.Helper()
 	e := &pushEnv{cp: awsfake.NewCodePipeline(t, pipelineName), cc: awsfake.NewCodeCommit(t, repository), store: store,
 		clock: &clock{t: pushedAt.Add(2 * time.Second)}, logs: &syncBuffer{}}
-	e.h = &handler.Pushes{
+	e.h = &pushstart.Pushes{
 		Commits:   sdkCommits{e.cc.Client(t)},
-		Pipelines: e.cp.Client(t, cpOpts...),
+		Pipelines: codepipelineapi.Starter{API: e.cp.Client(t, cpOpts...)},
 		Store:     store,
 		Log:       slog.New(slog.NewJSONHandler(e.logs, nil)),
-		Now:       e.clock.Now,
+		Clock:     e.clock,
 
 		PipelineName: pipelineName, RepositoryName: repository, Branch: "main",
 	}
@@ -145,7 +143,7 @@ func eachPushStore(t *testing.T, f func(t *testing.T, newStore func() pushTestSt
 	t.Run("dynamo", func(t *testing.T) {
 		f(t, func() pushTestStore {
 			db := dynalitetest.Start(t).Client(t)
-			return runstore.NewDynamo(db, dynalitetest.CreateTable(t, db, runstore.TableInput("")))
+			return runstore.NewDynamo(db, dynalitetest.CreateTable(t, db, runstore.TableInput("")), pipeline.SystemClock{})
 		})
 	})
 }
@@ -217,14 +215,14 @@ func TestPushStartsOneRunPinnedToTheCommit(t *testing.T) {
 		if s.Pipeline != pipelineName || len(s.SourceRevisions) != 1 || s.SourceRevisions[0] != wantRev {
 			t.Errorf("start = %+v, want %s pinned to %+v", s, pipelineName, wantRev)
 		}
-		if s.ClientRequestToken != handler.RequestToken(mainEvent) {
-			t.Errorf("token = %q, want the one derived from the event id, %q", s.ClientRequestToken, handler.RequestToken(mainEvent))
+		if s.ClientRequestToken != pushstart.RequestToken(mainEvent) {
+			t.Errorf("token = %q, want the one derived from the event id, %q", s.ClientRequestToken, pushstart.RequestToken(mainEvent))
 		}
 		if n := e.cc.Calls(awsfake.OpGetCommit); n != 1 {
 			t.Errorf("GetCommit calls = %d, want 1 (duplicates stop at the claim)", n)
 		}
 
-		run, err := e.store.Get(context.Background(), pipeline.Key{Pipeline: pipelineName, ExecutionID: first.ExecutionID})
+		run, err := pipeline.LoadRun(context.Background(), e.store, pipeline.Key{Pipeline: pipelineName, ExecutionID: first.ExecutionID})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,7 +236,7 @@ func TestPushStartsOneRunPinnedToTheCommit(t *testing.T) {
 			t.Errorf("recorded commit = %+v\nwant %+v", run.Commit, want)
 		}
 		claim, _, err := e.store.GetPush(context.Background(), repository, mainCommit)
-		if err != nil || claim.State != runstore.PushStarted || claim.ExecutionID != first.ExecutionID {
+		if err != nil || claim.State != pipeline.PushStarted || claim.ExecutionID != first.ExecutionID {
 			t.Errorf("claim = %+v, %v; want STARTED with %s", claim, err, first.ExecutionID)
 		}
 	})
@@ -303,7 +301,7 @@ func TestPushSkipCI(t *testing.T) {
 				t.Errorf("GetCommit calls = %d, want 1 (the skip is recorded in the claim)", n)
 			}
 			claim, _, _ := e.store.GetPush(context.Background(), repository, mainCommit)
-			if claim.State != runstore.PushSkipped {
+			if claim.State != pipeline.PushSkipped {
 				t.Errorf("claim = %+v, want SKIPPED", claim)
 			}
 		})
@@ -368,7 +366,7 @@ func TestPushStartsEvenWhenTheCommitLookupFails(t *testing.T) {
 		if n := len(e.cp.Started()); n != 1 {
 			t.Errorf("%d executions started, want 1", n)
 		}
-		run, err := e.store.Get(context.Background(), pipeline.Key{Pipeline: pipelineName, ExecutionID: resp.ExecutionID})
+		run, err := pipeline.LoadRun(context.Background(), e.store, pipeline.Key{Pipeline: pipelineName, ExecutionID: resp.ExecutionID})
 		if err != nil || run.Commit.ID != mainCommit || run.Commit.Author != "" {
 			t.Errorf("recorded commit = %+v, %v; want the id without author", run.Commit, err)
 		}
@@ -417,19 +415,19 @@ func TestPushRetakesACrashedClaimAfterTheLease(t *testing.T) {
 		raw := readEvent(t, "push-main.json")
 		p := pipeline.Push{ID: mainEvent, Repository: repository, CommitID: mainCommit, RefType: "branch", RefName: "main"}
 		crashedAt := e.clock.Now()
-		if c, err := e.store.ClaimPush(context.Background(), p, handler.RequestToken(mainEvent), crashedAt, handler.DefaultPushLease); err != nil || !c.Held {
+		if c, err := e.store.ClaimPush(context.Background(), p, pushstart.RequestToken(mainEvent), crashedAt, pushstart.DefaultPushLease); err != nil || !c.Held {
 			t.Fatalf("claim = %+v, %v", c, err)
 		}
 
-		e.clock.Set(crashedAt.Add(handler.DefaultPushLease - time.Second))
+		e.clock.Set(crashedAt.Add(pushstart.DefaultPushLease - time.Second))
 		if resp := e.handle(t, raw); resp.Outcome != lambdaio.OutcomeIgnored || e.cp.Calls(awsfake.OpStartPipelineExecution) != 0 {
 			t.Fatalf("under the lease: %+v", resp)
 		}
-		e.clock.Set(crashedAt.Add(handler.DefaultPushLease + time.Second))
+		e.clock.Set(crashedAt.Add(pushstart.DefaultPushLease + time.Second))
 		if resp := e.handle(t, raw); resp.Outcome != lambdaio.OutcomeRecorded {
 			t.Fatalf("after the lease: %+v, want the run started", resp)
 		}
-		if starts := e.cp.Starts(); len(starts) != 1 || starts[0].ClientRequestToken != handler.RequestToken(mainEvent) {
+		if starts := e.cp.Starts(); len(starts) != 1 || starts[0].ClientRequestToken != pushstart.RequestToken(mainEvent) {
 			t.Errorf("starts = %+v", starts)
 		}
 	})
@@ -453,11 +451,11 @@ func TestRequestToken(t *testing.T) {
 	ids := []string{mainEvent, "", "id with spaces/and#symbols", strings.Repeat("x", 500), "8d6f3c1a-2b4e-4f70-9c1d-5e7a8b9c0d12"}
 	seen := map[string]string{}
 	for _, id := range ids {
-		tok := handler.RequestToken(id)
+		tok := pushstart.RequestToken(id)
 		if !valid.MatchString(tok) {
 			t.Errorf("RequestToken(%q) = %q, not a valid clientRequestToken", id, tok)
 		}
-		if tok != handler.RequestToken(id) {
+		if tok != pushstart.RequestToken(id) {
 			t.Errorf("RequestToken(%q) is not deterministic", id)
 		}
 		if other, dup := seen[tok]; dup {

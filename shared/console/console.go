@@ -1,4 +1,6 @@
-package enrich
+// Package console builds AWS console links: the one place that knows their shapes. Links are
+// built, never looked up: they cost no call and no permission.
+package console
 
 import (
 	"net/url"
@@ -6,11 +8,10 @@ import (
 	"strings"
 )
 
-// Console links are built, never looked up: they cost no call and no permission. Each returns
-// "" when it lacks a part, rather than a link that opens the wrong page.
+// Each function returns "" when it lacks a part, rather than a link that opens the wrong page.
 
-// executionURL is the CodePipeline console page of one execution.
-func executionURL(region, pipelineName, executionID string) string {
+// ExecutionURL is the CodePipeline console page of one execution.
+func ExecutionURL(region, pipelineName, executionID string) string {
 	if region == "" || pipelineName == "" || executionID == "" {
 		return ""
 	}
@@ -18,8 +19,8 @@ func executionURL(region, pipelineName, executionID string) string {
 		"/executions/" + url.PathEscape(executionID) + "/timeline?region=" + url.QueryEscape(region)
 }
 
-// commitURL is the CodeCommit console page of one commit.
-func commitURL(region, repository, commitID string) string {
+// CommitURL is the CodeCommit console page of one commit.
+func CommitURL(region, repository, commitID string) string {
 	if region == "" || repository == "" || commitID == "" {
 		return ""
 	}
@@ -27,9 +28,9 @@ func commitURL(region, repository, commitID string) string {
 		"/commit/" + url.PathEscape(commitID) + "?region=" + url.QueryEscape(region)
 }
 
-// stackEventsURL is the CloudFormation console's events tab of a stack, by name or (better,
+// StackEventsURL is the CloudFormation console's events tab of a stack, by name or (better,
 // it survives the stack's deletion) by stack id.
-func stackEventsURL(region, stack string) string {
+func StackEventsURL(region, stack string) string {
 	if region == "" || stack == "" {
 		return ""
 	}
@@ -37,9 +38,9 @@ func stackEventsURL(region, stack string) string {
 		"#/stacks/events?stackId=" + url.QueryEscape(stack)
 }
 
-// s3ObjectURL is the S3 console page of an object (the console needs a sign-in; the presigned
+// S3ObjectURL is the S3 console page of an object (the console needs a sign-in; the presigned
 // link does not).
-func s3ObjectURL(region, bucket, key string) string {
+func S3ObjectURL(region, bucket, key string) string {
 	if bucket == "" || key == "" {
 		return ""
 	}
@@ -50,10 +51,10 @@ func s3ObjectURL(region, bucket, key string) string {
 	return u + "prefix=" + url.QueryEscape(key)
 }
 
-// logEventsURL is the CloudWatch console page of a log stream, for when CodeBuild gave no
+// LogEventsURL is the CloudWatch console page of a log stream, for when CodeBuild gave no
 // deepLink. The console reads the group and stream from the fragment encoded twice, with "%"
 // written "$" (so "/aws/codebuild/p" is "$252Faws$252Fcodebuild$252Fp").
-func logEventsURL(region, group, stream string) string {
+func LogEventsURL(region, group, stream string) string {
 	if region == "" || group == "" || stream == "" {
 		return ""
 	}
@@ -89,7 +90,8 @@ func encodeURIComponent(s string) string {
 // …/codesuite/codecommit/repositories/<name>/commit/<id>.
 var repositoryInURL = regexp.MustCompile(`/(?:repository|repositories)/([\w.-]{1,100})/commit/`)
 
-func repositoryFromURL(u string) string {
+// RepositoryFromURL returns the repository a CodeCommit commit link names, or "".
+func RepositoryFromURL(u string) string {
 	if m := repositoryInURL.FindStringSubmatch(u); m != nil {
 		return m[1]
 	}

@@ -1,12 +1,11 @@
-package handler
+// Package config reads what the functions take from their environment (template.yaml sets it),
+// naming every missing or invalid variable at once.
+package config
 
 import (
-	"context"
-	"log/slog"
 	"time"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
 // Config is what the functions read from their environment (template.yaml sets it).
@@ -25,7 +24,7 @@ type Config struct {
 // LoadConfig reads the configuration and names every missing or invalid variable at once.
 // RUNS_TABLE is always required (but with LP_STORE=memory); need lists the function's other
 // required variables among PIPELINE_NAME and REPOSITORY_NAME.
-func LoadConfig(getenv func(string) string, need ...string) (Config, error) {
+func Load(getenv func(string) string, need ...string) (Config, error) {
 	env := lambdaio.NewEnv(getenv)
 	c := Config{LocalStore: env.Optional("LP_STORE", "") == "memory"}
 	read := func(name, local string) string {
@@ -50,16 +49,4 @@ func LoadConfig(getenv func(string) string, need ...string) (Config, error) {
 	c.Retention = time.Duration(env.Int("RETENTION_DAYS", 90, 1, 3653)) * 24 * time.Hour
 	c.StaleAfter = time.Duration(env.Int("STALE_AFTER_MINUTES", 30, 1, 24*60)) * time.Minute
 	return c, env.Err()
-}
-
-// LogNotifier writes each decided notification as one log line. It stands in for the Slack and
-// SNS senders where none is configured (local runs).
-type LogNotifier struct{ Log *slog.Logger }
-
-// Notify logs n.
-func (l LogNotifier) Notify(ctx context.Context, n pipeline.Notification, run pipeline.Run) error {
-	f := run.FailureAt(n.Attempt)
-	l.Log.InfoContext(ctx, "notification", "type", string(n.Type), "pipeline", n.Pipeline, "executionId", n.ExecutionID,
-		"stage", f.Stage, "action", f.Action, "errorCode", f.Result.ErrorCode, "commitId", run.Commit.ID)
-	return nil
 }

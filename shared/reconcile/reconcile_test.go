@@ -1,4 +1,4 @@
-package handler_test
+package reconcile_test
 
 import (
 	"context"
@@ -14,8 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codepipeline/types"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsfake"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/handler"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/codepipelineapi"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/reconcile"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
 
@@ -45,7 +46,7 @@ func (n *notifier) Sent() []pipeline.Notification {
 }
 
 type reconcileEnv struct {
-	r     *handler.Reconciler
+	r     *reconcile.Reconciler
 	cp    *awsfake.CodePipeline
 	store *runstore.Memory
 	note  *notifier
@@ -60,13 +61,12 @@ func newReconcileEnv(t *testing.T, cpOpts ...func(*codepipeline.Options)) *recon
 	t.Helper()
 	e := &reconcileEnv{cp: awsfake.NewCodePipeline(t, pipelineName), store: runstore.NewMemory(), note: &notifier{},
 		clock: &clock{t: t1.Add(time.Hour)}, logs: &syncBuffer{}}
-	e.r = &handler.Reconciler{
-		Runs:      e.store,
-		Pipelines: e.cp.Client(t, cpOpts...),
-		Recorder: &pipeline.Recorder{Runs: e.store, Outcomes: e.store, Now: e.clock.Now,
-			Dispatch: &pipeline.Direct{Claims: e.store, Notifier: e.note, Now: e.clock.Now}},
-		Log: slog.New(slog.NewJSONHandler(e.logs, nil)),
-		Now: e.clock.Now,
+	e.r = &reconcile.Reconciler{
+		Runs:       e.store,
+		Executions: codepipelineapi.Reader{API: e.cp.Client(t, cpOpts...)},
+		Recorder:   e.store.Recorder(e.note, e.clock),
+		Log:        slog.New(slog.NewJSONHandler(e.logs, nil)),
+		Clock:      e.clock,
 
 		PipelineName: pipelineName,
 		StaleAfter:   30 * time.Minute,
@@ -78,7 +78,7 @@ func (e *reconcileEnv) record(t *testing.T, evs ...pipeline.Event) {
 	t.Helper()
 	for _, ev := range evs {
 		ev.Pipeline = pipelineName
-		if _, _, err := e.store.Record(context.Background(), ev, ev.Time); err != nil {
+		if _, err := e.store.Append(context.Background(), ev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -86,14 +86,14 @@ func (e *reconcileEnv) record(t *testing.T, evs ...pipeline.Event) {
 
 func (e *reconcileEnv) run(t *testing.T, exec string) pipeline.Run {
 	t.Helper()
-	run, err := e.store.Get(context.Background(), pipeline.Key{Pipeline: pipelineName, ExecutionID: exec})
+	run, err := pipeline.LoadRun(context.Background(), e.store, pipeline.Key{Pipeline: pipelineName, ExecutionID: exec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return run
 }
 
-func (e *reconcileEnv) pass(t *testing.T) handler.ReconcileResponse {
+func (e *reconcileEnv) pass(t *testing.T) reconcile.ReconcileResponse {
 	t.Helper()
 	resp, err := e.r.Handle(context.Background(), json.RawMessage(`{"source":"aws.scheduler","detail-type":"Scheduled Event","detail":{}}`))
 	if err != nil {
@@ -243,7 +243,7 @@ func TestReconcilerLeavesFreshAndEndedRunsAlone(t *testing.T) {
 func TestReconcilerSettlesARunKnownOnlyFromItsPush(t *testing.T) {
 	e := newReconcileEnv(t)
 	if err := e.store.RecordPush(context.Background(), pipeline.Key{Pipeline: pipelineName, ExecutionID: execLost},
-		pipeline.Commit{ID: mainCommit, Author: "Ana Lima <ana@example.com>", PushedAt: t1}, t1); err != nil {
+		pipeline.Commit{ID: mainCommit, Author: "Ana Lima <ana@example.com>", PushedAt: t1}); err != nil {
 		t.Fatal(err)
 	}
 	e.cp.SetExecution(awsfake.Execution{Pipeline: pipelineName, ID: execLost, Status: types.PipelineExecutionStatusFailed})
@@ -351,14 +351,13 @@ func TestReconcilerReadsEveryPageOfActions(t *testing.T) {
 func TestExecutionEventsAreDeterministic(t *testing.T) {
 	run := pipeline.Run{Pipeline: pipelineName, ExecutionID: execLost, StartedAt: t1}
 	run.Progress = pipeline.Progress{Status: pipeline.StatusInProgress, Attempt: 2, At: t1, EventID: "x"}
-	exec := types.PipelineExecution{Status: types.PipelineExecutionStatusStopped}
-	var details []types.ActionExecutionDetail
+	exec := pipeline.ExecutionView{State: pipeline.StateStopped}
 	for _, a := range failedInBuild(t1) {
-		details = append(details, detailOf(a))
+		exec.Actions = append(exec.Actions, viewOf(a))
 	}
-	details[2].Status = types.ActionExecutionStatusAbandoned
-	a := handler.ExecutionEvents(run, exec, details, t1.Add(time.Hour))
-	b := handler.ExecutionEvents(run, exec, details, t1.Add(2*time.Hour))
+	exec.Actions[2].State = pipeline.StateAbandoned
+	a := reconcile.ExecutionEvents(run, exec, t1.Add(time.Hour))
+	b := reconcile.ExecutionEvents(run, exec, t1.Add(2*time.Hour))
 	if len(a) != len(b) || len(a) == 0 {
 		t.Fatalf("%d then %d events", len(a), len(b))
 	}
@@ -380,18 +379,17 @@ func TestExecutionEventsAreDeterministic(t *testing.T) {
 	}
 }
 
-// detailOf is an awsfake action execution as the SDK would decode it, for pure tests.
-func detailOf(a awsfake.ActionExecution) types.ActionExecutionDetail {
-	s := func(v string) *string { return &v }
-	tm := func(v time.Time) *time.Time { return &v }
-	d := types.ActionExecutionDetail{StageName: s(a.Stage), ActionName: s(a.Action), ActionExecutionId: s(a.ID), Status: a.Status,
-		StartTime: tm(a.StartTime), LastUpdateTime: tm(a.LastUpdateTime),
-		Input: &types.ActionExecutionInput{ActionTypeId: &types.ActionTypeId{Category: types.ActionCategory(a.Category), Owner: types.ActionOwner(a.Owner),
-			Provider: s(a.Provider), Version: s(a.Version)}}}
-	d.Output = &types.ActionExecutionOutput{ExecutionResult: &types.ActionExecutionResult{ExternalExecutionId: s(a.ExternalID),
-		ExternalExecutionSummary: s(a.Summary), ExternalExecutionUrl: s(a.URL)}}
-	if a.ErrorCode != "" {
-		d.Output.ExecutionResult.ErrorDetails = &types.ErrorDetails{Code: s(a.ErrorCode), Message: s(a.ErrorMessage)}
+// viewOf is an awsfake action execution as codepipelineapi reads it, for pure tests.
+func viewOf(a awsfake.ActionExecution) pipeline.ActionExecution {
+	states := map[types.ActionExecutionStatus]pipeline.State{
+		types.ActionExecutionStatusInProgress: pipeline.StateStarted, types.ActionExecutionStatusSucceeded: pipeline.StateSucceeded,
+		types.ActionExecutionStatusFailed: pipeline.StateFailed, types.ActionExecutionStatusAbandoned: pipeline.StateAbandoned,
 	}
-	return d
+	v := pipeline.ActionExecution{Stage: a.Stage, Action: a.Action, ExecutionID: a.ID, State: states[a.Status], StartTime: a.StartTime, UpdatedAt: a.LastUpdateTime,
+		Type:   pipeline.ActionType{Category: a.Category, Owner: a.Owner, Provider: a.Provider, Version: a.Version},
+		Result: pipeline.ExecutionResult{ExternalID: a.ExternalID, Summary: a.Summary, URL: a.URL, ErrorCode: a.ErrorCode}}
+	if a.ErrorMessage != "" {
+		v.Result.Summary = a.ErrorMessage
+	}
+	return v
 }

@@ -1,12 +1,11 @@
-// Package handler holds the Lambda handlers' logic, shared by the functions' mains and by
-// `lp replay`, so that a replay runs exactly the code the deployed functions run. It knows the
-// domain's interfaces, not the adapters behind them.
-package handler
+// Package recording is the on-pipeline-event function's use case at its boundary: decode a
+// CodePipeline event, hand it to the recorder, and decide once what a failure means (drop or
+// retry). `lp replay` runs the same code, so a replay is exactly what the function does.
+package recording
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/ebevent"
@@ -33,7 +32,7 @@ func (h *PipelineEvents) Handle(ctx context.Context, raw json.RawMessage) (lambd
 	attrs := []any{"eventId", ev.ID, "eventLevel", ev.Level.String(), "pipeline", ev.Pipeline, "executionId", ev.ExecutionID,
 		"stage", ev.Stage, "action", ev.Action, "state", string(ev.State), "attempt", ev.Attempt, "eventTime", ev.Time}
 	res, err := h.Recorder.Handle(ctx, ev)
-	resp := lambdaio.Response{Outcome: lambdaio.OutcomeRecorded, Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID, Status: string(res.Run.Status)}
+	resp := lambdaio.Response{Outcome: lambdaio.OutcomeRecorded, Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID, Status: string(res.Status)}
 	for _, n := range res.Sent {
 		resp.Notifications = append(resp.Notifications, n.Key())
 	}
@@ -48,14 +47,9 @@ func (h *PipelineEvents) Handle(ctx context.Context, raw json.RawMessage) (lambd
 	}
 	if res.Ignored != "" {
 		resp.Outcome, resp.Reason = lambdaio.OutcomeIgnored, res.Ignored
-		h.Log.InfoContext(ctx, "event ignored", append(attrs, "reason", res.Ignored, "runStatus", string(res.Run.Status))...)
+		h.Log.InfoContext(ctx, "event ignored", append(attrs, "reason", res.Ignored, "runStatus", string(res.Status))...)
 		return resp, nil
 	}
-	h.Log.InfoContext(ctx, "event recorded", append(attrs, "runStatus", string(res.Run.Status), "notifications", resp.Notifications)...)
+	h.Log.InfoContext(ctx, "event recorded", append(attrs, "runStatus", string(res.Status), "notifications", resp.Notifications)...)
 	return resp, nil
-}
-
-// IsRejected reports whether err is a decoding failure (bad or unsupported input).
-func IsRejected(err error) bool {
-	return errors.Is(err, ebevent.ErrMalformed) || errors.Is(err, ebevent.ErrUnsupported)
 }

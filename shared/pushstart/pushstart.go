@@ -1,4 +1,6 @@
-package handler
+// Package pushstart is the on-push function's use case: one pipeline run, pinned to the
+// commit, per push to the tracked branch of the tracked repository.
+package pushstart
 
 import (
 	"context"
@@ -8,18 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"regexp"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
-	"github.com/aws/aws-sdk-go-v2/service/codepipeline/types"
-
+	"github.com/lambda-pipeline/lambda-pipeline/shared/console"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/ebevent"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
 
 // CommitInfo is what codecommit:GetCommit tells of a commit that the push event does not.
@@ -40,25 +37,21 @@ type CommitGetter interface {
 	GetCommit(ctx context.Context, repository, commitID string) (CommitInfo, error)
 }
 
-// ExecutionStarter starts pipeline runs (the part of the CodePipeline client on-push uses).
+// ExecutionStarter starts a pipeline run on a commit (codepipelineapi.Starter); the same token
+// names the same execution.
 type ExecutionStarter interface {
-	StartPipelineExecution(ctx context.Context, in *codepipeline.StartPipelineExecutionInput, optFns ...func(*codepipeline.Options)) (*codepipeline.StartPipelineExecutionOutput, error)
+	Start(ctx context.Context, pipelineName, commitID, token string) (executionID string, err error)
 }
 
-// PushStore keeps push claims, skipped pushes and the pushed commit of each run
-// (runstore.Memory and runstore.Dynamo).
+// PushStore keeps push claims, skipped pushes and the pushed commit of each run.
 type PushStore interface {
-	ClaimPush(ctx context.Context, p pipeline.Push, token string, now time.Time, lease time.Duration) (runstore.PushClaim, error)
+	ClaimPush(ctx context.Context, p pipeline.Push, token string, now time.Time, lease time.Duration) (pipeline.PushClaim, error)
 	MarkPushStarted(ctx context.Context, p pipeline.Push, executionID string, now time.Time) error
 	MarkPushSkipped(ctx context.Context, p pipeline.Push, reason string, now time.Time) error
 	ReleasePush(ctx context.Context, p pipeline.Push) error
 	RecordSkip(ctx context.Context, p pipeline.Push, reason string, now time.Time) error
-	RecordPush(ctx context.Context, k pipeline.Key, c pipeline.Commit, now time.Time) error
+	RecordPush(ctx context.Context, k pipeline.Key, c pipeline.Commit) error
 }
-
-// SourceAction is the pipeline's source action, which StartPipelineExecution pins to the
-// pushed commit (infrastructure/pipeline.yml names it).
-const SourceAction = "Source"
 
 // DefaultPushLease is the push claim lease when Pushes.Lease is zero. It must exceed the time
 // from claim to start (two AWS calls and two writes) and stay under Lambda's first async
@@ -72,7 +65,7 @@ type Pushes struct {
 	Pipelines ExecutionStarter
 	Store     PushStore
 	Log       *slog.Logger
-	Now       func() time.Time
+	Clock     pipeline.Clock
 
 	PipelineName   string
 	RepositoryName string
@@ -81,7 +74,7 @@ type Pushes struct {
 }
 
 // Handle decides what one CodeCommit event does, and does it at most once per push of a commit
-// (a commit pushed again after runstore.RerunAfter — a rollback — runs again):
+// (a commit pushed again after pipeline.RerunAfter — a rollback — runs again):
 //
 //   - malformed or unsupported input: logged and dropped (outcome rejected, nil error);
 //   - another repository, a tag, another branch, a deleted branch, a kind of event that moves
@@ -100,7 +93,7 @@ func (h *Pushes) Handle(ctx context.Context, raw json.RawMessage) (lambdaio.Resp
 		h.Log.WarnContext(ctx, "event rejected", "error", err.Error(), "bytes", len(raw))
 		return lambdaio.Response{Outcome: lambdaio.OutcomeRejected, Reason: err.Error()}, nil
 	}
-	now := h.now()
+	now := h.Clock.Now()
 	attrs := []any{"eventId", p.ID, "repository", p.Repository, "event", p.Kind, "referenceType", p.RefType,
 		"reference", p.RefName, "commitId", p.CommitID}
 	resp := lambdaio.Response{Pipeline: h.PipelineName}
@@ -129,9 +122,9 @@ func (h *Pushes) Handle(ctx context.Context, raw json.RawMessage) (lambdaio.Resp
 	if !claim.Held {
 		resp.Outcome, resp.ExecutionID = lambdaio.OutcomeIgnored, claim.ExecutionID
 		switch claim.State {
-		case runstore.PushStarted:
+		case pipeline.PushStarted:
 			resp.Reason = "duplicate: the commit's run was started by event " + claim.EventID
-		case runstore.PushSkipped:
+		case pipeline.PushSkipped:
 			resp.Outcome, resp.Reason = lambdaio.OutcomeSkipped, claim.Reason
 		default:
 			// The holder's own retry takes over if it crashed (after the lease).
@@ -159,15 +152,15 @@ func (h *Pushes) Handle(ctx context.Context, raw json.RawMessage) (lambdaio.Resp
 // start runs a held claim to its end: look the commit up, skip it or start its run, record
 // the push, settle the claim. It returns the execution id, or the reason the commit was
 // skipped.
-func (h *Pushes) start(ctx context.Context, p pipeline.Push, claim runstore.PushClaim, now time.Time, attrs []any) (execID, skipped string, err error) {
-	commit := pipeline.Commit{ID: p.CommitID, PushedAt: p.Time, URL: commitURL(p)}
+func (h *Pushes) start(ctx context.Context, p pipeline.Push, claim pipeline.PushClaim, now time.Time, attrs []any) (execID, skipped string, err error) {
+	commit := pipeline.Commit{ID: p.CommitID, PushedAt: p.Time, URL: console.CommitURL(p.Region, p.Repository, p.CommitID)}
 	info, lookupErr := h.Commits.GetCommit(ctx, p.Repository, p.CommitID)
 	if lookupErr != nil {
 		// The run matters more than its label: start it without author and message (the
 		// Source action still reports the message) rather than hold the push back.
 		h.Log.WarnContext(ctx, "commit look-up failed; starting the run without author and message", append(attrs, "error", lookupErr.Error())...)
 	} else {
-		commit.Message, commit.Author = info.Message, author(info)
+		commit.Message, commit.Author = info.Message, pipeline.Author(info.AuthorName, info.AuthorEmail)
 		if marker := skipMarker(info.Message); marker != "" {
 			reason := "the commit message says " + marker
 			if err := h.Store.MarkPushSkipped(ctx, p, reason, now); err != nil {
@@ -177,23 +170,14 @@ func (h *Pushes) start(ctx context.Context, p pipeline.Push, claim runstore.Push
 		}
 	}
 
-	out, err := h.Pipelines.StartPipelineExecution(ctx, &codepipeline.StartPipelineExecutionInput{
-		Name:               aws.String(h.PipelineName),
-		ClientRequestToken: aws.String(claim.Token),
-		SourceRevisions: []types.SourceRevisionOverride{{
-			ActionName:    aws.String(SourceAction),
-			RevisionType:  types.SourceRevisionTypeCommitId,
-			RevisionValue: aws.String(p.CommitID),
-		}},
-	})
+	execID, err = h.Pipelines.Start(ctx, h.PipelineName, p.CommitID, claim.Token)
 	if err != nil {
 		// Nothing started: free the claim so that the retry takes it at once.
 		return "", "", h.release(ctx, p, fmt.Errorf("start %s for commit %s: %w", h.PipelineName, p.CommitID, err))
 	}
-	execID = aws.ToString(out.PipelineExecutionId)
 	// From here on the claim keeps its lease on failure: the retry, after the lease, starts
 	// again with the same token, which names the same execution.
-	if err := h.Store.RecordPush(ctx, pipeline.Key{Pipeline: h.PipelineName, ExecutionID: execID}, commit, now); err != nil {
+	if err := h.Store.RecordPush(ctx, pipeline.Key{Pipeline: h.PipelineName, ExecutionID: execID}, commit); err != nil {
 		return "", "", fmt.Errorf("record push of %s for execution %s: %w", p.CommitID, execID, err)
 	}
 	if err := h.Store.MarkPushStarted(ctx, p, execID, now); err != nil {
@@ -233,28 +217,6 @@ var skipMarkers = regexp.MustCompile(`(?i)\[(skip ci|ci skip)\]`)
 // skipMarker returns the [skip ci] or [ci skip] marker found anywhere in message, in any case.
 func skipMarker(message string) string { return skipMarkers.FindString(message) }
 
-// author formats the commit's author as git does: "Name <email>".
-func author(c CommitInfo) string {
-	switch {
-	case c.AuthorName != "" && c.AuthorEmail != "":
-		return c.AuthorName + " <" + c.AuthorEmail + ">"
-	case c.AuthorName != "":
-		return c.AuthorName
-	case c.AuthorEmail != "":
-		return "<" + c.AuthorEmail + ">"
-	}
-	return ""
-}
-
-// commitURL links the commit in the CodeCommit console.
-func commitURL(p pipeline.Push) string {
-	if p.Region == "" {
-		return ""
-	}
-	return fmt.Sprintf("https://%s.console.aws.amazon.com/codesuite/codecommit/repositories/%s/commit/%s?region=%s",
-		p.Region, url.PathEscape(p.Repository), url.PathEscape(p.CommitID), url.QueryEscape(p.Region))
-}
-
 var tokenSafe = regexp.MustCompile(`^[a-zA-Z0-9-]{1,100}$`)
 
 // RequestToken derives StartPipelineExecution's clientRequestToken from a push event's id, so
@@ -267,11 +229,4 @@ func RequestToken(eventID string) string {
 	}
 	sum := sha256.Sum256([]byte(eventID))
 	return "push-" + hex.EncodeToString(sum[:])
-}
-
-func (h *Pushes) now() time.Time {
-	if h.Now != nil {
-		return h.Now()
-	}
-	return time.Now()
 }

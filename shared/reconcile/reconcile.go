@@ -1,4 +1,7 @@
-package handler
+// Package reconcile is the reconciler function's use case: EventBridge may lose events, so runs
+// still in progress after a while are compared with what CodePipeline says, and the truth is
+// folded in through the same recorder as the live events.
+package reconcile
 
 import (
 	"cmp"
@@ -12,24 +15,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
-	"github.com/aws/aws-sdk-go-v2/service/codepipeline/types"
-
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
-// RecentRuns lists a pipeline's runs that started at or after since (runstore.Memory and
-// runstore.Dynamo).
+// RecentRuns lists a pipeline's runs that started at or after since.
 type RecentRuns interface {
 	ListSince(ctx context.Context, pipeline string, since time.Time) ([]pipeline.Run, error)
 }
 
-// ExecutionReader reads what CodePipeline knows of an execution.
+// ExecutionReader reads what CodePipeline knows of an execution (codepipelineapi.Reader). It
+// returns an error wrapping pipeline.ErrNotFound when CodePipeline does not know it.
 type ExecutionReader interface {
-	GetPipelineExecution(ctx context.Context, in *codepipeline.GetPipelineExecutionInput, optFns ...func(*codepipeline.Options)) (*codepipeline.GetPipelineExecutionOutput, error)
-	ListActionExecutions(ctx context.Context, in *codepipeline.ListActionExecutionsInput, optFns ...func(*codepipeline.Options)) (*codepipeline.ListActionExecutionsOutput, error)
+	Execution(ctx context.Context, k pipeline.Key) (pipeline.ExecutionView, error)
 }
 
 // Defaults for a Reconciler's zero fields.
@@ -40,19 +38,19 @@ const (
 	DefaultLookback = 8 * 24 * time.Hour
 )
 
-// ReconcilerEventPrefix starts the ids of the events the reconciler makes up.
-const ReconcilerEventPrefix = "reconciler-"
+// EventPrefix starts the ids of the events the reconciler makes up.
+const EventPrefix = "reconciler-"
 
 // Reconciler is the reconciler use case: EventBridge delivers at least once but may lose
 // events, so runs that stay in progress past StaleAfter are compared with what CodePipeline
 // says, and the truth is folded in as events, through the same Recorder as the live events, so
 // that a run whose FAILED event was lost still ends FAILED and still sends its notification.
 type Reconciler struct {
-	Runs      RecentRuns
-	Pipelines ExecutionReader
-	Recorder  *pipeline.Recorder
-	Log       *slog.Logger
-	Now       func() time.Time
+	Runs       RecentRuns
+	Executions ExecutionReader
+	Recorder   *pipeline.Recorder
+	Log        *slog.Logger
+	Clock      pipeline.Clock
 
 	PipelineName string
 	StaleAfter   time.Duration // a run in progress for longer is checked; zero: DefaultStaleAfter
@@ -86,7 +84,7 @@ func (r *Reconciler) Handle(ctx context.Context, raw json.RawMessage) (Reconcile
 		r.Log.WarnContext(ctx, "event rejected", "error", "not JSON", "bytes", len(raw))
 		return ReconcileResponse{Response: lambdaio.Response{Outcome: lambdaio.OutcomeRejected, Reason: "scheduled event is not JSON"}}, nil
 	}
-	now := r.now()
+	now := r.Clock.Now()
 	staleAfter, lookback := cmp.Or(r.StaleAfter, DefaultStaleAfter), cmp.Or(r.Lookback, DefaultLookback)
 	resp := ReconcileResponse{Response: lambdaio.Response{Outcome: lambdaio.OutcomeDone, Pipeline: r.PipelineName}}
 	runs, err := r.Runs.ListSince(ctx, r.PipelineName, now.Add(-lookback))
@@ -146,40 +144,24 @@ func (r *Reconciler) Handle(ctx context.Context, raw json.RawMessage) (Reconcile
 // reconcile folds CodePipeline's view of run's execution into the record. found is false when
 // CodePipeline does not know the execution.
 func (r *Reconciler) reconcile(ctx context.Context, run pipeline.Run, now time.Time) (after pipeline.Run, found bool, err error) {
-	out, err := r.Pipelines.GetPipelineExecution(ctx, &codepipeline.GetPipelineExecutionInput{
-		PipelineName: aws.String(run.Pipeline), PipelineExecutionId: aws.String(run.ExecutionID)})
-	if notFound(err) {
+	view, err := r.Executions.Execution(ctx, run.Key())
+	if errors.Is(err, pipeline.ErrNotFound) {
 		return run, false, nil
 	}
 	if err != nil {
-		return run, true, fmt.Errorf("get execution %s: %w", run.ExecutionID, err)
-	}
-	if out.PipelineExecution == nil {
-		return run, true, fmt.Errorf("get execution %s: the answer holds no execution", run.ExecutionID)
-	}
-	var actions []types.ActionExecutionDetail
-	pages := codepipeline.NewListActionExecutionsPaginator(r.Pipelines, &codepipeline.ListActionExecutionsInput{
-		PipelineName: aws.String(run.Pipeline),
-		Filter:       &types.ActionExecutionFilter{PipelineExecutionId: aws.String(run.ExecutionID)},
-		MaxResults:   aws.Int32(100),
-	})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if notFound(err) {
-			return run, false, nil
-		}
-		if err != nil {
-			return run, true, fmt.Errorf("list action executions of %s: %w", run.ExecutionID, err)
-		}
-		actions = append(actions, page.ActionExecutionDetails...)
+		return run, true, err
 	}
 	after = run
-	for _, ev := range ExecutionEvents(run, *out.PipelineExecution, actions, now) {
+	for _, ev := range ExecutionEvents(run, view, now) {
 		res, err := r.Recorder.Handle(ctx, ev)
 		if err != nil {
 			return after, true, fmt.Errorf("fold %s: %w", ev.ID, err)
 		}
-		after = res.Run
+		if res.Loaded {
+			after = res.Run
+		} else {
+			after.Status = res.Status
+		}
 	}
 	return after, true, nil
 }
@@ -189,24 +171,15 @@ func (r *Reconciler) reconcile(ctx context.Context, run pipeline.Run, now time.T
 // sends it if that pass failed to, since the run, now terminal, is otherwise not looked at
 // again. The claims keep it to one message.
 func redrivable(run pipeline.Run) bool {
-	return strings.HasPrefix(run.EventID, ReconcilerEventPrefix) && run.Status.Decisive()
+	return strings.HasPrefix(run.EventID, EventPrefix) && run.Status.Decisive()
 }
 
-// redrive feeds the run's deciding pipeline event again, as recorded: a duplicate, which the
-// Recorder folds to nothing but decides anew.
+// redrive takes the notification decision of the run's ended attempt again, on the run as read.
 func (r *Reconciler) redrive(ctx context.Context, run pipeline.Run) error {
-	ev := pipeline.Event{ID: run.EventID, Time: run.At, Level: pipeline.LevelPipeline, Pipeline: run.Pipeline, ExecutionID: run.ExecutionID,
-		State: pipeline.State(run.Status), Attempt: run.Attempt, Version: run.Version, Trigger: run.Trigger}
-	if _, err := r.Recorder.Handle(ctx, ev); err != nil {
-		return fmt.Errorf("redrive %s: %w", ev.ID, err)
+	if _, err := r.Recorder.Decide(ctx, run, max(run.Attempt, 1)); err != nil {
+		return fmt.Errorf("redrive %s: %w", run.ExecutionID, err)
 	}
 	return nil
-}
-
-func notFound(err error) bool {
-	var noExec *types.PipelineExecutionNotFoundException
-	var noPipeline *types.PipelineNotFoundException
-	return errors.As(err, &noExec) || errors.As(err, &noPipeline)
 }
 
 // runStart is when a run began, as far as the record knows: its first event or, for a run
@@ -218,25 +191,6 @@ func runStart(run pipeline.Run) time.Time {
 	return run.Commit.PushedAt
 }
 
-// Mappings from CodePipeline's API statuses to the EventBridge states the fold knows.
-var (
-	actionStates = map[types.ActionExecutionStatus]pipeline.State{
-		types.ActionExecutionStatusInProgress: pipeline.StateStarted,
-		types.ActionExecutionStatusSucceeded:  pipeline.StateSucceeded,
-		types.ActionExecutionStatusFailed:     pipeline.StateFailed,
-		types.ActionExecutionStatusAbandoned:  pipeline.StateAbandoned,
-	}
-	executionStates = map[types.PipelineExecutionStatus]pipeline.State{
-		types.PipelineExecutionStatusInProgress: pipeline.StateStarted,
-		types.PipelineExecutionStatusSucceeded:  pipeline.StateSucceeded,
-		types.PipelineExecutionStatusFailed:     pipeline.StateFailed,
-		types.PipelineExecutionStatusStopped:    pipeline.StateStopped,
-		types.PipelineExecutionStatusStopping:   pipeline.StateStopping,
-		types.PipelineExecutionStatusSuperseded: pipeline.StateSuperseded,
-		types.PipelineExecutionStatusCancelled:  pipeline.StateCanceled,
-	}
-)
-
 // ExecutionEvents turns what CodePipeline reports of an execution into the events that would
 // have told it: one per action (its latest execution), one per stage (derived from its
 // actions), one for the pipeline, in that order, so that a terminal pipeline event, which
@@ -245,62 +199,42 @@ var (
 // The API does not give the pipeline-execution-attempt; every event carries the run's current
 // attempt, the highest the record has seen. Event ids are deterministic
 // ("reconciler-<execution>-<element>-<state>-<attempt>") and times come from the action
-// executions, so that a second pass repeats the first one's events exactly, and the fold
-// ignores them as duplicates. ExecutionEvents is pure.
-func ExecutionEvents(run pipeline.Run, exec types.PipelineExecution, actions []types.ActionExecutionDetail, now time.Time) []pipeline.Event {
+// executions, so that a second pass repeats the first one's events exactly, and the store
+// keeps them once. ExecutionEvents is pure.
+func ExecutionEvents(run pipeline.Run, exec pipeline.ExecutionView, now time.Time) []pipeline.Event {
 	attempt := currentAttempt(run)
-	base := pipeline.Event{Pipeline: run.Pipeline, ExecutionID: run.ExecutionID, Attempt: attempt, Version: int64(aws.ToInt32(exec.PipelineVersion))}
+	base := pipeline.Event{Pipeline: run.Pipeline, ExecutionID: run.ExecutionID, Attempt: attempt, Version: exec.Version}
 	id := func(element string, s pipeline.State) string {
-		return ReconcilerEventPrefix + run.ExecutionID + "-" + element + "-" + string(s) + "-" + strconv.Itoa(attempt)
+		return EventPrefix + run.ExecutionID + "-" + element + "-" + string(s) + "-" + strconv.Itoa(attempt)
 	}
 
-	latest := latestActions(actions)
+	latest := latestActions(exec.Actions)
 	var events []pipeline.Event
-	stages := map[string][]types.ActionExecutionDetail{}
+	stages := map[string][]pipeline.ActionExecution{}
 	var stageOrder []string
 	for _, a := range latest {
-		state, ok := actionStates[a.Status]
-		if !ok {
+		if a.State == "" {
 			continue
 		}
-		stage, action := aws.ToString(a.StageName), aws.ToString(a.ActionName)
-		if _, seen := stages[stage]; !seen {
-			stageOrder = append(stageOrder, stage)
+		if _, seen := stages[a.Stage]; !seen {
+			stageOrder = append(stageOrder, a.Stage)
 		}
-		stages[stage] = append(stages[stage], a)
+		stages[a.Stage] = append(stages[a.Stage], a)
 		ev := base
-		ev.ID, ev.Level, ev.Stage, ev.Action, ev.State = id("action-"+stage+"-"+action, state), pipeline.LevelAction, stage, action, state
-		ev.StartTime = aws.ToTime(a.StartTime)
+		ev.ID, ev.Level, ev.Stage, ev.Action, ev.State = id("action-"+a.Stage+"-"+a.Action, a.State), pipeline.LevelAction, a.Stage, a.Action, a.State
+		ev.StartTime = a.StartTime
 		ev.Time = ev.StartTime
-		if state != pipeline.StateStarted {
-			ev.Time = cmp.Or(aws.ToTime(a.LastUpdateTime), ev.StartTime)
+		if a.State != pipeline.StateStarted {
+			ev.Time = cmp.Or(a.UpdatedAt, ev.StartTime)
 		}
 		ev.Time = cmp.Or(ev.Time, latestKnown(run), now)
-		ev.ActionExecutionID = aws.ToString(a.ActionExecutionId)
-		if in := a.Input; in != nil {
-			ev.ActionRegion = aws.ToString(in.Region)
-			if t := in.ActionTypeId; t != nil {
-				ev.ActionType = pipeline.ActionType{Owner: string(t.Owner), Category: string(t.Category), Provider: aws.ToString(t.Provider), Version: aws.ToString(t.Version)}
-			}
-			ev.InputArtifacts = artifacts(in.InputArtifacts)
-		}
-		if out := a.Output; out != nil {
-			ev.OutputArtifacts = artifacts(out.OutputArtifacts)
-			if res := out.ExecutionResult; res != nil {
-				ev.Result = pipeline.ExecutionResult{ExternalID: aws.ToString(res.ExternalExecutionId), Summary: aws.ToString(res.ExternalExecutionSummary),
-					URL: aws.ToString(res.ExternalExecutionUrl)}
-				if d := res.ErrorDetails; d != nil {
-					ev.Result.ErrorCode = aws.ToString(d.Code)
-					// A failure's message is its summary when the action gave none.
-					ev.Result.Summary = cmp.Or(ev.Result.Summary, aws.ToString(d.Message))
-				}
-			}
-		}
+		ev.ActionExecutionID, ev.ActionRegion, ev.ActionType = a.ExecutionID, a.Region, a.Type
+		ev.InputArtifacts, ev.OutputArtifacts, ev.Result = a.Input, a.Output, a.Result
 		events = append(events, ev)
 	}
 
 	for _, stage := range stageOrder {
-		state, at, ok := stageState(stage, stages, exec.Status)
+		state, at, ok := stageState(stage, stages, exec.State)
 		if !ok {
 			continue
 		}
@@ -309,49 +243,46 @@ func ExecutionEvents(run pipeline.Run, exec types.PipelineExecution, actions []t
 		events = append(events, ev)
 	}
 
-	state, ok := executionStates[exec.Status]
+	state := exec.State
 	// An execution in progress is said so only to a record that has never heard it from the
 	// pipeline: a STARTED event would also move the run's place in the list to its time.
-	if !ok || state == pipeline.StateStarted && run.Attempt > 0 {
+	if state == "" || state == pipeline.StateStarted && run.Attempt > 0 {
 		return events
 	}
 	ev := base
-	ev.ID, ev.Level, ev.State = id("pipeline", state), pipeline.LevelPipeline, state
+	ev.ID, ev.Level, ev.State, ev.Trigger = id("pipeline", state), pipeline.LevelPipeline, state, exec.Trigger
 	if state == pipeline.StateStarted {
 		ev.Time = cmp.Or(runStart(run), earliestStart(latest), now)
 	} else {
 		ev.Time = cmp.Or(latestUpdate(latest), latestKnown(run), now)
-	}
-	if t := exec.Trigger; t != nil {
-		ev.Trigger = pipeline.Trigger{Type: string(t.TriggerType), Detail: aws.ToString(t.TriggerDetail)}
 	}
 	return append(events, ev)
 }
 
 // latestActions keeps, per stage and action, the latest execution (a retried action runs
 // again), ordered by start.
-func latestActions(actions []types.ActionExecutionDetail) []types.ActionExecutionDetail {
-	byAction := map[string]types.ActionExecutionDetail{}
-	later := func(a, b types.ActionExecutionDetail) bool {
-		if c := aws.ToTime(a.StartTime).Compare(aws.ToTime(b.StartTime)); c != 0 {
+func latestActions(actions []pipeline.ActionExecution) []pipeline.ActionExecution {
+	byAction := map[string]pipeline.ActionExecution{}
+	later := func(a, b pipeline.ActionExecution) bool {
+		if c := a.StartTime.Compare(b.StartTime); c != 0 {
 			return c > 0
 		}
-		if c := aws.ToTime(a.LastUpdateTime).Compare(aws.ToTime(b.LastUpdateTime)); c != 0 {
+		if c := a.UpdatedAt.Compare(b.UpdatedAt); c != 0 {
 			return c > 0
 		}
-		return aws.ToString(a.ActionExecutionId) > aws.ToString(b.ActionExecutionId)
+		return a.ExecutionID > b.ExecutionID
 	}
 	for _, a := range actions {
-		k := aws.ToString(a.StageName) + "\x00" + aws.ToString(a.ActionName)
+		k := a.Stage + "\x00" + a.Action
 		if have, ok := byAction[k]; !ok || later(a, have) {
 			byAction[k] = a
 		}
 	}
-	out := make([]types.ActionExecutionDetail, 0, len(byAction))
+	out := make([]pipeline.ActionExecution, 0, len(byAction))
 	for _, a := range byAction {
 		out = append(out, a)
 	}
-	slices.SortFunc(out, func(a, b types.ActionExecutionDetail) int {
+	slices.SortFunc(out, func(a, b pipeline.ActionExecution) int {
 		if later(a, b) {
 			return 1
 		}
@@ -369,35 +300,35 @@ func latestActions(actions []types.ActionExecutionDetail) []types.ActionExecutio
 //   - an action was abandoned: as the execution was ended (stopped or cancelled), if it was;
 //   - all succeeded: SUCCEEDED when the execution is over or another stage began after them
 //     (stages run one after the other), else STARTED (more actions may follow).
-func stageState(stage string, stages map[string][]types.ActionExecutionDetail, status types.PipelineExecutionStatus) (pipeline.State, time.Time, bool) {
+func stageState(stage string, stages map[string][]pipeline.ActionExecution, exec pipeline.State) (pipeline.State, time.Time, bool) {
 	acts := stages[stage]
-	has := func(s types.ActionExecutionStatus) bool {
-		return slices.ContainsFunc(acts, func(a types.ActionExecutionDetail) bool { return a.Status == s })
+	has := func(s pipeline.State) bool {
+		return slices.ContainsFunc(acts, func(a pipeline.ActionExecution) bool { return a.State == s })
 	}
 	switch {
-	case has(types.ActionExecutionStatusFailed):
-		var failed []types.ActionExecutionDetail
+	case has(pipeline.StateFailed):
+		var failed []pipeline.ActionExecution
 		for _, a := range acts {
-			if a.Status == types.ActionExecutionStatusFailed {
+			if a.State == pipeline.StateFailed {
 				failed = append(failed, a)
 			}
 		}
 		return pipeline.StateFailed, latestUpdate(failed), true
-	case has(types.ActionExecutionStatusInProgress):
+	case has(pipeline.StateStarted):
 		return pipeline.StateStarted, earliestStart(acts), true
-	case has(types.ActionExecutionStatusAbandoned):
-		switch status {
-		case types.PipelineExecutionStatusStopping:
+	case has(pipeline.StateAbandoned):
+		switch exec {
+		case pipeline.StateStopping:
 			return pipeline.StateStopping, latestUpdate(acts), true
-		case types.PipelineExecutionStatusStopped:
+		case pipeline.StateStopped:
 			return pipeline.StateStopped, latestUpdate(acts), true
-		case types.PipelineExecutionStatusCancelled, types.PipelineExecutionStatusSuperseded:
+		case pipeline.StateCanceled, pipeline.StateSuperseded:
 			return pipeline.StateCanceled, latestUpdate(acts), true
 		}
 		return "", time.Time{}, false
 	}
 	done := latestUpdate(acts)
-	over := status != types.PipelineExecutionStatusInProgress && status != types.PipelineExecutionStatusStopping
+	over := exec != pipeline.StateStarted && exec != pipeline.StateStopping
 	for other, list := range stages {
 		if other != stage && !earliestStart(list).Before(done) {
 			over = true
@@ -409,32 +340,20 @@ func stageState(stage string, stages map[string][]types.ActionExecutionDetail, s
 	return pipeline.StateStarted, earliestStart(acts), true
 }
 
-func artifacts(list []types.ArtifactDetail) []pipeline.Artifact {
-	var out []pipeline.Artifact
-	for _, a := range list {
-		art := pipeline.Artifact{Name: aws.ToString(a.Name)}
-		if loc := a.S3location; loc != nil {
-			art.Bucket, art.Key = aws.ToString(loc.Bucket), aws.ToString(loc.Key)
-		}
-		out = append(out, art)
-	}
-	return out
-}
-
-func latestUpdate(acts []types.ActionExecutionDetail) time.Time {
+func latestUpdate(acts []pipeline.ActionExecution) time.Time {
 	var t time.Time
 	for _, a := range acts {
-		if u := cmp.Or(aws.ToTime(a.LastUpdateTime), aws.ToTime(a.StartTime)); u.After(t) {
+		if u := cmp.Or(a.UpdatedAt, a.StartTime); u.After(t) {
 			t = u
 		}
 	}
 	return t
 }
 
-func earliestStart(acts []types.ActionExecutionDetail) time.Time {
+func earliestStart(acts []pipeline.ActionExecution) time.Time {
 	var t time.Time
 	for _, a := range acts {
-		if s := aws.ToTime(a.StartTime); !s.IsZero() && (t.IsZero() || s.Before(t)) {
+		if s := a.StartTime; !s.IsZero() && (t.IsZero() || s.Before(t)) {
 			t = s
 		}
 	}
@@ -468,11 +387,4 @@ func currentAttempt(run pipeline.Run) int {
 		}
 	}
 	return n
-}
-
-func (r *Reconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
 }

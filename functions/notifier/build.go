@@ -1,0 +1,54 @@
+package main
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/awsconfig"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/delivery"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/enrich"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/notify"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
+)
+
+// build wires the notifier from its environment. The Slack webhook URL is read on first use,
+// once per cold start, and never logged.
+func build(getenv func(string) string, log *slog.Logger) (*delivery.Notifications, error) {
+	env := lambdaio.NewEnv(getenv)
+	table := env.Required("RUNS_TABLE")
+	topic, slackRef := env.Optional("TOPIC_ARN", ""), env.Optional("SLACK_WEBHOOK_PARAMETER", "")
+	settings := enrich.Settings{
+		RepositoryName: env.Optional("REPOSITORY_NAME", ""),
+		StackNames: map[string]string{
+			enrich.StageCreateUpdatePipeline: env.Optional("PIPELINE_STACK_NAME", ""),
+			enrich.StageCreateUpdateLambda:   env.Optional("APP_STACK_NAME", ""),
+		},
+		LinkExpiry: time.Duration(env.Int("LINK_EXPIRY_HOURS", 24, 1, 7*24)) * time.Hour,
+	}
+	retention := time.Duration(env.Int("RETENTION_DAYS", 90, 1, 3653)) * 24 * time.Hour
+	if err := env.Err(); err != nil {
+		return nil, err
+	}
+	cfg, err := awsconfig.FromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	clock := pipeline.SystemClock{}
+	store := runstore.NewDynamo(dynamodb.NewFromConfig(cfg), table, clock).WithRetention(retention)
+	sender := &delivery.Sender{Enrich: enrich.New(cfg, settings, clock), Marks: store, Log: log, Clock: clock}
+	if slackRef != "" {
+		sender.Channels = append(sender.Channels, notify.SlackFromSecret(slackRef, ssm.NewFromConfig(cfg), secretsmanager.NewFromConfig(cfg), log))
+	}
+	if topic != "" {
+		sender.Channels = append(sender.Channels, &notify.SNS{API: sns.NewFromConfig(cfg), TopicARN: topic})
+	}
+	log.Info("notifier ready", "slack", slackRef != "", "sns", topic != "")
+	return &delivery.Notifications{Queue: store, Runs: store, Claims: store, Sender: sender, Log: log, Clock: clock}, nil
+}
