@@ -165,8 +165,9 @@ func (r *SlackReceiver) reply(req *http.Request, body []byte) Reply {
 // Slack's limits: Block Kit's ("Blocks", https://docs.slack.dev/reference/block-kit/blocks, and
 // "Button element", https://docs.slack.dev/reference/block-kit/block-elements/button-element) and
 // the 40,000-character text ("Truncating really long messages",
-// https://api.slack.com/changelog/2018-04-truncating-really-long-messages). See
-// docs/aws-behaviour.md, Slack incoming webhooks.
+// https://api.slack.com/changelog/2018-04-truncating-really-long-messages). Slack truncates a
+// longer text with a warning; this receiver refuses it, which is stricter than Slack, so that a
+// renderer never relies on the truncation. See docs/aws-behaviour.md, Slack incoming webhooks.
 const (
 	maxBlocks        = 50
 	maxSectionText   = 3000
