@@ -14,8 +14,8 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
-// sampleFiles returns every JSON file AWS documents (../shared/aws-events) and every sample of
-// ours (events/).
+// sampleFiles returns every example event AWS documents (testdata/aws-events, sources in its
+// SOURCES.md) and every sample of ours (events/).
 func sampleFiles(t *testing.T) []string {
 	t.Helper()
 	var files []string

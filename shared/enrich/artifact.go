@@ -27,7 +27,9 @@ func buildOutput(run pipeline.Run, f pipeline.Failure) (pipeline.Artifact, bool)
 //
 // The link is signed with the function's credentials. On Lambda those are the execution
 // role's temporary credentials, and S3 refuses a URL signed with temporary credentials once
-// they expire, whatever its X-Amz-Expires (AWS-FACTS.md §5): the link may die before Expires,
+// they expire, whatever its X-Amz-Expires ("Download and upload objects with presigned URLs",
+// https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html; see
+// docs/aws-behaviour.md, S3 presigned URLs): the link may die before Expires,
 // which is the lifetime asked for. Signing is local (no call), so it is bounded like the other
 // look-ups only because retrieving credentials may call out.
 func (e *Enricher) artifact(ctx context.Context, run pipeline.Run, f pipeline.Failure, ns *notes) *pipeline.ArtifactLinks {

@@ -20,12 +20,13 @@ import (
 // Bounds of the log tail: a notification shows a few lines, not the log (the link has it).
 // The whole tail fits in a Slack section (3,000 characters) with room for its code fence.
 const (
-	maxGetLogEventsLimit = 10000 // GetLogEvents' own maximum (AWS-FACTS.md §4)
+	maxGetLogEventsLimit = 10000 // GetLogEvents' own maximum (docs/aws-behaviour.md, CloudWatch Logs)
 	maxLineWidth         = 240   // runes per line
 	maxTailChars         = 2500  // runes in all
 )
 
-// buildID matches a CodeBuild build id, "<project>:<uuid>" (AWS-FACTS.md §3).
+// buildID matches a CodeBuild build id, "<project>:<uuid>" ("Build", AWS CodeBuild API Reference,
+// https://docs.aws.amazon.com/codebuild/latest/APIReference/API_Build.html).
 var buildID = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_-]{1,254}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`)
 
 // isBuildFailure reports whether the failed action is a CodeBuild build.
@@ -127,7 +128,9 @@ func describeBuild(b *pipeline.BuildDetails, build cbtypes.Build) (deepLink stri
 
 // logTail reads the last LogLines lines of the build's log. startFromHead=false with a limit
 // returns the latest events in one call; following tokens would walk the whole stream (and
-// the SDK's paginator loops at its end, AWS-FACTS.md §4), so it reads one page.
+// the SDK's paginator loops at its end: "GetLogEvents", Amazon CloudWatch Logs API Reference,
+// https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_GetLogEvents.html,
+// and docs/aws-behaviour.md, CloudWatch Logs), so it reads one page.
 func (e *Enricher) logTail(ctx context.Context, b *pipeline.BuildDetails, ns *notes) {
 	n := e.logLines()
 	var out *cloudwatchlogs.GetLogEventsOutput

@@ -5,7 +5,7 @@
 //
 // Every look-up is optional and bounded by its own timeout. A look-up that fails (throttled,
 // denied, missing, timed out) leaves its fields empty and adds a line to Details.Degraded: the
-// message is thinner, never lost (DESIGN.md, "Notifications").
+// message is thinner, never lost (docs/notifications.md).
 package enrich
 
 import (
@@ -70,7 +70,9 @@ const (
 	DefaultLogLines   = 20
 	DefaultLinkExpiry = 24 * time.Hour
 
-	// S3 accepts a presigned URL for at least a minute and at most 7 days (AWS-FACTS.md §5).
+	// An SDK-signed URL may last up to 7 days; the S3 console offers 1 minute to 12 hours, whose
+	// lower end this keeps ("Download and upload objects with presigned URLs", Amazon S3 User
+	// Guide, https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html).
 	MinLinkExpiry = time.Minute
 	MaxLinkExpiry = 7 * 24 * time.Hour
 )

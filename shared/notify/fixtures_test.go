@@ -9,7 +9,8 @@ import (
 )
 
 // The fixtures are the cases the golden files (and docs/notifications.md) show. They read like
-// real runs: the ids, texts and links have the shapes AWS gives them (AWS-FACTS.md §3–5).
+// real runs: the ids, texts and links have the shapes AWS gives them (docs/aws-behaviour.md,
+// sections CodeBuild, CloudWatch Logs and S3 presigned URLs).
 
 const (
 	fxPipeline = "my-lambda-pipeline"

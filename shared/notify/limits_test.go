@@ -231,7 +231,8 @@ func TestSubjectFitsAndKeepsWhatMatters(t *testing.T) {
 	if !strings.HasPrefix(s.Subject, "FAILED my-lambda-pipeline: a-very") || !strings.HasSuffix(s.Subject, "… (4f2a9c1e)") {
 		t.Errorf("subject %q should keep the verb, the pipeline and the commit, and cut the stage", s.Subject)
 	}
-	// A leading digit is allowed (AWS-FACTS.md §7), and is kept.
+	// A leading digit is allowed ("Publish", Amazon SNS API Reference; docs/aws-behaviour.md, SNS),
+	// and is kept.
 	n := fxFailed()
 	n.Pipeline = "2024-pipeline"
 	if s := RenderSNS(Compose(n, run, pipeline.Details{})); !strings.HasPrefix(s.Subject, "FAILED 2024-pipeline") {

@@ -13,8 +13,10 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
-// Slack's Block Kit limits (AWS-FACTS.md §8). Going over any of them makes Slack refuse the whole
-// message with 400 invalid_blocks, so the renderer trims to them instead. Lengths are counted in
+// Slack's Block Kit limits ("Blocks", https://docs.slack.dev/reference/block-kit/blocks, and
+// "Button element", https://docs.slack.dev/reference/block-kit/block-elements/button-element;
+// docs/aws-behaviour.md, Slack incoming webhooks). Going over any of them makes Slack refuse the
+// whole message with 400 invalid_blocks (observed), so the renderer trims to them instead. Lengths are counted in
 // UTF-16 code units (see units), which is never less than what Slack counts.
 const (
 	SlackMaxBlocks          = 50

@@ -7,7 +7,9 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
-// SNS limits (AWS-FACTS.md §7). SNS refuses a Publish that breaks them, so the renderer trims.
+// SNS limits ("Publish", Amazon SNS API Reference,
+// https://docs.aws.amazon.com/sns/latest/api/API_Publish.html; docs/aws-behaviour.md, SNS). SNS
+// refuses a Publish that breaks them, so the renderer trims.
 const (
 	// SNSMaxMessageBytes bounds the message and its attributes together.
 	SNSMaxMessageBytes = 262144

@@ -60,7 +60,8 @@ func LastOperation(events []cftypes.StackEvent, cutoff time.Time) (op []cftypes.
 // IsNoise reports whether a failure reason only echoes another failure: the resources
 // CloudFormation cancelled because another failed ("Resource creation cancelled", "Resource
 // update cancelled"), and the stack's summary "The following resource(s) failed to create:
-// [A, B]." (AWS-FACTS.md §1).
+// [A, B]." These texts are observed, not documented: docs/aws-behaviour.md, CloudFormation,
+// "Stack events".
 func IsNoise(reason string) bool {
 	r := strings.ToLower(reason)
 	return strings.Contains(r, "cancelled") || strings.Contains(r, "canceled") ||

@@ -1,7 +1,8 @@
 // Package notifytest holds test stand-ins for the notification channels: a Slack incoming
 // webhook receiver and an SNS endpoint that the real aws-sdk-go-v2 client talks to. Both are
 // httptest servers on loopback that record what they receive, check it against the limits the
-// real services enforce (AWS-FACTS.md §7, §8), and fail on demand. Import it from tests only.
+// real services enforce (docs/aws-behaviour.md, sections SNS and Slack incoming webhooks), and
+// fail on demand. Import it from tests only.
 package notifytest
 
 import (
@@ -32,7 +33,10 @@ type Reply struct {
 	Hang bool
 }
 
-// Replies Slack gives (AWS-FACTS.md §8).
+// Replies Slack gives: "Changes to errors for incoming webhooks",
+// https://api.slack.com/changelog/2016-05-17-changes-to-errors-for-incoming-webhooks; 429 with
+// Retry-After, "Rate limits", https://api.slack.com/docs/rate-limits; invalid_blocks is observed
+// (docs/aws-behaviour.md, Slack incoming webhooks).
 var (
 	RateLimited   = Reply{Status: http.StatusTooManyRequests, Body: "rate_limited", RetryAfter: "1"}
 	RollupError   = Reply{Status: http.StatusInternalServerError, Body: "rollup_error"}
@@ -158,7 +162,12 @@ func (r *SlackReceiver) reply(req *http.Request, body []byte) Reply {
 	return next
 }
 
-// Slack's limits, as AWS-FACTS.md §8 lists them.
+// Slack's limits: Block Kit's ("Blocks", https://docs.slack.dev/reference/block-kit/blocks, and
+// "Button element", https://docs.slack.dev/reference/block-kit/block-elements/button-element) and
+// the 40,000-character text ("Truncating really long messages",
+// https://api.slack.com/changelog/2018-04-truncating-really-long-messages). Slack truncates a
+// longer text with a warning; this receiver refuses it, which is stricter than Slack, so that a
+// renderer never relies on the truncation. See docs/aws-behaviour.md, Slack incoming webhooks.
 const (
 	maxBlocks        = 50
 	maxSectionText   = 3000

@@ -19,7 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 )
 
-// SNS limits (AWS-FACTS.md §7).
+// SNS limits: "Publish", Amazon SNS API Reference,
+// https://docs.aws.amazon.com/sns/latest/api/API_Publish.html (docs/aws-behaviour.md, SNS).
 const (
 	snsMaxMessageBytes = 262144
 	snsMaxSubjectChars = 99 // "less than 100 characters"
@@ -51,7 +52,7 @@ type Fault struct {
 	Message string
 }
 
-// Faults SNS answers with (AWS-FACTS.md §7).
+// Faults SNS answers with (docs/aws-behaviour.md, SNS and Found while building).
 var (
 	Throttled       = Fault{Code: "Throttled", Status: http.StatusTooManyRequests, Message: "Rate exceeded"}
 	InternalFailure = Fault{Code: "InternalError", Status: http.StatusInternalServerError, Message: "An internal error occurred"}
@@ -67,7 +68,7 @@ func (f *Fault) Error() string { return f.Code + ": " + f.Message }
 // <ErrorResponse><Error><Type/><Code/><Message/></Error>… whose Code the SDK maps to its typed
 // errors (NotFound → *types.NotFoundException, InvalidParameter → *types.InvalidParameterException).
 //
-// It checks what SNS checks (AWS-FACTS.md §7): a SigV4 Authorization header, a known topic, a
+// It checks what SNS checks (docs/aws-behaviour.md, SNS): a SigV4 Authorization header, a known topic, a
 // subject of less than 100 characters without line breaks or control characters, a message and
 // attributes within 256 KB, attribute names and String values.
 type SNSFake struct {
@@ -184,7 +185,7 @@ func (f *SNSFake) handle(r *http.Request) (Published, *Fault) {
 
 var attrName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,256}$`)
 
-// ValidateSNS checks a publication as SNS does (AWS-FACTS.md §7) and returns the Fault SNS
+// ValidateSNS checks a publication as SNS does (docs/aws-behaviour.md, SNS) and returns the Fault SNS
 // would answer with, or nil. hasSubject says whether a Subject was sent at all.
 func ValidateSNS(subject string, hasSubject bool, message string, attrs map[string]Attribute) *Fault {
 	bad := func(format string, args ...any) *Fault {

@@ -3,7 +3,7 @@
 // Command coldstart measures cold starts under the AWS Lambda Runtime Interface Emulator: for
 // each function, N times, it starts a fresh emulator with the function's bootstrap, invokes it
 // once with a sample event, and closes it; it prints the time from process start to first
-// response as min/median/max. DESIGN.md's target is ≤ 20 ms.
+// response as min/median/max. The project's target is a median ≤ 20 ms (docs/benchmarks.md).
 //
 //	go run ./shared/lambdarie/internal/coldstart [-n 20] [-event FILE] [FUNCTION...]
 //
