@@ -12,7 +12,7 @@ MAX_BINARY_BYTES := 8388608
 # (docs/benchmarks.md, "Binary sizes").
 MAX_NOTIFIER_BYTES := 10485760
 
-.PHONY: help build build-local test lint bench fuzz replay demo tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction NotifierFunction)
+.PHONY: help build build-local test contract lint bench fuzz replay demo tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction NotifierFunction)
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -46,8 +46,9 @@ tools: ## install what the tests need (npm packages: dynalite)
 test: tools ## vet, then every test with the race detector (dynalite and emulator tests included)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
-	@# The scenario checker ships beside the project when it is there (cmd/lp's tests carry copies).
-	@if [ -x ../shared/tools/check-scenarios ]; then ../shared/tools/check-scenarios; fi
+
+contract: tools ## the store contract with the whole 10,000-event shuffled replay through DynamoDB (dynalite)
+	LP_CONTRACT_EVENTS=10000 $(GO) test -count=1 -run 'Contract' -v ./shared/runstore/ | grep -E '^(---|ok|FAIL)|events,'
 
 lint: ## gofmt, vet and staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

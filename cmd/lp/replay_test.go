@@ -42,8 +42,9 @@ func noteKey(n replayNotification) string {
 	return k
 }
 
-// TestScenarios checks lp replay --json against the shared scenarios and ours, by the rules
-// ../shared/tools/check-scenarios applies.
+// TestScenarios checks lp replay --json against every recorded scenario: each run's status and
+// stage statuses, the number of runs, and the notifications (type, pipeline, execution, and
+// for a failure its stage and action) as a multiset.
 func TestScenarios(t *testing.T) {
 	var files []string
 	for _, dir := range []string{"testdata/scenarios/shared", "testdata/scenarios"} {

@@ -4,12 +4,14 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsconfig"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/codepipelineapi"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/delivery"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/enrich"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
@@ -42,7 +44,10 @@ func build(getenv func(string) string, log *slog.Logger) (*delivery.Notification
 	}
 	clock := pipeline.SystemClock{}
 	store := runstore.NewDynamo(dynamodb.NewFromConfig(cfg), table, clock).WithRetention(retention)
-	sender := &delivery.Sender{Enrich: enrich.New(cfg, settings, clock), Marks: store, Log: log, Clock: clock}
+	enricher := enrich.New(cfg, settings, clock)
+	// An execution has a few actions per attempt: a longer listing is not worth the delay.
+	enricher.Executions = codepipelineapi.Reader{API: codepipeline.NewFromConfig(cfg), MaxActionPages: 5}
+	sender := &delivery.Sender{Enrich: enricher, Marks: store, Log: log, Clock: clock}
 	if slackRef != "" {
 		sender.Channels = append(sender.Channels, notify.SlackFromSecret(slackRef, ssm.NewFromConfig(cfg), secretsmanager.NewFromConfig(cfg), log))
 	}

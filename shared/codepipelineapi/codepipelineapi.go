@@ -92,6 +92,11 @@ func (r Reader) Execution(ctx context.Context, k pipeline.Key) (pipeline.Executi
 	return v, nil
 }
 
+// Actions lists an execution's action executions (at most MaxActionPages pages).
+func (r Reader) Actions(ctx context.Context, k pipeline.Key) ([]pipeline.ActionExecution, error) {
+	return Actions(ctx, r.API, k, r.MaxActionPages)
+}
+
 // Actions lists an execution's action executions (at most maxPages pages; 0: all).
 func Actions(ctx context.Context, api ActionsAPI, k pipeline.Key, maxPages int) ([]pipeline.ActionExecution, error) {
 	pages := codepipeline.NewListActionExecutionsPaginator(api, &codepipeline.ListActionExecutionsInput{

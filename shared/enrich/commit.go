@@ -9,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codecommit"
 
-	"github.com/lambda-pipeline/lambda-pipeline/shared/codepipelineapi"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/console"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
@@ -82,10 +81,6 @@ func (e *Enricher) commit(ctx context.Context, run pipeline.Run, ns *notes) pipe
 	return c
 }
 
-// maxActionPages bounds ListActionExecutions: an execution has a few actions per attempt, so a
-// longer listing is not worth the notification's delay.
-const maxActionPages = 5
-
 // failure returns where attempt n.Attempt failed: from the record when it names the stage and
 // the action, else from codepipeline:ListActionExecutions (the action events were lost or have
 // not arrived yet). looked reports that the answer came from the API, for Details.Failure.
@@ -97,7 +92,7 @@ func (e *Enricher) failure(ctx context.Context, n pipeline.Notification, run pip
 	var actions []pipeline.ActionExecution
 	why := e.lookup(ctx, func(ctx context.Context) error {
 		var err error
-		actions, err = codepipelineapi.Actions(ctx, e.Executions, pipeline.Key{Pipeline: n.Pipeline, ExecutionID: n.ExecutionID}, maxActionPages)
+		actions, err = e.Executions.Actions(ctx, pipeline.Key{Pipeline: n.Pipeline, ExecutionID: n.ExecutionID})
 		return err
 	})
 	if why != "" {

@@ -18,7 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/codebuild"
 	"github.com/aws/aws-sdk-go-v2/service/codecommit"
-	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/console"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
@@ -44,9 +43,9 @@ type CommitsAPI interface {
 	GetCommit(ctx context.Context, in *codecommit.GetCommitInput, optFns ...func(*codecommit.Options)) (*codecommit.GetCommitOutput, error)
 }
 
-// ExecutionsAPI is the CodePipeline operation the enricher calls (*codepipeline.Client has it).
-type ExecutionsAPI interface {
-	ListActionExecutions(ctx context.Context, in *codepipeline.ListActionExecutionsInput, optFns ...func(*codepipeline.Options)) (*codepipeline.ListActionExecutionsOutput, error)
+// ActionLister lists an execution's action executions (codepipelineapi.Reader).
+type ActionLister interface {
+	Actions(ctx context.Context, k pipeline.Key) ([]pipeline.ActionExecution, error)
 }
 
 // PresignAPI signs a GET of an S3 object valid for expires. *S3Presigner implements it without
@@ -56,12 +55,11 @@ type PresignAPI interface {
 }
 
 var (
-	_ BuildsAPI     = (*codebuild.Client)(nil)
-	_ LogsAPI       = (*cloudwatchlogs.Client)(nil)
-	_ StacksAPI     = (*cloudformation.Client)(nil)
-	_ CommitsAPI    = (*codecommit.Client)(nil)
-	_ ExecutionsAPI = (*codepipeline.Client)(nil)
-	_ PresignAPI    = (*S3Presigner)(nil)
+	_ BuildsAPI  = (*codebuild.Client)(nil)
+	_ LogsAPI    = (*cloudwatchlogs.Client)(nil)
+	_ StacksAPI  = (*cloudformation.Client)(nil)
+	_ CommitsAPI = (*codecommit.Client)(nil)
+	_ PresignAPI = (*S3Presigner)(nil)
 )
 
 // Defaults for the zero values of Enricher's knobs.
@@ -91,8 +89,8 @@ type Enricher struct {
 	Logs       LogsAPI
 	Stacks     StacksAPI
 	Presign    PresignAPI
-	Commits    CommitsAPI    // optional: codecommit:GetCommit for a commit the record lacks
-	Executions ExecutionsAPI // optional: codepipeline:ListActionExecutions for a failure the record lacks
+	Commits    CommitsAPI   // optional: codecommit:GetCommit for a commit the record lacks
+	Executions ActionLister // optional: codepipeline:ListActionExecutions for a failure the record lacks
 
 	// Region and AccountID are the pipeline's; they build the console links.
 	Region, AccountID string
@@ -224,13 +222,14 @@ type Settings struct {
 	LinkExpiry     time.Duration
 }
 
-// New returns an Enricher with every look-up wired to the clients cfg makes.
+// New returns an Enricher with every AWS look-up wired to the clients cfg makes, but the
+// failed-action look-up, which the caller wires (Executions) from the CodePipeline adapter.
 func New(cfg aws.Config, s Settings, clock pipeline.Clock) *Enricher {
 	return &Enricher{
 		Builds: codebuild.NewFromConfig(cfg), Logs: cloudwatchlogs.NewFromConfig(cfg),
 		Stacks: cloudformation.NewFromConfig(cfg), Commits: codecommit.NewFromConfig(cfg),
-		Executions: codepipeline.NewFromConfig(cfg), Presign: NewS3Presigner(cfg),
-		Region: cfg.Region, RepositoryName: s.RepositoryName, StackNames: s.StackNames, LinkExpiry: s.LinkExpiry,
+		Presign: NewS3Presigner(cfg),
+		Region:  cfg.Region, RepositoryName: s.RepositoryName, StackNames: s.StackNames, LinkExpiry: s.LinkExpiry,
 		Now: clock.Now,
 	}
 }

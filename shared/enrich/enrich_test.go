@@ -24,6 +24,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsfake"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/codepipelineapi"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/enrich"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
@@ -92,7 +93,7 @@ func newWorld(t *testing.T) *world {
 		// The CodeCommit and CodePipeline fakes' own clients do not send through
 		// awsfake.HTTPClient (see there for the race it closes).
 		Commits:    w.commits.Client(t, func(o *codecommit.Options) { o.HTTPClient = awsfake.HTTPClient() }),
-		Executions: w.execs.Client(t, func(o *codepipeline.Options) { o.HTTPClient = awsfake.HTTPClient() }),
+		Executions: codepipelineapi.Reader{API: w.execs.Client(t, func(o *codepipeline.Options) { o.HTTPClient = awsfake.HTTPClient() }), MaxActionPages: 5},
 		Presign:    &enrich.S3Presigner{Credentials: creds, Region: region, Endpoint: s3srv.URL, Now: func() time.Time { return now }},
 		Region:     region, AccountID: account,
 		Now: func() time.Time { return now },
