@@ -40,7 +40,8 @@ func benchSender(b *testing.B) (*Sender, *notifytest.SlackReceiver, *notifytest.
 	return &Sender{
 		Enrich: &enrich.Enricher{
 			Builds: builds.Client(b), Logs: logs.Client(b), Region: "eu-central-1",
-			Presign: &enrich.S3Presigner{Credentials: credentials.NewStaticCredentialsProvider("AKIDFAKE", "fake", ""), Region: "eu-central-1"},
+			Presign: &enrich.S3Presigner{Credentials: credentials.NewStaticCredentialsProvider("AKIDFAKE", "fake", ""), Region: "eu-central-1", Clock: pipeline.SystemClock{}},
+			Clock:   pipeline.SystemClock{},
 		},
 		Channels: []notify.Channel{
 			&notify.SlackChannel{Poster: notify.Slack{URL: slack.URL(), Client: slack.Client()}, Log: log},

@@ -42,7 +42,7 @@ func (e *Enricher) artifact(ctx context.Context, run pipeline.Run, f pipeline.Fa
 		return links
 	}
 	expiry := e.linkExpiry()
-	signedAt := e.now()
+	signedAt := e.Clock.Now()
 	var link string
 	why := e.lookup(ctx, func(ctx context.Context) error {
 		var err error

@@ -103,10 +103,10 @@ type Enricher struct {
 	// result does not name it (the deployer reports the stack as its externalExecutionId).
 	StackNames map[string]string
 
-	LinkExpiry time.Duration    // presigned link lifetime: default 24 h, bounded to [1 min, 7 days]
-	Timeout    time.Duration    // per look-up: default 3 s
-	LogLines   int              // build log lines: default 20
-	Now        func() time.Time // default time.Now
+	LinkExpiry time.Duration  // presigned link lifetime: default 24 h, bounded to [1 min, 7 days]
+	Timeout    time.Duration  // per look-up: default 3 s
+	LogLines   int            // build log lines: default 20
+	Clock      pipeline.Clock // required: signs the presigned link
 }
 
 // slot orders the Degraded lines: the look-ups run concurrently, the lines read in this order.
@@ -178,13 +178,6 @@ func (e *Enricher) timeout() time.Duration {
 	return DefaultTimeout
 }
 
-func (e *Enricher) now() time.Time {
-	if e.Now != nil {
-		return e.Now()
-	}
-	return time.Now()
-}
-
 func (e *Enricher) logLines() int {
 	switch {
 	case e.LogLines <= 0:
@@ -228,8 +221,8 @@ func New(cfg aws.Config, s Settings, clock pipeline.Clock) *Enricher {
 	return &Enricher{
 		Builds: codebuild.NewFromConfig(cfg), Logs: cloudwatchlogs.NewFromConfig(cfg),
 		Stacks: cloudformation.NewFromConfig(cfg), Commits: codecommit.NewFromConfig(cfg),
-		Presign: NewS3Presigner(cfg),
+		Presign: NewS3Presigner(cfg, clock),
 		Region:  cfg.Region, RepositoryName: s.RepositoryName, StackNames: s.StackNames, LinkExpiry: s.LinkExpiry,
-		Now: clock.Now,
+		Clock: clock,
 	}
 }

@@ -94,9 +94,9 @@ func newWorld(t *testing.T) *world {
 		// awsfake.HTTPClient (see there for the race it closes).
 		Commits:    w.commits.Client(t, func(o *codecommit.Options) { o.HTTPClient = awsfake.HTTPClient() }),
 		Executions: codepipelineapi.Reader{API: w.execs.Client(t, func(o *codepipeline.Options) { o.HTTPClient = awsfake.HTTPClient() }), MaxActionPages: 5},
-		Presign:    &enrich.S3Presigner{Credentials: creds, Region: region, Endpoint: s3srv.URL, Now: func() time.Time { return now }},
+		Presign:    &enrich.S3Presigner{Credentials: creds, Region: region, Endpoint: s3srv.URL, Clock: pipeline.ClockFunc(func() time.Time { return now })},
 		Region:     region, AccountID: account,
-		Now: func() time.Time { return now },
+		Clock: pipeline.ClockFunc(func() time.Time { return now }),
 	}
 	return w
 }

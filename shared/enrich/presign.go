@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/s3url"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,13 +30,13 @@ type S3Presigner struct {
 	// Endpoint, when set, is the base URL of an S3-compatible endpoint (a local stand-in),
 	// addressed path-style: <Endpoint>/<bucket>/<key>.
 	Endpoint string
-	// Now is the signing time; default time.Now.
-	Now func() time.Time
+	// Clock tells the signing time.
+	Clock pipeline.Clock
 }
 
 // NewS3Presigner presigns with cfg's credentials, region and BaseEndpoint.
-func NewS3Presigner(cfg aws.Config) *S3Presigner {
-	return &S3Presigner{Credentials: cfg.Credentials, Region: cfg.Region, Endpoint: aws.ToString(cfg.BaseEndpoint)}
+func NewS3Presigner(cfg aws.Config, clock pipeline.Clock) *S3Presigner {
+	return &S3Presigner{Credentials: cfg.Credentials, Region: cfg.Region, Endpoint: aws.ToString(cfg.BaseEndpoint), Clock: clock}
 }
 
 // PresignGetObject returns a URL that GETs s3://bucket/key for expires, which must be within
@@ -64,14 +65,10 @@ func (p *S3Presigner) PresignGetObject(ctx context.Context, bucket, key string, 
 	if err != nil {
 		return "", fmt.Errorf("presign: %w", err)
 	}
-	now := time.Now
-	if p.Now != nil {
-		now = p.Now
-	}
 	// S3 signs the path as sent, escaped once (no double escaping), and the payload of a
 	// presigned GET is unknown when signing.
 	signed, _, err := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).
-		PresignHTTP(ctx, creds, req, "UNSIGNED-PAYLOAD", "s3", p.Region, now().UTC())
+		PresignHTTP(ctx, creds, req, "UNSIGNED-PAYLOAD", "s3", p.Region, p.Clock.Now().UTC())
 	if err != nil {
 		return "", fmt.Errorf("presign s3://%s/%s: %w", bucket, key, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/enrich"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
 // S3Presigner replaces the SDK's presigner to keep the S3 client out of the binary; it must
@@ -46,7 +47,7 @@ func TestS3PresignerSignsAsTheSDKDoes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := &enrich.S3Presigner{Credentials: creds, Region: tc.region, Endpoint: tc.endpoint, Now: func() time.Time { return signedAt }}
+			p := &enrich.S3Presigner{Credentials: creds, Region: tc.region, Endpoint: tc.endpoint, Clock: pipeline.ClockFunc(func() time.Time { return signedAt })}
 			got, err := p.PresignGetObject(ctx, tc.bucket, tc.key, 6*time.Hour)
 			if err != nil {
 				t.Fatal(err)
@@ -59,7 +60,7 @@ func TestS3PresignerSignsAsTheSDKDoes(t *testing.T) {
 }
 
 func TestS3PresignerRefusesWhatS3Would(t *testing.T) {
-	p := enrich.NewS3Presigner(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDFAKE", "fake-secret", "")})
+	p := enrich.NewS3Presigner(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDFAKE", "fake-secret", "")}, pipeline.SystemClock{})
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name, bucket, key string

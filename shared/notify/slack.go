@@ -46,8 +46,6 @@ type Slack struct {
 	MaxRetryAfter time.Duration
 	// Sleep waits d or until ctx is done (tests record the waits instead); nil means a timer.
 	Sleep func(ctx context.Context, d time.Duration) error
-	// Now tells the time, to compare a wait with the context's deadline; nil means time.Now.
-	Now func() time.Time
 }
 
 // PermanentError is Slack's refusal of a message that no retry will change: a 4xx other than
@@ -113,7 +111,8 @@ func (s *Slack) Post(ctx context.Context, payload []byte) error {
 		if errors.As(err, &se) && se.retryAfter > 0 {
 			wait = min(se.retryAfter, orDefault(s.MaxRetryAfter, DefaultSlackMaxRetryAfter))
 		}
-		if deadline, ok := ctx.Deadline(); ok && s.now().Add(wait).After(deadline) {
+		// A context's deadline is wall-clock time, so the wait is compared with it on that clock.
+		if deadline, ok := ctx.Deadline(); ok && wait > time.Until(deadline) {
 			return fmt.Errorf("post to Slack: not retrying after %d attempts: waiting %s would pass the deadline: %w", attempt, wait, err)
 		}
 		if serr := s.sleep(ctx, wait); serr != nil {
@@ -200,13 +199,6 @@ func (s *Slack) sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-func (s *Slack) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
 }
 
 // redact removes the webhook URL from err: net/http puts the full URL in every *url.Error, and
