@@ -16,7 +16,7 @@ Usage:
   lp runs   [--pipeline P] [--limit N] [--json]      recent runs, newest first
   lp show   [--json] EXECUTION_ID                    one run: stages, actions, durations, links
   lp replay [--json] [--render] FILE...              feed recorded EventBridge events through the handlers
-  lp metrics [--project P|--pipeline P] [--since 30d] [--json]   delivery metrics (DORA)
+  lp metrics [--project P] [--since 30d] [--json]    the four DORA keys per pipeline, with trends
 
 runs, show and metrics read the runs table: --table (or LP_TABLE / RUNS_TABLE), --endpoint (or
 AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL) and --region (or AWS_REGION). replay uses an

@@ -158,12 +158,13 @@ func metricsCmd(ctx context.Context, args []string, stdout io.Writer, getenv fun
 	if err != nil {
 		return err
 	}
-	reports := metricsOf(runs, w, dora.Rule{DeployStage: *deployStage})
+	rule := dora.Rule{DeployStage: *deployStage}
+	reports := metricsOf(runs, w, rule)
 	if *svg != "" {
 		if len(reports) != 1 {
 			return usageError{fmt.Sprintf("--svg draws one pipeline; %d have runs: choose one with --pipeline", len(reports))}
 		}
-		if err := writeSVG(*svg, reports[0].cur, runs); err != nil {
+		if err := writeSVG(*svg, reports[0].cur, runs, rule); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"html"
+	"math"
 	"os"
 	"slices"
 	"time"
@@ -13,8 +14,8 @@ import (
 )
 
 // writeSVG writes the picture of one pipeline's keys over their window to path.
-func writeSVG(path string, k dora.Keys, runs []pipeline.Run) error {
-	if err := os.WriteFile(path, metricsSVG(k, runs), 0o644); err != nil {
+func writeSVG(path string, k dora.Keys, runs []pipeline.Run, rule dora.Rule) error {
+	if err := os.WriteFile(path, metricsSVG(k, runs, rule), 0o644); err != nil {
 		return fmt.Errorf("write the metrics picture: %w", err)
 	}
 	return nil
@@ -24,7 +25,7 @@ func writeSVG(path string, k dora.Keys, runs []pipeline.Run) error {
 // runs that ended in it (deploys, failures, the failure streaks and how long each took to
 // restore, the lead time of each change), and deploys and failures per day. The same keys and
 // runs give the same bytes.
-func metricsSVG(k dora.Keys, runs []pipeline.Run) []byte {
+func metricsSVG(k dora.Keys, runs []pipeline.Run, rule dora.Rule) []byte {
 	const (
 		width, height = 760, 430
 		left, right   = 40.0, 720.0
@@ -85,7 +86,6 @@ func metricsSVG(k dora.Keys, runs []pipeline.Run) []byte {
 	}
 	ended := slices.Clone(runs)
 	slices.SortFunc(ended, pipeline.CompareRuns)
-	rule := dora.DefaultRule()
 	for _, r := range ended {
 		end, ok := dora.EndOf(r)
 		if r.Pipeline != k.Pipeline || !ok || !w.Contains(end) {
@@ -122,7 +122,10 @@ func metricsSVG(k dora.Keys, runs []pipeline.Run) []byte {
 			p(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`, bx, chartBottom-h, bar-2, h, v.color)
 			p(`<text x="%.1f" y="%.1f" font-size="9" text-anchor="middle">%d</text>`, bx+bar/2-1, chartBottom-h-2, v.n)
 		}
-		p(`<text x="%.1f" y="%.0f" fill="#555" font-size="10" text-anchor="middle">from %s</text>`, sx, chartBottom+12, d.Start.UTC().Format("Mon 15:04"))
+		// One label every few days when the days are narrow.
+		if every := int(math.Ceil(80 / slot)); i%every == 0 {
+			p(`<text x="%.1f" y="%.0f" fill="#555" font-size="10" text-anchor="middle">from %s</text>`, sx, chartBottom+12, d.Start.UTC().Format("Mon 15:04"))
+		}
 	}
 	p(`<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#555"/>`, left, chartBottom, right, chartBottom)
 	p(`<text x="%.0f" y="%.0f" font-size="10" fill="#555"><tspan fill="#1a7f37">■ deploys</tspan>  <tspan fill="#cf222e">■ failures</tspan>  <tspan fill="#0969da">— lead time per change</tspan>  <tspan fill="#cf222e">▒ broken until restored</tspan></text>`, left, float64(height)-8)
@@ -140,5 +143,5 @@ func replaySVG(path string, runs []pipeline.Run) error {
 	if len(ks) != 1 {
 		return fmt.Errorf("--svg draws one pipeline; the replay has %d", len(ks))
 	}
-	return writeSVG(path, ks[0], runs)
+	return writeSVG(path, ks[0], runs, dora.DefaultRule())
 }
