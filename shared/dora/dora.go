@@ -187,12 +187,7 @@ func ComputePipeline(runs []pipeline.Run, name string, w Window, rule Rule) Keys
 			own = append(own, r)
 		}
 	}
-	slices.SortFunc(own, func(a, b pipeline.Run) int {
-		if c := placedAt(a).Compare(placedAt(b)); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ExecutionID, b.ExecutionID)
-	})
+	sortRuns(own)
 
 	k := Keys{Pipeline: name, Window: w, Changes: []Change{}, Restores: []Restore{}, Daily: days(w)}
 	day := func(t time.Time) *Day {
@@ -271,6 +266,16 @@ func EndOf(r pipeline.Run) (time.Time, bool) {
 		return r.At, true
 	}
 	return time.Time{}, false
+}
+
+// sortRuns orders runs by when they entered the pipeline, then by execution id.
+func sortRuns(runs []pipeline.Run) {
+	slices.SortFunc(runs, func(a, b pipeline.Run) int {
+		if c := placedAt(a).Compare(placedAt(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ExecutionID, b.ExecutionID)
+	})
 }
 
 // placedAt is when a run entered the pipeline: its start, else its push.

@@ -72,18 +72,21 @@ func ProjectOf(pipelineName string) string {
 // pipeline's runs (which must include the runs since the previous deploy): as Compute counts
 // lead time. Empty when run is not a deploy.
 func Delivered(runs []pipeline.Run, run pipeline.Run, rule Rule) []time.Time {
+	own := []pipeline.Run{run}
+	for _, r := range runs {
+		if r.Pipeline == run.Pipeline && r.ExecutionID != run.ExecutionID {
+			own = append(own, r)
+		}
+	}
+	sortRuns(own)
 	var out []time.Time
-	own := append([]pipeline.Run{run}, runs...)
-	k := ComputePipeline(own, run.Pipeline, Window{Since: time.Time{}, Until: maxTime}, rule)
-	for _, c := range k.Changes {
+	for _, c := range changes(own, rule) {
 		if c.DeployedBy == run.ExecutionID {
 			out = append(out, c.CommittedAt)
 		}
 	}
 	return out
 }
-
-var maxTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // metricDirective and metricDefinition are the embedded metric format's MetricDirective and
 // MetricDefinition objects ("Specification: Embedded metric format",
