@@ -30,6 +30,7 @@ type replayReport struct {
 	Rejected      int                  `json:"rejected"`
 	Ignored       int                  `json:"ignored"`
 	Skipped       int                  `json:"skipped"`
+	Metrics       map[string]keysJSON  `json:"metrics"` // per pipeline, over the replayed window (metrics.go)
 }
 
 type replayRun struct {
@@ -81,6 +82,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	asJSON := fs.Bool("json", false, "print one JSON document")
 	render := fs.Bool("render", false, "print the Slack and SNS messages that would be sent")
 	verbose := fs.Bool("v", false, "print the handlers' log lines on stderr")
+	svg := fs.String("svg", "", "write the delivery-metrics picture of the replayed window to FILE (metrics.go)")
 	db := dbFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
@@ -166,6 +168,11 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	slices.SortFunc(ordered, pipeline.CompareRuns)
 	for _, r := range ordered {
 		report.Runs = append(report.Runs, toReplayRun(r))
+	}
+	if report.Metrics = replayMetrics(ordered); *svg != "" {
+		if err := replaySVG(*svg, ordered); err != nil {
+			return err
+		}
 	}
 	for _, n := range notes.sent {
 		report.Notifications = append(report.Notifications, toReplayNotification(n, final[pipeline.Key{Pipeline: n.Pipeline, ExecutionID: n.ExecutionID}]))
