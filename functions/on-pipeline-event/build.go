@@ -2,11 +2,13 @@ package main
 
 import (
 	"log/slog"
+	"os"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsconfig"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/config"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/dora"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/recording"
@@ -21,13 +23,17 @@ func build(getenv func(string) string, log *slog.Logger) (*recording.PipelineEve
 		return nil, err
 	}
 	clock := pipeline.SystemClock{}
+	// Each attempt that ends writes its metrics to standard output in CloudWatch's embedded
+	// metric format: the dashboard's data, at no API call.
+	metrics := dora.Emit(os.Stdout, log, dora.DefaultRule())
 	if cfg.LocalStore {
-		return &recording.PipelineEvents{Recorder: runstore.NewMemory().Recorder(lambdaio.LogNotifier{Logger: log}, clock), Log: log}, nil
+		r := runstore.NewMemory().Recorder(lambdaio.LogNotifier{Logger: log}, clock).OnEnded(metrics)
+		return &recording.PipelineEvents{Recorder: r, Log: log}, nil
 	}
 	awsCfg, err := awsconfig.FromEnv(getenv)
 	if err != nil {
 		return nil, err
 	}
 	store := runstore.NewDynamo(dynamodb.NewFromConfig(awsCfg), cfg.RunsTable, clock).WithRetention(cfg.Retention)
-	return &recording.PipelineEvents{Recorder: store.Recorder(), Log: log}, nil
+	return &recording.PipelineEvents{Recorder: store.Recorder().OnEnded(metrics), Log: log}, nil
 }

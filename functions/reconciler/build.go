@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -11,6 +12,7 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsconfig"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/codepipelineapi"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/config"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/dora"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/reconcile"
@@ -26,10 +28,11 @@ func build(getenv func(string) string, log *slog.Logger) (*reconcile.Reconciler,
 		return nil, err
 	}
 	clock := pipeline.SystemClock{}
+	metrics := dora.Emit(os.Stdout, log, dora.DefaultRule()) // as on-pipeline-event: runs it ends
 	r := &reconcile.Reconciler{Log: log, Clock: clock, PipelineName: cfg.PipelineName, StaleAfter: cfg.StaleAfter}
 	if cfg.LocalStore {
 		mem := runstore.NewMemory()
-		r.Runs, r.Executions, r.Recorder = mem, noPipeline{}, mem.Recorder(lambdaio.LogNotifier{Logger: log}, clock)
+		r.Runs, r.Executions, r.Recorder = mem, noPipeline{}, mem.Recorder(lambdaio.LogNotifier{Logger: log}, clock).OnEnded(metrics)
 		return r, nil
 	}
 	awsCfg, err := awsconfig.FromEnv(getenv)
@@ -37,7 +40,7 @@ func build(getenv func(string) string, log *slog.Logger) (*reconcile.Reconciler,
 		return nil, err
 	}
 	store := runstore.NewDynamo(dynamodb.NewFromConfig(awsCfg), cfg.RunsTable, clock).WithRetention(cfg.Retention)
-	r.Runs, r.Recorder, r.Requeue = store, store.Recorder(), store.Requeue
+	r.Runs, r.Recorder, r.Requeue = store, store.Recorder().OnEnded(metrics), store.Requeue
 	r.Executions = codepipelineapi.Reader{API: codepipeline.NewFromConfig(awsCfg)}
 	return r, nil
 }

@@ -72,7 +72,7 @@ type Recorder struct {
 	outcomes OutcomeStore
 	dispatch Dispatcher
 	clock    Clock
-	ended    func(ctx context.Context, run Run, o Outcome)
+	ended    func(ctx context.Context, e Ending)
 }
 
 // NewRecorder returns a recorder over the stores. dispatch sends the decided notifications
@@ -81,9 +81,17 @@ func NewRecorder(runs RunStore, outcomes OutcomeStore, dispatch Dispatcher, cloc
 	return &Recorder{runs: runs, outcomes: outcomes, dispatch: dispatch, clock: clock}
 }
 
-// OnEnded calls f once for each attempt that an event ends for the first time (not for
-// duplicates): the place to emit a finished run's metrics.
-func (r *Recorder) OnEnded(f func(ctx context.Context, run Run, o Outcome)) *Recorder {
+// Ending is an attempt of a run that an event ended for the first time.
+type Ending struct {
+	Run     Run
+	Outcome Outcome
+	// BrokenSince is when the failure streak this success ends began; zero when it ends none.
+	BrokenSince time.Time
+}
+
+// OnEnded calls f, after the decision, once for each attempt that an event ends for the first
+// time (not for duplicates): the place to emit a finished run's metrics.
+func (r *Recorder) OnEnded(f func(ctx context.Context, e Ending)) *Recorder {
 	r.ended = f
 	return r
 }
@@ -122,6 +130,7 @@ func (r *Recorder) Handle(ctx context.Context, ev Event) (Result, error) {
 		return res, fmt.Errorf("load run %s: %w", ev.ExecutionID, err)
 	}
 	var run Run
+	var ended []Outcome
 	if duplicate {
 		run = h.Fold()
 	} else {
@@ -133,9 +142,7 @@ func (r *Recorder) Handle(ctx context.Context, ev Event) (Result, error) {
 			case Ignored:
 				res.Ignored = e.Reason
 			case Ended:
-				if r.ended != nil {
-					r.ended(ctx, run, e.Outcome)
-				}
+				ended = append(ended, e.Outcome)
 			}
 		}
 		run = WithPush(run, h.Push)
@@ -144,7 +151,19 @@ func (r *Recorder) Handle(ctx context.Context, ev Event) (Result, error) {
 	// Decisions are taken for every event that ends an attempt, duplicates included: a
 	// delivery that crashed after recording but before dispatching is healed by its retry,
 	// and the claims keep the message single.
-	res.Sent, err = r.Decide(ctx, run, max(ev.Attempt, 1))
+	decided, sent, err := r.decide(ctx, run, max(ev.Attempt, 1))
+	res.Sent = sent
+	if r.ended != nil {
+		for _, o := range ended {
+			e := Ending{Run: run, Outcome: o}
+			for _, n := range decided {
+				if n.Type == NotifyRecovered && n.ExecutionID == run.ExecutionID {
+					e.BrokenSince = n.BrokenSince
+				}
+			}
+			r.ended(ctx, e)
+		}
+	}
 	return res, err
 }
 
@@ -153,9 +172,15 @@ func (r *Recorder) Handle(ctx context.Context, ev Event) (Result, error) {
 // runs it settled, in case a pass failed to dispatch. It returns the notifications that this
 // call dispatched.
 func (r *Recorder) Decide(ctx context.Context, run Run, attempt int) ([]Notification, error) {
+	_, sent, err := r.decide(ctx, run, attempt)
+	return sent, err
+}
+
+// decide returns what the decision called for and what this call dispatched of it.
+func (r *Recorder) decide(ctx context.Context, run Run, attempt int) (decided, sent []Notification, err error) {
 	o, ok := run.OutcomeOf(attempt)
 	if !ok || Silent(o) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	pushToStart := IsPushToStart(run, o)
 	if !pushToStart && o.Trigger == (Trigger{}) && o.Status == StatusFailed && onlySourceStage(run) {
@@ -164,21 +189,19 @@ func (r *Recorder) Decide(ctx context.Context, run Run, attempt int) ([]Notifica
 		// run on the empty repository.
 		has, err := r.outcomes.HasOutcomes(ctx, o.Pipeline)
 		if err != nil {
-			return nil, fmt.Errorf("read outcomes of %s: %w", o.Pipeline, err)
+			return nil, nil, fmt.Errorf("read outcomes of %s: %w", o.Pipeline, err)
 		}
 		pushToStart = !has
 	}
-	var decided []Notification
 	if pushToStart {
 		decided = Decide(nil, o, true)
 	} else {
 		history, err := r.outcomes.AddOutcome(ctx, o, r.clock.Now())
 		if err != nil {
-			return nil, fmt.Errorf("record outcome of execution %s: %w", o.ExecutionID, err)
+			return nil, nil, fmt.Errorf("record outcome of execution %s: %w", o.ExecutionID, err)
 		}
 		decided = Decide(history, o, false)
 	}
-	var sent []Notification
 	var errs []error
 	for _, n := range decided {
 		subject := run
@@ -200,7 +223,7 @@ func (r *Recorder) Decide(ctx context.Context, run Run, attempt int) ([]Notifica
 			sent = append(sent, n)
 		}
 	}
-	return sent, errors.Join(errs...)
+	return decided, sent, errors.Join(errs...)
 }
 
 // DefaultLease is the claim lease when Direct.Lease is zero.
