@@ -350,8 +350,11 @@ func TestDeployerUserParameters(t *testing.T) {
 	if self.params.TemplatePath != "SourceArtifact::infrastructure/pipeline.yml" {
 		t.Errorf("SelfUpdate templatePath = %q", self.params.TemplatePath)
 	}
-	if len(self.params.ParameterOverrides) != 0 {
-		t.Errorf("SelfUpdate overrides %v: the pipeline stack must keep the control plane's values", sortedKeys(self.params.ParameterOverrides))
+	// The pipeline stack keeps the control plane's values, except the boundary, which
+	// SelfUpdate passes on explicitly: its parameter has a (fail-closed) default, which would
+	// otherwise replace the value.
+	if want := map[string]deploy.ParameterOverride{"PermissionsBoundaryArn": {Literal: sampleBoundary}}; !reflect.DeepEqual(self.params.ParameterOverrides, want) {
+		t.Errorf("SelfUpdate overrides %+v, want only the boundary it was given (%+v)", self.params.ParameterOverrides, want)
 	}
 
 	dep, ok := byName["DeployFunction"]
@@ -444,6 +447,13 @@ func TestPipelineStackCustomResource(t *testing.T) {
 		t.Errorf("PipelineStack sets %v; pipeline.yml declares %v", got, declared)
 	}
 	for _, name := range declared {
+		if name == "PermissionsBoundaryArn" {
+			// SelfUpdate passes it on explicitly (TestDeployerUserParameters); empty fails closed.
+			if d := at(p.section("Parameters"), name, "Default"); d != "" {
+				t.Errorf("pipeline.yml parameter %s defaults to %v; only empty (no boundary, refused) is safe", name, d)
+			}
+			continue
+		}
 		if _, ok := p.section("Parameters")[name].(map[string]any)["Default"]; ok {
 			t.Errorf("pipeline.yml parameter %s has a default: its self-update would reset the control plane's value to it", name)
 		}
