@@ -16,6 +16,7 @@ Usage:
   lp runs   [--pipeline P] [--limit N] [--json]      recent runs, newest first
   lp show   [--json] EXECUTION_ID                    one run: stages, actions, durations, links
   lp replay [--json] [--render] FILE...              feed recorded EventBridge events through the handlers
+  lp policy check [--json] TEMPLATE...               the deployer's policy gate on CloudFormation templates
 
 runs and show read the runs table: --table (or LP_TABLE / RUNS_TABLE), --endpoint (or
 AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL) and --region (or AWS_REGION). replay uses an
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = runsCmd(ctx, args[1:], stdout, getenv)
 	case "show":
 		err = showCmd(ctx, args[1:], stdout, getenv)
+	case "policy":
+		err = policyCmd(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
