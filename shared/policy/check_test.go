@@ -286,6 +286,7 @@ func TestParse(t *testing.T) {
 		"complex key":     "Resources:\n  ? [a]\n  : 1\n",
 		"empty":           "",
 		"resources is []": "Resources: []\n",
+		"Fn::If too deep": "Resources:\n  A: { Type: AWS::SQS::Queue, Properties: { X: " + strings.Repeat("!If [c, a, ", maxIfDepth+1) + "b" + strings.Repeat("]", maxIfDepth+1) + " } }\n",
 	} {
 		t.Run("refuses "+name, func(t *testing.T) {
 			_, err := Parse([]byte(src))

@@ -25,6 +25,11 @@ const MaxTemplateBytes = 1 << 20
 // maxDepth bounds the nesting of a template, so that a crafted input cannot exhaust the stack.
 const maxDepth = 200
 
+// maxIfDepth bounds Fn::If inside Fn::If. The gate checks every branch, and n nested
+// conditions are 2^n variants of a value: deeper nesting would let a template make the gate
+// slow; real templates nest one or two.
+const maxIfDepth = 4
+
 // Template is a CloudFormation template decoded to plain values (map[string]any, []any,
 // string, int, float64, bool, nil) with every intrinsic function in its long form:
 // {"Ref": "X"}, {"Fn::GetAtt": ["A", "B"]}, {"Fn::Sub": "…"}, {"Condition": "C"}.
@@ -55,6 +60,9 @@ func Parse(data []byte) (*Template, error) {
 	v, err := fromNode(&doc, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotTemplate, err)
+	}
+	if d := ifDepth(v); d > maxIfDepth {
+		return nil, fmt.Errorf("%w: Fn::If nested %d deep, more than %d", ErrNotTemplate, d, maxIfDepth)
 	}
 	root, ok := v.(map[string]any)
 	if !ok {
@@ -156,6 +164,26 @@ func fromNode(n *yaml.Node, depth int) (any, error) {
 		return v, nil
 	}
 	return nil, fmt.Errorf("line %d: unexpected YAML node", n.Line)
+}
+
+// ifDepth returns the deepest nesting of Fn::If inside v.
+func ifDepth(v any) int {
+	deepest := 0
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			d := ifDepth(e)
+			if k == "Fn::If" {
+				d++
+			}
+			deepest = max(deepest, d)
+		}
+	case []any:
+		for _, e := range x {
+			deepest = max(deepest, ifDepth(e))
+		}
+	}
+	return deepest
 }
 
 // Section returns a top-level mapping (Parameters, Resources …), or nil.

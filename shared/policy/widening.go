@@ -117,6 +117,9 @@ func Widening(oldT, newT *Template) []Change {
 	return out
 }
 
+// maxGrantsPerStatement bounds the action × resource pairs one statement expands to.
+const maxGrantsPerStatement = 10000
+
 // grant is one action on one resource under one condition (JSON, "" for none). NotAction and
 // NotResource statements keep their keyword in the action or resource.
 type grant struct{ action, resource, condition string }
@@ -234,9 +237,15 @@ func grantsOf(st map[string]any) []grant {
 	if c, ok := st["Condition"]; ok {
 		cond = compact(c)
 	}
+	actions, resources := branches(st[actionKey]), branches(st[resourceKey])
+	if len(actions)*len(resources) > maxGrantsPerStatement {
+		// Beyond what IAM's policy size quotas let a role carry: one opaque grant, so that the
+		// comparison stays cheap and the statement still shows as a widening.
+		return []grant{{action: prefix(actionKey) + compact(st[actionKey]), resource: prefix(resourceKey) + compact(st[resourceKey]), condition: cond}}
+	}
 	var out []grant
-	for _, a := range branches(st[actionKey]) {
-		for _, r := range branches(st[resourceKey]) {
+	for _, a := range actions {
+		for _, r := range resources {
 			out = append(out, grant{action: prefix(actionKey) + compact(a), resource: prefix(resourceKey) + compact(r), condition: cond})
 		}
 	}
