@@ -67,8 +67,8 @@ func deployProject(t testing.TB, cp, p, app *tmpl, project string) (deployment, 
 		{stackPipeline, project + "-pipeline", newSampleEnv(p, project+"-pipeline", map[string]any{
 			"ProjectName": project, "TrackedBranch": "main", "ArtifactsBucket": bucket,
 			"DeployerFunctionName": "lambda-pipeline-" + project + "-deployer", "RetentionDays": 90,
-			"PipelineStackRoleArn": "arn:aws:iam::123456789012:role/" + cpStack + "-PipelineStackRole-1A2B3C4D5E6F",
-			"AppStackRoleArn":      "arn:aws:iam::123456789012:role/" + cpStack + "-AppStackRole-1A2B3C4D5E6F",
+			"PipelineStackRoleArn":   "arn:aws:iam::123456789012:role/" + cpStack + "-PipelineStackRole-1A2B3C4D5E6F",
+			"AppStackRoleArn":        "arn:aws:iam::123456789012:role/" + cpStack + "-AppStackRole-1A2B3C4D5E6F",
 			"PermissionsBoundaryArn": boundary,
 		})},
 		{stackApp, project + "-app", newSampleEnv(app, project+"-app", map[string]any{
