@@ -227,10 +227,10 @@ func TestCheckNameCollisionsFails(t *testing.T) {
 	}{
 		{"function prefix with a hyphen", func(r map[string]any) {
 			statementOf(r, "AppStackRole", "Functions")["Resource"] = map[string]any{"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${ProjectName}-*"}
-		}, `project "a": app stack AppStackRole (Functions) grants arn:aws:lambda:eu-west-1:123456789012:function:a-*, which matches project "a-b"`},
+		}, `project "a": control plane AppStackRole (Functions) grants arn:aws:lambda:eu-west-1:123456789012:function:a-*, which matches project "a-b"'s app stack resource`},
 		{"role path without its slash", func(r map[string]any) {
 			statementOf(r, "PipelineStackRole", "RoleLifecycle")["Resource"] = map[string]any{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/lambda-pipeline/project/${ProjectName}*"}
-		}, `project "a": pipeline stack`},
+		}, `project "a": control plane PipelineStackRole (RoleLifecycle) grants arn:aws:iam::123456789012:role/lambda-pipeline/project/a*, which matches project "a-b"'s pipeline stack resource`},
 		{"deploy role reaching the control plane", func(r map[string]any) {
 			st := statementOf(r, "AppStackRole", "FunctionLogGroups")
 			st["Resource"] = append(st["Resource"].([]any), map[string]any{"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/lambda-pipeline-${ProjectName}-*"})
