@@ -601,7 +601,7 @@ func (e *sampleEnv) physical(id, attr string) (any, error) {
 		case "AWS::SQS::Queue":
 			return fmt.Sprintf("https://sqs.%s.amazonaws.com/%s/%s", r, a, name), nil
 		case "AWS::IAM::ManagedPolicy":
-			return fmt.Sprintf("arn:aws:iam::%s:policy/%s", a, name), nil
+			return fmt.Sprintf("arn:aws:iam::%s:policy%s%s", a, e.iamPath(props), name), nil
 		}
 		return name, nil
 	case "Arn":
@@ -611,7 +611,7 @@ func (e *sampleEnv) physical(id, attr string) (any, error) {
 		case "AWS::Serverless::Function", "AWS::Lambda::Function":
 			return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", r, a, name), nil
 		case "AWS::IAM::Role":
-			return fmt.Sprintf("arn:aws:iam::%s:role/%s", a, name), nil
+			return fmt.Sprintf("arn:aws:iam::%s:role%s%s", a, e.iamPath(props), name), nil
 		case "AWS::S3::Bucket":
 			return "arn:aws:s3:::" + name, nil
 		case "AWS::DynamoDB::Table":
@@ -633,6 +633,16 @@ func (e *sampleEnv) physical(id, attr string) (any, error) {
 		return fmt.Sprintf("ssh://git-codecommit.%s.amazonaws.com/v1/repos/%s", r, name), nil
 	}
 	return id + "." + attr, nil
+}
+
+// iamPath is a role's or policy's Path ("/" when it has none).
+func (e *sampleEnv) iamPath(props map[string]any) string {
+	if p, ok := props["Path"]; ok {
+		if s, err := e.evalString(p); err == nil {
+			return s
+		}
+	}
+	return "/"
 }
 
 // The property that names a resource, for the types whose templates here name them.

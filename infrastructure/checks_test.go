@@ -504,9 +504,54 @@ type policyDocument struct {
 	doc      any
 	trust    bool // an AssumeRolePolicyDocument
 	resource bool // a resource policy (bucket, queue, topic): has a Principal
+	boundary bool // a permissions boundary: caps roles, grants nothing (checkBoundary)
+}
+
+// boundaryPolicies are the managed policies of a template that its IAM statements require as
+// iam:PermissionsBoundary: permissions boundaries, which grant nothing by themselves.
+func boundaryPolicies(t *tmpl) map[string]bool {
+	out := map[string]bool{}
+	var refs func(v any)
+	refs = func(v any) {
+		if name, arg, ok := intrinsic(v); ok && name == "Ref" {
+			if typ, _ := t.resource(fmt.Sprint(arg)); typ == "AWS::IAM::ManagedPolicy" {
+				out[fmt.Sprint(arg)] = true
+			}
+			return
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			for _, e := range x {
+				refs(e)
+			}
+		case []any:
+			for _, e := range x {
+				refs(e)
+			}
+		}
+	}
+	for _, id := range t.resourceIDs() {
+		typ, props := t.resource(id)
+		if typ != "AWS::IAM::Role" {
+			continue
+		}
+		pols, _ := props["Policies"].([]any)
+		for _, p := range pols {
+			for _, st := range statements(at(p, "PolicyDocument")) {
+				conds, _ := at(st, "Condition").(map[string]any)
+				for _, c := range conds {
+					if v := at(c, "iam:PermissionsBoundary"); v != nil {
+						refs(v)
+					}
+				}
+			}
+		}
+	}
+	return out
 }
 
 func policyDocuments(t *tmpl) (docs []policyDocument, problems []string) {
+	boundaries := boundaryPolicies(t)
 	for _, id := range t.resourceIDs() {
 		typ, props := t.resource(id)
 		switch typ {
@@ -524,7 +569,7 @@ func policyDocuments(t *tmpl) (docs []policyDocument, problems []string) {
 				}
 			}
 		case "AWS::IAM::ManagedPolicy", "AWS::IAM::Policy":
-			docs = append(docs, policyDocument{where: id + ".PolicyDocument", doc: props["PolicyDocument"]})
+			docs = append(docs, policyDocument{where: id + ".PolicyDocument", doc: props["PolicyDocument"], boundary: boundaries[id]})
 		case "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy":
 			docs = append(docs, policyDocument{where: id + ".PolicyDocument", doc: props["PolicyDocument"], resource: true})
 		case "AWS::Serverless::Function":
@@ -597,6 +642,9 @@ func checkIAM(t *tmpl) []string {
 			}
 			if st["Effect"] != "Allow" {
 				continue // a Deny can only take rights away
+			}
+			if d.boundary {
+				continue // a cap, not a grant: checkBoundary
 			}
 			if d.trust {
 				svc := at(st, "Principal", "Service")

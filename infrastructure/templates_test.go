@@ -33,6 +33,8 @@ const (
 	sampleProject       = "my-lambda"
 	controlPlaneStack   = "my-lambda-control-plane"
 	samplePipelineStack = sampleProject + "-pipeline"
+	// The boundary the control plane creates, as its ARN would read.
+	sampleBoundary = "arn:aws:iam::123456789012:policy/lambda-pipeline/my-lambda-control-plane-ProjectBoundary-1A2B3C4D5E6F"
 )
 
 // The events each rule must and must not match. Beyond these, every sample in events/ is
@@ -72,13 +74,14 @@ func allTemplates(t testing.TB) []*tmpl {
 func pipelineEnv(t testing.TB, p *tmpl, overrides map[string]any) *sampleEnv {
 	t.Helper()
 	params := map[string]any{
-		"ProjectName":          sampleProject,
-		"TrackedBranch":        "main",
-		"ArtifactsBucket":      "my-lambda-control-plane-artifactsbucket-1a2b3c4d5e6f",
-		"DeployerFunctionName": "lambda-pipeline-my-lambda-deployer",
-		"PipelineStackRoleArn": "arn:aws:iam::123456789012:role/my-lambda-control-plane-PipelineStackRole-1A2B3C4D5E6F",
-		"AppStackRoleArn":      "arn:aws:iam::123456789012:role/my-lambda-control-plane-AppStackRole-1A2B3C4D5E6F",
-		"RetentionDays":        90,
+		"ProjectName":            sampleProject,
+		"TrackedBranch":          "main",
+		"ArtifactsBucket":        "my-lambda-control-plane-artifactsbucket-1a2b3c4d5e6f",
+		"DeployerFunctionName":   "lambda-pipeline-my-lambda-deployer",
+		"PipelineStackRoleArn":   "arn:aws:iam::123456789012:role/my-lambda-control-plane-PipelineStackRole-1A2B3C4D5E6F",
+		"AppStackRoleArn":        "arn:aws:iam::123456789012:role/my-lambda-control-plane-AppStackRole-1A2B3C4D5E6F",
+		"RetentionDays":          90,
+		"PermissionsBoundaryArn": sampleBoundary,
 	}
 	for k, v := range overrides {
 		params[k] = v
@@ -347,8 +350,11 @@ func TestDeployerUserParameters(t *testing.T) {
 	if self.params.TemplatePath != "SourceArtifact::infrastructure/pipeline.yml" {
 		t.Errorf("SelfUpdate templatePath = %q", self.params.TemplatePath)
 	}
-	if len(self.params.ParameterOverrides) != 0 {
-		t.Errorf("SelfUpdate overrides %v: the pipeline stack must keep the control plane's values", sortedKeys(self.params.ParameterOverrides))
+	// The pipeline stack keeps the control plane's values, except the boundary, which
+	// SelfUpdate passes on explicitly: its parameter has a (fail-closed) default, which would
+	// otherwise replace the value.
+	if want := map[string]deploy.ParameterOverride{"PermissionsBoundaryArn": {Literal: sampleBoundary}}; !reflect.DeepEqual(self.params.ParameterOverrides, want) {
+		t.Errorf("SelfUpdate overrides %+v, want only the boundary it was given (%+v)", self.params.ParameterOverrides, want)
 	}
 
 	dep, ok := byName["DeployFunction"]
@@ -359,10 +365,12 @@ func TestDeployerUserParameters(t *testing.T) {
 		t.Errorf("DeployFunction deploys %q from %q", dep.params.StackName, dep.params.TemplatePath)
 	}
 	wantOverrides := map[string]deploy.ParameterOverride{
-		// The function's name carries the project's prefix, which AppStackRole requires.
-		"FunctionName":    {Literal: sampleProject + "-function"},
-		"ArtifactsBucket": {From: &deploy.ArtifactAttribute{Artifact: "BuildOutput", Attr: deploy.AttrBucket}},
-		"ArtifactKey":     {From: &deploy.ArtifactAttribute{Artifact: "BuildOutput", Attr: deploy.AttrKey}},
+		// The function's name carries the project's prefix and "_", which AppStackRole requires.
+		"FunctionName":           {Literal: sampleProject + "_function"},
+		"ProjectName":            {Literal: sampleProject},
+		"PermissionsBoundaryArn": {Literal: sampleBoundary},
+		"ArtifactsBucket":        {From: &deploy.ArtifactAttribute{Artifact: "BuildOutput", Attr: deploy.AttrBucket}},
+		"ArtifactKey":            {From: &deploy.ArtifactAttribute{Artifact: "BuildOutput", Attr: deploy.AttrKey}},
 	}
 	if !reflect.DeepEqual(dep.params.ParameterOverrides, wantOverrides) {
 		t.Errorf("DeployFunction overrides %+v", dep.params.ParameterOverrides)
@@ -391,8 +399,10 @@ func TestDeployerUserParameters(t *testing.T) {
 	// project name and long role names.
 	long := strings.Repeat("p", 24)
 	longRole := "arn:aws:iam::123456789012:role/" + strings.Repeat("r", 64)
+	longBoundary := "arn:aws:iam::123456789012:policy/lambda-pipeline/" + strings.Repeat("b", 128)
 	_, problems = checkInvokeActions(p, pipelineEnv(t, p, map[string]any{
 		"ProjectName": long, "PipelineStackRoleArn": longRole, "AppStackRoleArn": longRole,
+		"PermissionsBoundaryArn": longBoundary,
 	}), repoRoot)
 	expectNoProblems(t, problems)
 }
@@ -437,6 +447,14 @@ func TestPipelineStackCustomResource(t *testing.T) {
 		t.Errorf("PipelineStack sets %v; pipeline.yml declares %v", got, declared)
 	}
 	for _, name := range declared {
+		if name == "PermissionsBoundaryArn" {
+			// SelfUpdate passes it on explicitly (TestDeployerUserParameters); the default names
+			// a policy of no real account, which the deploy roles refuse (fails closed).
+			if d, _ := at(p.section("Parameters"), name, "Default").(string); !strings.HasPrefix(d, "arn:aws:iam::000000000000:") {
+				t.Errorf("pipeline.yml parameter %s defaults to %v; only a placeholder naming no policy of the account is safe", name, d)
+			}
+			continue
+		}
 		if _, ok := p.section("Parameters")[name].(map[string]any)["Default"]; ok {
 			t.Errorf("pipeline.yml parameter %s has a default: its self-update would reset the control plane's value to it", name)
 		}
@@ -481,6 +499,7 @@ func TestControlPlaneParametersAndOutputs(t *testing.T) {
 	defaults := map[string]any{
 		"ProjectName": "my-lambda", "TrackedBranch": "main", "SlackWebhookSecretName": "",
 		"NotificationEmail": "", "RetentionDays": 90, "LinkExpiryHours": 24, "StaleAfterMinutes": 30,
+		"PermissionsBoundaryArn": "", "SlackWebhookKmsKeyArn": "",
 	}
 	params := cp.section("Parameters")
 	if got := sortedKeys(params); !reflect.DeepEqual(got, sortedKeys(defaults)) {
@@ -570,13 +589,17 @@ func TestLambdaStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := bytes.Count(raw, []byte("my-lambda-function")); n != 1 {
-		t.Errorf("my-lambda-function appears %d times in lambda.yml, want once (the FunctionName default)", n)
+	if n := bytes.Count(raw, []byte("my-lambda_function")); n != 1 {
+		t.Errorf("my-lambda_function appears %d times in lambda.yml, want once (the FunctionName default)", n)
 	}
-	// The app stack's role may only manage <ProjectName>-* functions.
+	// The app stack's role may only manage <ProjectName>_* functions.
 	def := at(app.section("Parameters"), "FunctionName", "Default").(string)
-	if !strings.HasPrefix(def, sampleProject+"-") {
-		t.Errorf("default FunctionName %q is outside the deploy role's %s-* scope", def, sampleProject)
+	if !strings.HasPrefix(def, sampleProject+"_") {
+		t.Errorf("default FunctionName %q is outside the deploy role's %s_* scope", def, sampleProject)
+	}
+	pat := regexp.MustCompile(at(app.section("Parameters"), "FunctionName", "AllowedPattern").(string))
+	if !pat.MatchString(def) || pat.MatchString("other-project-function") {
+		t.Errorf("FunctionName's AllowedPattern %s should hold <project>_<name> and nothing else", pat)
 	}
 	if _, err := os.Stat(filepath.Join(repoRoot, "functions", "app", "main.go")); err != nil {
 		t.Error(err)

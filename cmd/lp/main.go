@@ -17,6 +17,7 @@ Usage:
   lp show   [--json] EXECUTION_ID                    one run: stages, actions, durations, links
   lp replay [--json] [--render] FILE...              feed recorded EventBridge events through the handlers
   lp metrics [--project P] [--since 30d] [--json]    the four DORA keys per pipeline, with trends
+  lp policy check [--json] TEMPLATE...               the deployer's policy gate on CloudFormation templates
 
 runs, show and metrics read the runs table: --table (or LP_TABLE / RUNS_TABLE), --endpoint (or
 AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL) and --region (or AWS_REGION). replay uses an
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = showCmd(ctx, args[1:], stdout, getenv)
 	case "metrics":
 		err = metricsCmd(ctx, args[1:], stdout, getenv)
+	case "policy":
+		err = policyCmd(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

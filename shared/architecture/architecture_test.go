@@ -19,8 +19,8 @@ var (
 	useCases = []string{"shared/recording", "shared/pushstart", "shared/reconcile", "shared/delivery"}
 	adapters = []string{"shared/runstore", "shared/notify", "shared/enrich", "shared/codepipelineapi", "shared/deploy", "shared/ebevent"}
 	// helpers are small packages with no I/O of their own beyond what their name says, that
-	// adapters and use cases may share (dora: the delivery metrics, pure over the domain).
-	helpers     = []string{"shared/console", "shared/s3url", "shared/stackevents", "shared/awsconfig", "shared/lambdaio", "shared/config", "shared/dora"}
+	// adapters and use cases may share (dora: the delivery metrics, pure over the domain; policy: the template gate).
+	helpers     = []string{"shared/console", "shared/s3url", "shared/stackevents", "shared/awsconfig", "shared/lambdaio", "shared/config", "shared/dora", "shared/policy"}
 	testSupport = []string{"shared/awsfake", "shared/dynalitetest", "shared/notify/notifytest", "shared/testing/", "shared/lambdarie"}
 	// wiring packages put adapters together.
 	wiring = []string{"functions/", "cmd/", "infrastructure", "shared/architecture"}
