@@ -111,6 +111,7 @@ type cfnLife struct {
 	continueFailures map[string][]ResourceFailure
 	changeSetFails   map[string][]string
 	outputs          map[string]map[string]string
+	protected        map[string]bool // stack names with termination protection
 }
 
 func newCFNLife() cfnLife {
@@ -121,6 +122,7 @@ func newCFNLife() cfnLife {
 		continueFailures: map[string][]ResourceFailure{},
 		changeSetFails:   map[string][]string{},
 		outputs:          map[string]map[string]string{},
+		protected:        map[string]bool{},
 	}
 }
 
@@ -202,6 +204,14 @@ func (f *CloudFormation) FailNextChangeSet(stack, reason string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.life.changeSetFails[stack] = append(f.life.changeSetFails[stack], reason)
+}
+
+// ProtectFromDeletion turns on the stack's termination protection: DeleteStack of it is refused
+// with CloudFormation's ValidationError until the stack is gone.
+func (f *CloudFormation) ProtectFromDeletion(stack string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.life.protected[stack] = true
 }
 
 // SetOutputs sets the values of the stack's outputs once a deploy completes. Without it an
@@ -971,6 +981,9 @@ func (f *CloudFormation) deleteStack(form url.Values) (any, *Error) {
 	}
 	if busy(st.status) {
 		return nil, cfnValidation("Stack [%s] cannot be deleted while in status %s", name, st.status)
+	}
+	if f.life.protected[s.name] {
+		return nil, cfnValidation("Stack [%s] cannot be deleted while TerminationProtection is enabled", name)
 	}
 	token := form.Get("ClientRequestToken")
 	if apiErr := useToken(st, token); apiErr != nil {

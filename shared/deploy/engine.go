@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
@@ -351,15 +350,14 @@ func (e *Engine) createChangeSet(ctx context.Context, out Outcome, req Request, 
 		return out.misconfigured(fmt.Sprintf("stack %s: %s; add it to capabilities", req.StackName, apiMessage(err))), nil
 	case errors.As(err, &limit):
 		return out.failed(fmt.Sprintf("stack %s: %s", req.StackName, apiMessage(err))), nil
-	case apiCode(err) == "ValidationError":
-		msg := apiMessage(err)
+	case raced(err, req.StackName, out.StackID):
 		// The stack changed between the observation and this call (another operation
 		// started, or the stack appeared or vanished): observe again.
-		if strings.Contains(msg, "_IN_PROGRESS state") || strings.Contains(msg, "does not exist") ||
-			strings.Contains(msg, "cannot be created again") {
-			return out.inProgress(PhaseWaiting), nil
-		}
-		return out.failed(fmt.Sprintf("stack %s: CloudFormation refused the change set: %s", req.StackName, msg)), nil
+		return out.inProgress(PhaseWaiting), nil
+	case apiCode(err) == "ValidationError":
+		// Anything else is CloudFormation's answer about this change set ("Parameter
+		// validation failed: … does not exist", a template error): no retry changes it.
+		return out.failed(fmt.Sprintf("stack %s: CloudFormation refused the change set: %s", req.StackName, apiMessage(err))), nil
 	}
 	return out, fmt.Errorf("create change set %s for %s: %w", out.ChangeSet, req.StackName, err)
 }
@@ -464,8 +462,12 @@ func (e *Engine) continueRollback(ctx context.Context, out Outcome, req Request)
 		}
 		return e.fail(ctx, out, stack, "its update rollback failed again after the deployer continued it; fix the resource that cannot roll back, then retry"), nil
 	case apiCode(err) == "ValidationError":
-		// The stack left UPDATE_ROLLBACK_FAILED since the observation.
-		return out.inProgress(PhaseWaiting), nil
+		// A race only if the stack left UPDATE_ROLLBACK_FAILED since the observation; else
+		// a refusal ("Role … is invalid or cannot be assumed") that no retry mends.
+		if moved, derr := e.moved(ctx, req.StackName, out.StackStatus); derr != nil || moved {
+			return out.inProgress(PhaseWaiting), nil
+		}
+		return out.failed(fmt.Sprintf("stack %s is %s: CloudFormation refused to continue the update rollback: %s", req.StackName, out.StackStatus, apiMessage(err))), nil
 	}
 	return out, fmt.Errorf("continue the update rollback of %s: %w", req.StackName, err)
 }
@@ -482,10 +484,25 @@ func (e *Engine) deleteStack(ctx context.Context, out Outcome, stack, roleARN, t
 		out.Progress.Deleted = true
 		return out.inProgress(phase), nil
 	case apiCode(err) == "ValidationError":
-		// Busy since the observation ("cannot be deleted while in status …"): observe again.
-		return out.inProgress(PhaseWaiting), nil
+		// A race only if the stack moved since the observation ("cannot be deleted while in
+		// status …"); else a refusal, such as termination protection ("cannot be deleted
+		// while TerminationProtection is enabled"), that no retry mends.
+		if moved, derr := e.moved(ctx, stack, out.StackStatus); derr != nil || moved {
+			return out.inProgress(PhaseWaiting), nil
+		}
+		return out.failed(fmt.Sprintf("stack %s is %s: CloudFormation refused to delete it: %s", stack, out.StackStatus, apiMessage(err))), nil
 	}
 	return out, fmt.Errorf("delete stack %s: %w", stack, err)
+}
+
+// moved reports whether the stack is no longer in the status observed (it is gone, or another
+// operation changed it), which makes a refusal a race rather than an answer.
+func (e *Engine) moved(ctx context.Context, name, observed string) (bool, error) {
+	stack, err := e.describeStack(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	return stack == nil || string(stack.StackStatus) != observed, nil
 }
 
 // DeleteRequest is one step of deleting a stack.
@@ -532,7 +549,7 @@ func (e *Engine) StepDelete(ctx context.Context, req DeleteRequest) (Outcome, er
 func (e *Engine) describeStack(ctx context.Context, name string) (*cftypes.Stack, error) {
 	res, err := e.Stacks.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
 	if err != nil {
-		if isNotFound(err) {
+		if stackAbsent(err, name, "") {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("describe stack %s: %w", name, err)
@@ -547,7 +564,7 @@ func (e *Engine) describeStack(ctx context.Context, name string) (*cftypes.Stack
 func (e *Engine) describeChangeSet(ctx context.Context, stack, name string) (*cloudformation.DescribeChangeSetOutput, error) {
 	res, err := e.Stacks.DescribeChangeSet(ctx, &cloudformation.DescribeChangeSetInput{StackName: aws.String(stack), ChangeSetName: aws.String(name)})
 	if err != nil {
-		if isNotFound(err) {
+		if changeSetAbsent(err, stack, "") {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("describe change set %s of %s: %w", name, stack, err)
@@ -565,42 +582,6 @@ func (e *Engine) deleteChangeSet(ctx context.Context, stack, name string) {
 // (AWS-FACTS.md §1; "No updates are to be performed." is UpdateStack's form of it).
 func isNoChanges(reason string) bool {
 	return strings.Contains(reason, "didn't contain changes") || strings.Contains(reason, "No updates are to be performed")
-}
-
-// isNotFound reports whether err says the stack or change set does not exist: a
-// ValidationError "Stack with id X does not exist" / "Stack [X] does not exist", or
-// ChangeSetNotFound.
-func isNotFound(err error) bool {
-	var cs *cftypes.ChangeSetNotFoundException
-	if errors.As(err, &cs) {
-		return true
-	}
-	return apiCode(err) == "ValidationError" && strings.Contains(apiMessage(err), "does not exist")
-}
-
-func apiCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
-func apiMessage(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorMessage()
-	}
-	return err.Error()
-}
-
-// IsPermissionError reports whether err is an authorization failure, which no retry mends.
-func IsPermissionError(err error) bool {
-	switch apiCode(err) {
-	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidClientTokenId", "ExpiredToken":
-		return true
-	}
-	return errors.Is(err, ErrArtifactDenied)
 }
 
 func outputs(stack *cftypes.Stack) map[string]string {
