@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -122,6 +123,30 @@ func (c *CustomResource) Handle(ctx context.Context, ev cfn.Event) (reply Custom
 	if c.DryRun {
 		c.log().InfoContext(ctx, "custom resource planned (dry run)", "requestType", string(ev.RequestType), "requestId", ev.RequestID,
 			"physicalResourceId", reply.PhysicalResourceID, "status", string(reply.Status), "reason", reply.Reason)
+		return reply, nil
+	}
+	return c.send(ctx, ev, reply)
+}
+
+// Reject answers FAILED to a request that does not decode (reason says why), so that
+// CloudFormation fails the resource now instead of waiting for the request's timeout ("If a
+// FAILED response or no response is returned, the operation fails", "Custom resources",
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/template-custom-resources.html).
+// ev holds what could be read of the request. A ResponseURL that is not an http(s) URL gets no
+// answer: the rejection is only logged. It returns an error only when the answer could not be
+// delivered.
+func (c *CustomResource) Reject(ctx context.Context, ev cfn.Event, reason error) (CustomReply, error) {
+	reply := CustomReply{Status: cfn.StatusFailed, Reason: "malformed custom resource request: " + reason.Error(),
+		RequestID: ev.RequestID, StackID: ev.StackID, LogicalResourceID: ev.LogicalResourceID,
+		// Names no stack, so that a Delete that follows deletes nothing.
+		PhysicalResourceID: cmp.Or(ev.PhysicalResourceID, notCreatedPrefix+cmp.Or(ev.RequestID, "malformed-request"))}
+	if u, err := url.Parse(ev.ResponseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		c.log().ErrorContext(ctx, "custom resource request rejected; its ResponseURL is not a URL, so no answer is sent",
+			"requestId", ev.RequestID, "reason", reply.Reason)
+		return reply, nil
+	}
+	if c.DryRun {
+		c.log().InfoContext(ctx, "custom resource rejected (dry run)", "requestId", ev.RequestID, "status", string(reply.Status), "reason", reply.Reason)
 		return reply, nil
 	}
 	return c.send(ctx, ev, reply)

@@ -19,7 +19,6 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/infrastructure"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsfake"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/deploy"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/ebevent"
 )
 
 // crHarness runs the PipelineStack custom resource against the world's CloudFormation fake,
@@ -79,7 +78,7 @@ func (h *crHarness) event(requestType string, mutate func(props map[string]any))
 	h.w.t.Helper()
 	data, err := os.ReadFile("../../events/custom-resource-" + strings.ToLower(requestType) + ".json")
 	require.NoError(h.w.t, err)
-	ev, err := ebevent.DecodeCustomResource(data)
+	ev, err := deploy.DecodeCustomResource(data)
 	require.NoError(h.w.t, err)
 	ev.RequestID, ev.ResponseURL = h.w.jobID(), h.url
 	if mutate != nil {

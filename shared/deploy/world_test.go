@@ -21,7 +21,6 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/infrastructure"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsfake"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/deploy"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/ebevent"
 )
 
 // The deployer's world in tests: the CloudFormation and CodePipeline job fakes behind the SDK
@@ -180,7 +179,7 @@ func (w *world) job(sample, buildKey string) events.CodePipelineJob {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	job, err := ebevent.DecodeJob(data)
+	job, err := deploy.DecodeJob(data)
 	if err != nil {
 		w.t.Fatal(err)
 	}
