@@ -548,9 +548,16 @@ func (f *CloudFormation) createChangeSet(form url.Values) (any, *Error) {
 	if typ != "CREATE" && typ != "UPDATE" {
 		return nil, cfnValidation("the fake supports ChangeSetType CREATE and UPDATE, not %s", typ)
 	}
-	body, tpl, apiErr := templateBody(form)
-	if apiErr != nil {
-		return nil, apiErr
+	usePrevious := form.Get("UsePreviousTemplate") == "true"
+	var body string
+	var tpl fakeTemplate
+	if !usePrevious {
+		var apiErr *Error
+		if body, tpl, apiErr = templateBody(form); apiErr != nil {
+			return nil, apiErr
+		}
+	} else if form.Get("TemplateBody") != "" || form.Get("TemplateURL") != "" {
+		return nil, cfnValidation("Specify exactly one of TemplateBody, TemplateURL or UsePreviousTemplate.")
 	}
 	caps := formList(form, "Capabilities")
 	params := formParameters(form)
@@ -561,6 +568,13 @@ func (f *CloudFormation) createChangeSet(form url.Values) (any, *Error) {
 	var st *stackState
 	if s != nil {
 		st = f.stateOf(s)
+	}
+	if usePrevious {
+		if typ == "CREATE" || s == nil || st.template == "" {
+			return nil, cfnValidation("UsePreviousTemplate can only be used for an existing stack with a template.")
+		}
+		body = st.template
+		tpl, _ = parseTemplate(body)
 	}
 	switch {
 	case typ == "CREATE" && s != nil && st.status != "REVIEW_IN_PROGRESS":
@@ -1131,9 +1145,25 @@ type xmlGetTemplateSummaryResult struct {
 }
 
 func (f *CloudFormation) getTemplateSummary(form url.Values) (any, *Error) {
-	_, tpl, apiErr := templateBody(form)
-	if apiErr != nil {
-		return nil, apiErr
+	var tpl fakeTemplate
+	if name := form.Get("StackName"); name != "" {
+		// The template of a live stack.
+		f.mu.Lock()
+		s := f.liveStack(name)
+		body := ""
+		if s != nil {
+			body = f.stateOf(s).template
+		}
+		f.mu.Unlock()
+		if body == "" {
+			return nil, cfnValidation("Stack with id %s does not exist", name)
+		}
+		tpl, _ = parseTemplate(body)
+	} else {
+		var apiErr *Error
+		if _, tpl, apiErr = templateBody(form); apiErr != nil {
+			return nil, apiErr
+		}
 	}
 	res := xmlGetTemplateSummaryResult{Description: tpl.description}
 	for _, p := range tpl.params {

@@ -202,8 +202,13 @@ func (c *CustomResource) decide(ctx context.Context, ev cfn.Event, reply CustomR
 	if ev.RequestType == cfn.RequestUpdate && ev.PhysicalResourceID != "" && ev.PhysicalResourceID != props.StackName {
 		c.log().InfoContext(ctx, "pipeline stack renamed: replacing", "from", ev.PhysicalResourceID, "to", props.StackName)
 	}
+	// An Update of the same stack keeps the stack's template and changes only the parameters:
+	// after its first run the pipeline keeps its own stack current from the repository, and
+	// the template built into this binary may be older than that one. Create (and an Update
+	// that renames the stack, or finds it gone) creates the stack from the built-in template.
 	req := Request{StackName: props.StackName, TemplateBody: string(c.Template), Parameters: props.Parameters,
-		Capabilities: pipelineCapabilities, RoleARN: props.RoleARN, Token: ev.RequestID}
+		Capabilities: pipelineCapabilities, RoleARN: props.RoleARN, Token: ev.RequestID,
+		KeepTemplate: ev.RequestType == cfn.RequestUpdate && ev.PhysicalResourceID == props.StackName}
 	if c.DryRun {
 		reply.Status = cfn.StatusSuccess
 		reply.Reason = fmt.Sprintf("would deploy stack %s through change set %s with parameters %s, role %s (dry run: nothing sent to AWS)",

@@ -276,3 +276,33 @@ func TestCustomResourceDryRunCallsNothing(t *testing.T) {
 	assert.Contains(t, reply.Reason, "would deploy stack my-lambda-pipeline")
 	assert.Empty(t, h.puts)
 }
+
+// Issue 9, defect 12: a `sam deploy` of the control plane that changes a parameter updates the
+// pipeline stack's parameters only; it does not put back the pipeline template built into the
+// deployer over the one the pipeline updated itself to from the repository.
+func TestCustomResourceUpdateKeepsTheTemplateThePipelineUpdatedItselfTo(t *testing.T) {
+	w := newWorld(t)
+	h := w.customResource()
+	_, body := h.handle(t, h.event("Create", nil))
+	require.Equal(t, "SUCCESS", body.Status, body.Reason)
+
+	// The pipeline's SelfUpdate stage deploys the repository's newer pipeline.yml.
+	selfUpdated := strings.Replace(string(infrastructure.PipelineTemplate), "lambda-pipeline: the pipeline", "lambda-pipeline (from the repository): the pipeline", 1)
+	require.NotEqual(t, string(infrastructure.PipelineTemplate), selfUpdated)
+	w.steps(deploy.Request{StackName: pipelineStack, TemplateBody: selfUpdated, Parameters: w.stack(pipelineStack).Parameters,
+		Capabilities: []string{"CAPABILITY_IAM"}, RoleARN: pipeRoleARN, Token: "self-update"})
+	require.Equal(t, selfUpdated, w.stack(pipelineStack).Template)
+
+	_, body = h.handle(t, h.event("Update", func(p map[string]any) { p["RetentionDays"] = "30" }))
+	assert.Equal(t, "SUCCESS", body.Status, body.Reason)
+	st := w.stack(pipelineStack)
+	assert.Equal(t, selfUpdated, st.Template, "the control plane's deploy kept the self-updated template")
+	assert.Equal(t, "30", st.Parameters["RetentionDays"], "and changed the parameter")
+	assert.Equal(t, "UPDATE_COMPLETE", st.Status)
+
+	// An Update that changes nothing the stack uses changes nothing.
+	_, body = h.handle(t, h.event("Update", func(p map[string]any) { p["RetentionDays"] = "30" }))
+	assert.Equal(t, "SUCCESS", body.Status)
+	assert.Contains(t, body.Reason, "no changes")
+	assert.Equal(t, selfUpdated, w.stack(pipelineStack).Template)
+}

@@ -71,6 +71,11 @@ type Request struct {
 	Token string
 	// Progress is the previous step's Outcome.Progress (zero on the first step).
 	Progress Progress
+	// KeepTemplate makes an update keep the stack's current template (CreateChangeSet's
+	// UsePreviousTemplate) and change only the parameters; TemplateBody then serves only to
+	// create the stack when it does not exist. The custom resource's Update uses it, so that
+	// a control-plane deploy does not replace the template the pipeline updated itself to.
+	KeepTemplate bool
 }
 
 // Progress is what a deploy did that the stack does not show. It is small and JSON-encodable
@@ -308,7 +313,7 @@ func (e *Engine) fail(ctx context.Context, out Outcome, stack *cftypes.Stack, ad
 }
 
 func (e *Engine) createChangeSet(ctx context.Context, out Outcome, req Request, stack *cftypes.Stack, typ cftypes.ChangeSetType) (Outcome, error) {
-	params, problem, err := e.parameters(ctx, req, stack, typ == cftypes.ChangeSetTypeCreate)
+	params, problem, err := e.parameters(ctx, req, stack, typ)
 	if err != nil {
 		return out, err
 	}
@@ -320,9 +325,13 @@ func (e *Engine) createChangeSet(ctx context.Context, out Outcome, req Request, 
 		ChangeSetName: aws.String(out.ChangeSet),
 		ChangeSetType: typ,
 		ClientToken:   aws.String(out.ChangeSet),
-		TemplateBody:  aws.String(req.TemplateBody),
 		Parameters:    params,
 		Description:   aws.String("lambda-pipeline deploy " + truncate(req.Token, 100)),
+	}
+	if keepTemplate(req, typ) {
+		in.UsePreviousTemplate = aws.Bool(true)
+	} else {
+		in.TemplateBody = aws.String(req.TemplateBody)
 	}
 	for _, c := range req.Capabilities {
 		in.Capabilities = append(in.Capabilities, cftypes.Capability(c))
@@ -365,8 +374,13 @@ func (e *Engine) createChangeSet(ctx context.Context, out Outcome, req Request, 
 // parameters applies the rule of docs/templates.md to the template's parameters: the
 // override; else nothing, when the template has a Default; else UsePreviousValue, when the
 // stack has the parameter; else a misconfiguration, naming the parameters.
-func (e *Engine) parameters(ctx context.Context, req Request, stack *cftypes.Stack, create bool) ([]cftypes.Parameter, string, error) {
-	summary, err := e.Stacks.GetTemplateSummary(ctx, &cloudformation.GetTemplateSummaryInput{TemplateBody: aws.String(req.TemplateBody)})
+func (e *Engine) parameters(ctx context.Context, req Request, stack *cftypes.Stack, typ cftypes.ChangeSetType) ([]cftypes.Parameter, string, error) {
+	in := &cloudformation.GetTemplateSummaryInput{TemplateBody: aws.String(req.TemplateBody)}
+	if keepTemplate(req, typ) {
+		in = &cloudformation.GetTemplateSummaryInput{StackName: aws.String(req.StackName)}
+	}
+	create := typ == cftypes.ChangeSetTypeCreate
+	summary, err := e.Stacks.GetTemplateSummary(ctx, in)
 	if err != nil {
 		if apiCode(err) == "ValidationError" {
 			return nil, "the template is invalid: " + apiMessage(err), nil
@@ -412,6 +426,12 @@ func (e *Engine) parameters(ctx context.Context, req Request, stack *cftypes.Sta
 			strings.Join(missing, ", ")), nil
 	}
 	return params, "", nil
+}
+
+// keepTemplate reports whether the change set keeps the stack's template: an update of a
+// request that asks for it.
+func keepTemplate(req Request, typ cftypes.ChangeSetType) bool {
+	return req.KeepTemplate && typ == cftypes.ChangeSetTypeUpdate
 }
 
 func (e *Engine) execute(ctx context.Context, out Outcome, req Request) (Outcome, error) {

@@ -245,3 +245,17 @@ func (w *world) assertNoSecretsLogged() {
 		}
 	}
 }
+
+// steps runs a deploy through the engine to its end, the way a job would (one step per poll),
+// and fails the test unless it succeeds.
+func (w *world) steps(req deploy.Request) deploy.Outcome {
+	w.t.Helper()
+	out, err := w.poller().Run(context.Background(), deploy.Progress{}, func(ctx context.Context, p deploy.Progress) (deploy.Outcome, error) {
+		req.Progress = p
+		return w.engine.Step(ctx, req)
+	})
+	if err != nil || out.Status != deploy.StatusDone {
+		w.t.Fatalf("deploy of %s: %+v, %v", req.StackName, out, err)
+	}
+	return out
+}
