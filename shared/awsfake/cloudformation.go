@@ -53,7 +53,10 @@ type CloudFormation struct {
 	live     map[string]string     // stack name → id of the stack that has it now
 	pageSize int
 	seq      int
-	life     cfnLife // the lifecycle's scripts and clock (cfnstacks.go)
+	life     cfnLife // the lifecycle's scripts (cfnstacks.go)
+	// clock, when set, is the test's clock (UseClock); else manual is the time (Advance).
+	clock  func() time.Time
+	manual time.Time
 }
 
 type fakeStack struct {
@@ -81,7 +84,8 @@ const DefaultStackEventsPageSize = 100
 // NewCloudFormation starts a fake with no stacks; the test's Cleanup stops it.
 func NewCloudFormation(tb testing.TB) *CloudFormation {
 	tb.Helper()
-	f := &CloudFormation{stacks: map[string]*fakeStack{}, live: map[string]string{}, pageSize: DefaultStackEventsPageSize, life: newCFNLife()}
+	f := &CloudFormation{stacks: map[string]*fakeStack{}, live: map[string]string{}, pageSize: DefaultStackEventsPageSize, life: newCFNLife(),
+		manual: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
 	// The endpoint gives the configuration, FailNext and Calls; the query protocol is served here.
 	f.endpoint = newEndpoint(tb, "CloudFormation", map[string]op{})
 	f.hangs = newHangs()
@@ -189,6 +193,10 @@ func (f *CloudFormation) serveQuery(w http.ResponseWriter, r *http.Request) {
 		writeQueryError(w, injected)
 		return
 	}
+	// Every answer is about the present: what was due by now has happened.
+	f.mu.Lock()
+	f.catchUp()
+	f.mu.Unlock()
 	out, apiErr := handle(r.PostForm)
 	if apiErr != nil {
 		writeQueryError(w, apiErr)

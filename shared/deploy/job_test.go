@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lambda-pipeline/lambda-pipeline/infrastructure"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsfake"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/deploy"
 )
@@ -91,6 +92,17 @@ func TestFailedCreateIsDeletedAndCreatedAgainByTheNextJob(t *testing.T) {
 
 func TestFailingUpdateReportsTheRootCauseNotTheNoise(t *testing.T) {
 	w := newWorld(t)
+	// A resource that the update changes beside the function, and that takes longer: when the
+	// function fails, CloudFormation cancels it (the noise).
+	w.putSource(sourceKey, map[string][]byte{
+		"infrastructure/lambda.yml": []byte(strings.Replace(string(infrastructure.LambdaTemplate), "\nOutputs:", `
+  DeployMarker:
+    Type: AWS::IAM::ManagedPolicy
+    Properties:
+      Description: !Sub "deployed ${ArtifactKey}"
+      PolicyDocument: { Version: "2012-10-17", Statement: [] }
+`+"\nOutputs:", 1)),
+	})
 	res, _ := w.runToEnd(w.appJob("my-lambda-pipeline/BuildOutpu/b1"))
 	require.True(t, res.Succeeded)
 

@@ -25,7 +25,8 @@ import (
 
 // The deployer's world in tests: the CloudFormation and CodePipeline job fakes behind the SDK
 // clients, gofakes3 for the artifacts bucket (wrapped to record how requests were signed), a
-// clock that only moves when the code sleeps, and the JSON log.
+// clock that only moves when the code sleeps (CloudFormation's fake runs on it too), and the
+// JSON log.
 
 const (
 	appStack      = "my-lambda-app"
@@ -129,6 +130,8 @@ func newWorld(t *testing.T) *world {
 		"infrastructure/lambda.yml":   infrastructure.LambdaTemplate,
 		"infrastructure/pipeline.yml": infrastructure.PipelineTemplate,
 	})
+	// CloudFormation moves on the world's clock: while the deployer waits, not when it asks.
+	w.cfn.UseClock(w.clock.Now)
 	w.engine = &deploy.Engine{Stacks: w.cfn.Client(t), Region: "eu-west-1"}
 	log := slog.New(slog.NewJSONHandler(w.logs, nil))
 	w.handler = &deploy.JobHandler{
@@ -222,6 +225,10 @@ func (w *world) runToEnd(job events.CodePipelineJob) (awsfake.JobResult, int) {
 		next := job
 		next.ID, next.Data.ContinuationToken = res.NextJobID, res.ContinuationToken
 		job = next
+		// CodePipeline creates the next job about 30 seconds later ("Add a custom action
+		// to a pipeline",
+		// https://docs.aws.amazon.com/codepipeline/latest/userguide/actions-create-custom-action.html).
+		_ = w.clock.Sleep(context.Background(), 30*time.Second)
 	}
 	w.t.Fatal("no final result after 50 invocations")
 	return awsfake.JobResult{}, 0
