@@ -27,16 +27,6 @@ func commitURL(region, repository, commitID string) string {
 		"/commit/" + url.PathEscape(commitID) + "?region=" + url.QueryEscape(region)
 }
 
-// stackEventsURL is the CloudFormation console's events tab of a stack, by name or (better,
-// it survives the stack's deletion) by stack id.
-func stackEventsURL(region, stack string) string {
-	if region == "" || stack == "" {
-		return ""
-	}
-	return "https://" + region + ".console.aws.amazon.com/cloudformation/home?region=" + url.QueryEscape(region) +
-		"#/stacks/events?stackId=" + url.QueryEscape(stack)
-}
-
 // s3ObjectURL is the S3 console page of an object (the console needs a sign-in; the presigned
 // link does not).
 func s3ObjectURL(region, bucket, key string) string {
