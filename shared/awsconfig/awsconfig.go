@@ -8,6 +8,7 @@
 package awsconfig
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"os"
@@ -24,7 +25,7 @@ func FromEnv(getenv func(string) string) (aws.Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	region := firstSet(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"))
+	region := cmp.Or(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"))
 	if region == "" {
 		return aws.Config{}, errors.New("AWS_REGION is not set")
 	}
@@ -48,13 +49,4 @@ func (e envCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		return aws.Credentials{}, errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set")
 	}
 	return credentials.NewStaticCredentialsProvider(id, secret, e.getenv("AWS_SESSION_TOKEN")).Retrieve(ctx)
-}
-
-func firstSet(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

@@ -607,7 +607,8 @@ func (f *CloudFormation) createChangeSet(form url.Values) (any, *Error) {
 			if cs.name != name {
 				continue
 			}
-			// The same ClientToken is a retry of the same request (AWS-FACTS.md §1).
+			// The same ClientToken is a retry of the same request ("CreateChangeSet",
+			// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateChangeSet.html).
 			if cs.clientToken != "" && cs.clientToken == form.Get("ClientToken") {
 				return xmlResult(OpCreateChangeSet, xmlCreateChangeSetResult{ID: cs.id, StackID: s.id}), nil
 			}
@@ -757,7 +758,9 @@ type xmlExecuteChangeSetResult struct {
 
 // useToken records a ClientRequestToken on the stack. A token used before on the stack is
 // refused with TokenAlreadyExistsException (the modeled error; what CloudFormation does with
-// a repeated token is not documented, AWS-FACTS.md §1). The caller holds f.mu.
+// a repeated token is not documented in "ExecuteChangeSet",
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ExecuteChangeSet.html).
+// The caller holds f.mu.
 func useToken(st *stackState, token string) *Error {
 	if token == "" {
 		return nil
@@ -875,23 +878,23 @@ func (f *CloudFormation) startExecution(s *fakeStack, st *stackState, cs *fakeCh
 		touched = append(touched, r.id)
 		v := verb[r.id]
 		if v == "CREATE" {
-			p.resource(sp.start, r, "CREATE_IN_PROGRESS", "", false)
-			p.resource(sp.start.Add(initiated), r, "CREATE_IN_PROGRESS", ResourceCreationInitiated, true)
+			p.creating(sp.start, r)
+			p.resource(sp.start.Add(initiated), r, "CREATE_IN_PROGRESS", ResourceCreationInitiated)
 		} else {
-			p.resource(sp.start, r, "UPDATE_IN_PROGRESS", "", true)
+			p.resource(sp.start, r, "UPDATE_IN_PROGRESS", "")
 		}
 		switch {
 		case failure != nil && r.id == failure.Resource:
-			p.resource(sp.end, r, v+"_FAILED", failure.Reason, v == "UPDATE")
+			p.resource(sp.end, r, v+"_FAILED", failure.Reason)
 		case !stop.IsZero() && sp.end.After(stop):
 			cancel := ResourceCreationCancelled
 			if v == "UPDATE" {
 				cancel = ResourceUpdateCancelled
 			}
-			p.resource(stop.Add(stackStep), r, v+"_FAILED", cancel, true)
+			p.resource(stop.Add(stackStep), r, v+"_FAILED", cancel)
 			cancelled = append(cancelled, r.id)
 		default:
-			p.resource(sp.end, r, v+"_COMPLETE", "", true)
+			p.resource(sp.end, r, v+"_COMPLETE", "")
 		}
 		if sp.end.After(last) {
 			last = sp.end
@@ -980,16 +983,16 @@ func (f *CloudFormation) startExecution(s *fakeStack, st *stackState, cs *fakeCh
 		if r.typ == "" {
 			r.typ = "AWS::CloudFormation::WaitCondition"
 		}
-		p.resource(t, r, "UPDATE_IN_PROGRESS", "", true)
+		p.resource(t, r, "UPDATE_IN_PROGRESS", "")
 		t = t.Add(resourceUpdate)
 		if id == failure.RollbackResource {
 			reason := fmt.Sprintf("The following resource(s) failed to update: [%s].", id)
-			p.resource(t, r, "UPDATE_FAILED", failure.RollbackReason, true)
+			p.resource(t, r, "UPDATE_FAILED", failure.RollbackReason)
 			p.stack(t.Add(stackStep), "UPDATE_ROLLBACK_FAILED", reason, failed)
 			f.start(s, p)
 			return
 		}
-		p.resource(t, r, "UPDATE_COMPLETE", "", true)
+		p.resource(t, r, "UPDATE_COMPLETE", "")
 	}
 	f.rollbackCleanup(p, t.Add(stackStep), order, created, failed)
 	f.start(s, p)
@@ -1035,9 +1038,9 @@ func (f *CloudFormation) continueUpdateRollback(form url.Values) (any, *Error) {
 				r = x
 			}
 		}
-		p.resource(t.Add(stackStep), r, "UPDATE_IN_PROGRESS", "", true)
+		p.resource(t.Add(stackStep), r, "UPDATE_IN_PROGRESS", "")
 		t = t.Add(stackStep + resourceUpdate)
-		p.resource(t, r, "UPDATE_FAILED", fail.Reason, true)
+		p.resource(t, r, "UPDATE_FAILED", fail.Reason)
 		p.stack(t.Add(stackStep), "UPDATE_ROLLBACK_FAILED", fmt.Sprintf("The following resource(s) failed to update: [%s].", r.id), nil)
 	} else {
 		f.rollbackCleanup(p, t.Add(stackStep), st.resources, nil, nil)

@@ -118,13 +118,16 @@ type plan struct {
 	steps []transition
 }
 
-// resource adds a resource event at t.
-func (p *plan) resource(t time.Time, r fakeResource, status, reason string, physical bool) {
-	ev := StackEvent{LogicalResourceID: r.id, ResourceType: r.typ, Status: status, Reason: reason}
-	if physical {
-		ev.PhysicalResourceID = physicalID(p.s, r)
-	}
-	p.steps = append(p.steps, transition{at: t, token: p.token, events: []StackEvent{ev}})
+// resource adds an event of a resource that exists (it has a physical id) at t.
+func (p *plan) resource(t time.Time, r fakeResource, status, reason string) {
+	p.steps = append(p.steps, transition{at: t, token: p.token, events: []StackEvent{
+		{LogicalResourceID: r.id, PhysicalResourceID: physicalID(p.s, r), ResourceType: r.typ, Status: status, Reason: reason}}})
+}
+
+// creating adds the first event of a resource being created, which has no physical id yet.
+func (p *plan) creating(t time.Time, r fakeResource) {
+	p.steps = append(p.steps, transition{at: t, token: p.token, events: []StackEvent{
+		{LogicalResourceID: r.id, ResourceType: r.typ, Status: "CREATE_IN_PROGRESS"}}})
 }
 
 // stack adds the stack's move to status at t, with its event, and what reaching it does.
@@ -208,12 +211,12 @@ func (p *plan) scheduleDeletes(t0 time.Time, order []fakeResource, todo map[stri
 			continue
 		}
 		end := start.Add(resourceDelete)
-		p.resource(start, r, "DELETE_IN_PROGRESS", "", true)
+		p.resource(start, r, "DELETE_IN_PROGRESS", "")
 		if fail != nil && fail.Resource == r.id {
-			p.resource(end, r, "DELETE_FAILED", fail.Reason, true)
+			p.resource(end, r, "DELETE_FAILED", fail.Reason)
 			kept[r.id] = true
 		} else {
-			p.resource(end, r, "DELETE_COMPLETE", "", true)
+			p.resource(end, r, "DELETE_COMPLETE", "")
 		}
 		ends[r.id] = end
 		if end.After(last) {

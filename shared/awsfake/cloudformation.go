@@ -68,7 +68,8 @@ type fakeStack struct {
 
 // StackEvent is one scripted stack event. The fake fills in StackId, StackName and EventId.
 // A stack-level event has ResourceType AWS::CloudFormation::Stack and the stack's name as
-// LogicalResourceID (AWS-FACTS.md §1).
+// LogicalResourceID ("Stack status codes",
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html).
 type StackEvent struct {
 	LogicalResourceID, PhysicalResourceID, ResourceType string
 	Status, Reason                                      string
@@ -142,7 +143,8 @@ func (f *CloudFormation) AddStackEvents(stack string, events ...StackEvent) {
 }
 
 // DeleteStack marks a stack deleted: its name is free and no longer finds it, its stack id
-// still does (AWS-FACTS.md §1: "Deleted stacks need the stack ID").
+// still does ("DescribeStacks": a deleted stack is found by its stack ID only,
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStacks.html).
 func (f *CloudFormation) DeleteStack(stack string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -273,7 +275,8 @@ func (f *CloudFormation) describeStackEvents(form url.Values) (any, *Error) {
 	if s == nil {
 		return nil, clientError("ValidationError", "Stack [%s] does not exist", name)
 	}
-	// Newest first ("in reverse chronological order", AWS-FACTS.md §1).
+	// Newest first ("in reverse chronological order", "DescribeStackEvents",
+	// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStackEvents.html).
 	events := slices.Clone(s.events)
 	slices.Reverse(events)
 	start := 0

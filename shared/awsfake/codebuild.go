@@ -31,7 +31,8 @@ type CodeBuild struct {
 
 // Build is a scripted build.
 type Build struct {
-	// ID is "<project>:<uuid>" (AWS-FACTS.md §3).
+	// ID is "<project>:<uuid>" ("BatchGetBuilds",
+	// https://docs.aws.amazon.com/codebuild/latest/APIReference/API_BatchGetBuilds.html).
 	ID string
 	// Status is the buildStatus: SUCCEEDED, FAILED, FAULT, TIMED_OUT, IN_PROGRESS or STOPPED.
 	Status string
@@ -58,7 +59,8 @@ type BuildPhase struct {
 // executing command: go test ./.... Reason: exit status 1".
 type PhaseContext struct{ StatusCode, Message string }
 
-// phaseOrder is the order CodeBuild runs phases in (AWS-FACTS.md §3).
+// phaseOrder is the order CodeBuild runs phases in ("BuildPhase",
+// https://docs.aws.amazon.com/codebuild/latest/APIReference/API_BuildPhase.html).
 var phaseOrder = []string{"SUBMITTED", "QUEUED", "PROVISIONING", "DOWNLOAD_SOURCE", "INSTALL", "PRE_BUILD", "BUILD",
 	"POST_BUILD", "UPLOAD_ARTIFACTS", "FINALIZING", "COMPLETED"}
 
@@ -195,7 +197,8 @@ func (b Build) wire() wireBuild {
 		w.Logs.StreamName = uuid
 	}
 	if w.Logs.DeepLink == "" {
-		// CodeBuild's own form (AWS-FACTS.md §3).
+		// CodeBuild's own form ("BatchGetBuilds",
+		// https://docs.aws.amazon.com/codebuild/latest/APIReference/API_BatchGetBuilds.html).
 		w.Logs.DeepLink = fmt.Sprintf("https://console.aws.amazon.com/cloudwatch/home?region=%s#logEvent:group=%s;stream=%s",
 			Region, w.Logs.GroupName, w.Logs.StreamName)
 	}
@@ -204,7 +207,8 @@ func (b Build) wire() wireBuild {
 }
 
 // batchGetBuilds answers the known builds in the order asked and lists the unknown ids in
-// buildsNotFound, as CodeBuild does; 1–100 ids (AWS-FACTS.md §3).
+// buildsNotFound, as CodeBuild does; 1–100 ids ("BatchGetBuilds",
+// https://docs.aws.amazon.com/codebuild/latest/APIReference/API_BatchGetBuilds.html).
 func (f *CodeBuild) batchGetBuilds(body []byte) (any, *Error) {
 	var in struct {
 		IDs []string `json:"ids"`

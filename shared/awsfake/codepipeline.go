@@ -191,7 +191,8 @@ func (f *CodePipeline) Started() []Execution {
 	return out
 }
 
-// Limits and patterns from the API reference (AWS-FACTS.md, section 2).
+// Limits and patterns from the CodePipeline API Reference
+// (https://docs.aws.amazon.com/codepipeline/latest/APIReference/).
 var (
 	pipelineNamePattern = regexp.MustCompile(`^[A-Za-z0-9.@\-_]{1,100}$`)
 	tokenPattern        = regexp.MustCompile(`^[a-zA-Z0-9-]{1,128}$`)

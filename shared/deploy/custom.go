@@ -16,7 +16,9 @@ import (
 	"github.com/aws/aws-lambda-go/cfn"
 )
 
-// MaxReplyBody is the limit on a custom resource response body (AWS-FACTS.md §6).
+// MaxReplyBody is the limit on a custom resource response body, in bytes ("Custom resource
+// response objects",
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/crpg-ref-responses.html).
 const MaxReplyBody = 4096
 
 // pipelineCapabilities are what infrastructure/pipeline.yml needs acknowledged (IAM roles with

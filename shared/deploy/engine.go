@@ -20,7 +20,8 @@ import (
 
 // StacksAPI is what the engine calls of CloudFormation (cloudformation.Client satisfies it).
 // The deployer's role must allow each of these actions on the stacks it deploys, and
-// GetTemplateSummary on "*" (it is called with a template body, not a stack).
+// GetTemplateSummary on "*" (it is called with a template body, or with the stack's name when
+// the request keeps the stack's template).
 type StacksAPI interface {
 	CreateChangeSet(ctx context.Context, in *cloudformation.CreateChangeSetInput, optFns ...func(*cloudformation.Options)) (*cloudformation.CreateChangeSetOutput, error)
 	DescribeChangeSet(ctx context.Context, in *cloudformation.DescribeChangeSetInput, optFns ...func(*cloudformation.Options)) (*cloudformation.DescribeChangeSetOutput, error)
@@ -248,7 +249,9 @@ func (e *Engine) Step(ctx context.Context, req Request) (Outcome, error) {
 		// Missing, or only an unexecuted CREATE change set of an earlier deploy: create.
 		return e.createChangeSet(ctx, out, req, stack, cftypes.ChangeSetTypeCreate)
 	case cftypes.StackStatusRollbackComplete:
-		// A failed create: the stack can only be deleted (AWS-FACTS.md §1). Delete it, then
+		// A failed create: the stack can only be deleted ("Stack status codes",
+		// https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html).
+		// Delete it, then
 		// create it again on a later step.
 		if out.Progress.Deleted {
 			return e.fail(ctx, out, stack, "it is in ROLLBACK_COMPLETE again after the deployer deleted it"), nil
@@ -439,7 +442,9 @@ func (e *Engine) execute(ctx context.Context, out Outcome, req Request) (Outcome
 		StackName:          aws.String(req.StackName),
 		ChangeSetName:      aws.String(out.ChangeSet),
 		ClientRequestToken: aws.String(executeToken(req.Token)),
-		// The model documents a default of true for ExecuteChangeSet (AWS-FACTS.md §1,
+		// The API model documents a default of true for ExecuteChangeSet's DisableRollback
+		// ("ExecuteChangeSet",
+		// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ExecuteChangeSet.html,
 		// unverified); the engine's recovery relies on CloudFormation rolling back.
 		DisableRollback: aws.Bool(false),
 	})
@@ -599,7 +604,9 @@ func (e *Engine) deleteChangeSet(ctx context.Context, stack, name string) {
 }
 
 // isNoChanges reports whether a FAILED change set's reason means "nothing to change"
-// (AWS-FACTS.md §1; "No updates are to be performed." is UpdateStack's form of it).
+// ("The submitted information didn't contain changes…", or "No updates are to be
+// performed."; the AWS CLI's "deploy" takes both as no changes,
+// https://docs.aws.amazon.com/cli/latest/reference/cloudformation/deploy/).
 func isNoChanges(reason string) bool {
 	return strings.Contains(reason, "didn't contain changes") || strings.Contains(reason, "No updates are to be performed")
 }

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,7 +28,10 @@ type Jobs interface {
 
 var _ Jobs = (*codepipeline.Client)(nil)
 
-// Limits of the job results (AWS-FACTS.md §2).
+// Limits of the job results ("PutJobSuccessResult", "PutJobFailureResult", CodePipeline API
+// Reference, https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_PutJobSuccessResult.html;
+// output variables: "Quotas in AWS CodePipeline",
+// https://docs.aws.amazon.com/codepipeline/latest/userguide/limits.html).
 const (
 	maxContinuationToken = 2048
 	maxSummary           = 2048
@@ -37,7 +41,9 @@ const (
 
 // JobHandler runs the deploy a CodePipeline Lambda Invoke job asks for (UserParameters) and
 // reports it to CodePipeline: success, failure, or "in progress" with a continuation token
-// that makes CodePipeline invoke the deployer again with a new job (AWS-FACTS.md §2).
+// that makes CodePipeline invoke the deployer again with a new job ("Invoke an AWS Lambda
+// function in a pipeline in CodePipeline",
+// https://docs.aws.amazon.com/codepipeline/latest/userguide/actions-invoke-lambda-function.html).
 type JobHandler struct {
 	Engine    *Engine
 	Jobs      Jobs
@@ -165,7 +171,7 @@ func (h *JobHandler) Handle(ctx context.Context, job events.CodePipelineJob) (Jo
 		rep.Result = JobPlanned
 		rep.Summary = fmt.Sprintf("would deploy stack %s through change set %s (template %s, %d bytes; overrides: %s; capabilities: %s; role: %s); nothing was sent to AWS",
 			req.StackName, rep.ChangeSet, params.TemplatePath, len(req.TemplateBody), describeOverrides(req.Parameters),
-			listOrNone(req.Capabilities), orNone(req.RoleARN))
+			listOrNone(req.Capabilities), cmp.Or(req.RoleARN, "none"))
 		h.log().InfoContext(ctx, "job planned (dry run)", "jobId", job.ID, "stack", req.StackName, "changeSet", rep.ChangeSet, "plan", rep.Summary)
 		return rep, nil
 	}
@@ -377,11 +383,4 @@ func describeOverrides(m map[string]string) string {
 		parts = append(parts, k+"="+m[k])
 	}
 	return strings.Join(parts, ", ")
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
 }
