@@ -532,7 +532,7 @@ func templateBody(form url.Values) (string, fakeTemplate, *Error) {
 	switch {
 	case errors.Is(err, errNoResources):
 		return "", fakeTemplate{}, cfnValidation("Template format error: At least one Resources member must be defined.")
-	case err != nil && strings.HasPrefix(err.Error(), "Circular dependency"):
+	case errors.As(err, new(dependencyError)):
 		return "", fakeTemplate{}, cfnValidation("%v", err)
 	case err != nil:
 		return "", fakeTemplate{}, cfnValidation("Template format error: %v", err)

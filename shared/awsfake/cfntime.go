@@ -308,6 +308,11 @@ func references(n *yaml.Node, out map[string]bool) {
 	}
 }
 
+// dependencyError is CloudFormation's refusal of a template's dependencies, in its words.
+type dependencyError string
+
+func (e dependencyError) Error() string { return string(e) }
+
 // resolveDependencies fills in each resource's deps (the resources it waits for) and params
 // (the parameters it reads), and checks them as CloudFormation does when it reads a template:
 // every reference names a resource, a parameter or a pseudo parameter, and no dependency is
@@ -343,7 +348,7 @@ func resolveDependencies(resources []fakeResource, params []templateParam) ([]fa
 	}
 	if len(unresolved) > 0 {
 		slices.Sort(unresolved)
-		return nil, fmt.Errorf("Unresolved resource dependencies [%s] in the Resources block of the template", strings.Join(unresolved, ", "))
+		return nil, dependencyError(fmt.Sprintf("Template format error: Unresolved resource dependencies [%s] in the Resources block of the template", strings.Join(unresolved, ", ")))
 	}
 	// Kahn's algorithm, taking the earliest ready resource in template order each time.
 	var order []fakeResource
@@ -375,7 +380,7 @@ func resolveDependencies(resources []fakeResource, params []templateParam) ([]fa
 					cycle = append(cycle, r.id)
 				}
 			}
-			return nil, fmt.Errorf("Circular dependency between resources: [%s]", strings.Join(cycle, ", "))
+			return nil, dependencyError(fmt.Sprintf("Circular dependency between resources: [%s]", strings.Join(cycle, ", ")))
 		}
 	}
 	return order, nil
