@@ -53,8 +53,8 @@ func TestLocalRunsPlanEverySample(t *testing.T) {
 			t.Errorf("the log holds %q", secret)
 		}
 	}
-	if resp, err := r.Handle(context.Background(), []byte(`{}`)); err != nil || resp.Outcome != "rejected" {
-		t.Errorf("an event that is neither a job nor a request: %+v, %v", resp, err)
+	if _, err := r.Handle(context.Background(), []byte(`{}`)); err == nil {
+		t.Error("an event that is neither a job nor a request was accepted")
 	}
 }
 

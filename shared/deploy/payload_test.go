@@ -198,10 +198,10 @@ func TestRouterAnswersMalformedCustomResourceRequestsFailed(t *testing.T) {
 	assert.Zero(t, w.cfn.Calls(awsfake.OpDescribeStacks), "nothing was asked of CloudFormation")
 	assert.NotContains(t, w.logs.String(), signature)
 
-	// Without a ResponseURL there is nobody to answer: logged and dropped, not retried.
-	resp, err = r.Handle(context.Background(), edit(t, "../../events/custom-resource-create.json", `ResponseURL=-`, `RequestType="Upsert"`))
-	require.NoError(t, err)
-	assert.Equal(t, "rejected", resp.Outcome)
+	// Without a ResponseURL there is nobody to answer: the invocation fails (and, after
+	// Lambda's retries, lands in the deployer's failure queue, with its alarm).
+	_, err = r.Handle(context.Background(), edit(t, "../../events/custom-resource-create.json", `ResponseURL=-`, `RequestType="Upsert"`))
+	assert.ErrorContains(t, err, "neither a CodePipeline job nor a custom resource request")
 }
 
 func jsonString(s string) string {

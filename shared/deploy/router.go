@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"maps"
 	"net"
@@ -68,8 +69,10 @@ func NewDryRunRouter(pipelineTemplate []byte, files map[string][]byte, log *slog
 
 // Handle routes a CodePipeline job or a custom resource request. The job carries temporary
 // artifact credentials, and the request a presigned response URL: neither is logged. It
-// returns an error only when an answer could not be delivered (Lambda then retries; every
-// step is idempotent); a payload that cannot be answered at all is logged and dropped.
+// returns an error when an answer could not be delivered (Lambda then retries; every step is
+// idempotent), and for a payload that is neither a job nor a request with a ResponseURL:
+// nobody can be answered, and the failed invocation (which holds no job credentials) ends in
+// the deployer's failure queue, whose alarm makes the misdirected call visible.
 func (r *Router) Handle(ctx context.Context, raw json.RawMessage) (lambdaio.Response, error) {
 	if IsJob(raw) {
 		job, err := DecodeJob(raw)
@@ -95,7 +98,7 @@ func (r *Router) Handle(ctx context.Context, raw json.RawMessage) (lambdaio.Resp
 		salvaged, ok := salvageRequest(raw)
 		if !ok {
 			r.Log.ErrorContext(ctx, "payload rejected: neither a CodePipeline job nor a custom resource request with a ResponseURL", "error", err.Error())
-			return lambdaio.Response{Outcome: lambdaio.OutcomeRejected, Reason: "neither a CodePipeline job nor a custom resource request: " + err.Error()}, nil
+			return lambdaio.Response{}, errors.Join(errors.New("neither a CodePipeline job nor a custom resource request"), err)
 		}
 		r.Log.ErrorContext(ctx, "custom resource request rejected", "requestId", salvaged.RequestID, "error", err.Error())
 		reply, rerr := r.Custom.Reject(ctx, salvaged, err)
