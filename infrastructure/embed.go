@@ -20,3 +20,9 @@ var PipelineTemplate []byte
 //
 //go:embed lambda.yml
 var LambdaTemplate []byte
+
+// Templates are both templates at their paths in the repository, the layout of the source
+// artifact (local runs of the deployer serve them as the input artifact).
+func Templates() map[string][]byte {
+	return map[string][]byte{"infrastructure/pipeline.yml": PipelineTemplate, "infrastructure/lambda.yml": LambdaTemplate}
+}

@@ -698,3 +698,31 @@ func TestSamconfig(t *testing.T) {
 		t.Errorf("stack_name %v", stack)
 	}
 }
+
+// A deployer invocation that fails every retry carries the job's artifact credentials: it goes
+// to a queue of its own that keeps it at most an hour, never to the shared 14-day dead-letter
+// queue (issue 9, defect 12).
+func TestDeployerFailuresAreKeptBriefly(t *testing.T) {
+	cp := controlPlane(t)
+	globals, _ := at(cp.root, "Globals", "Function").(map[string]any)
+	_, props := cp.resource("DeployerFunction")
+	fn := mergeGlobals(globals, props)
+	dest, _, _ := getAttArgs(at(fn, "EventInvokeConfig", "DestinationConfig", "OnFailure", "Destination", "Fn::GetAtt"))
+	if dest == "" || dest == "DeadLetterQueue" {
+		t.Fatalf("the deployer's failures go to %q, want a queue of their own", dest)
+	}
+	typ, q := cp.resource(dest)
+	if retention, _ := q["MessageRetentionPeriod"].(int); typ != "AWS::SQS::Queue" || retention == 0 || retention > 3600 {
+		t.Errorf("%s (%s) keeps messages %v s, want at most 3600", dest, typ, q["MessageRetentionPeriod"])
+	}
+	alarmed := false
+	for _, id := range cp.resourcesOfType("AWS::CloudWatch::Alarm") {
+		_, a := cp.resource(id)
+		if res, _, _ := getAttArgs(at(a, "Dimensions", 0, "Value", "Fn::GetAtt")); res == dest {
+			alarmed = true
+		}
+	}
+	if !alarmed {
+		t.Errorf("no alarm watches %s", dest)
+	}
+}

@@ -1,6 +1,5 @@
-// Command deployer runs CloudFormation deployments through change sets. One binary serves two
-// callers: CodePipeline's Lambda Invoke action (the CreateUpdatePipeline and CreateUpdateLambda
-// stages) and CloudFormation's PipelineStack custom resource. See docs/deployer.md.
+// Command deployer deploys CloudFormation stacks through change sets, for CodePipeline's Lambda
+// Invoke jobs and for the PipelineStack custom resource. See docs/deployer.md.
 package main
 
 import (
@@ -8,7 +7,6 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
 
@@ -20,29 +18,23 @@ import (
 
 func main() {
 	log := lambdaio.NewLogger()
-	h, err := build(os.Getenv, log)
+	r, err := build(os.Getenv, log)
 	if err != nil {
 		log.Error("configuration", "error", err.Error())
 		os.Exit(1)
 	}
-	lambda.Start(h.Handle)
+	lambda.Start(r.Handle)
 }
 
-// build wires the handler: AWS clients from the environment, or, under LP_STORE=memory
-// (scripts/invoke's default), dry runs that call nothing (local.go).
-func build(getenv func(string) string, log *slog.Logger) (*handler, error) {
+// build wires the router over AWS clients, or dry runs under LP_STORE=memory (scripts/invoke).
+func build(getenv func(string) string, log *slog.Logger) (*deploy.Router, error) {
 	if getenv("LP_STORE") == "memory" {
-		return localHandler(log), nil
+		return deploy.NewDryRunRouter(infrastructure.PipelineTemplate, infrastructure.Templates(), log), nil
 	}
 	cfg, err := awsconfig.FromEnv(getenv)
 	if err != nil {
 		return nil, err
 	}
-	engine := &deploy.Engine{Stacks: cloudformation.NewFromConfig(cfg), Region: cfg.Region}
-	artifacts := &deploy.S3Getter{Region: cfg.Region, Endpoint: aws.ToString(cfg.BaseEndpoint)}
-	return &handler{
-		log:    log,
-		jobs:   &deploy.JobHandler{Engine: engine, Jobs: codepipeline.NewFromConfig(cfg), Artifacts: artifacts, Log: log},
-		custom: &deploy.CustomResource{Engine: engine, Template: infrastructure.PipelineTemplate, Reply: replier(cfg.BaseEndpoint != nil, log), Log: log},
-	}, nil
+	return deploy.NewRouter(deploy.Config{Stacks: cloudformation.NewFromConfig(cfg), Jobs: codepipeline.NewFromConfig(cfg), Region: cfg.Region,
+		BaseEndpoint: cfg.BaseEndpoint, PipelineTemplate: infrastructure.PipelineTemplate, Log: log}), nil
 }

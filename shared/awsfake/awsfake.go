@@ -4,9 +4,9 @@
 // credentials): request serialization, signing, error mapping to the SDK's typed errors,
 // retries and paginators are all the SDK's own.
 //
-// The fakes reproduce the behaviours listed in docs/aws-behaviour.md that this project depends on
-// (operation names, error codes, limits); what AWS leaves unspecified is documented on the
-// method that chose it.
+// The fakes reproduce the behaviours of the AWS API References that this project depends on
+// (operation names, error codes, limits), each cited where it is reproduced; what AWS leaves
+// unspecified is documented on the method that chose it.
 package awsfake
 
 import (

@@ -28,10 +28,13 @@ const (
 	OpGetTemplateSummary     = "GetTemplateSummary"
 )
 
-// Texts CloudFormation answers with (AWS-FACTS.md §1).
+// Texts CloudFormation answers with.
 const (
-	// NoChangesReason is the StatusReason of a change set that would change nothing.
+	// NoChangesReason and NoUpdatesReason are the two wordings of the StatusReason of a change
+	// set that would change nothing (the AWS CLI's "aws cloudformation deploy" takes both as
+	// "no changes": "deploy", https://docs.aws.amazon.com/cli/latest/reference/cloudformation/deploy/).
 	NoChangesReason = "The submitted information didn't contain changes. Submit different information to create a change set."
+	NoUpdatesReason = "No updates are to be performed."
 	// ResourceCreationCancelled and ResourceUpdateCancelled are the cascade noise on the
 	// resources CloudFormation stopped because another one failed.
 	ResourceCreationCancelled = "Resource creation cancelled"
@@ -45,9 +48,10 @@ const stackType = "AWS::CloudFormation::Stack"
 // The lifecycle of a stack in the fake.
 //
 // Operations start the way CloudFormation starts them (ExecuteChangeSet puts the stack in
-// CREATE_IN_PROGRESS or UPDATE_IN_PROGRESS at once); each DescribeStacks call of the stack then
-// answers its state and moves it one state further, so that successive calls see every state
-// of the real sequences (AWS-FACTS.md §1):
+// CREATE_IN_PROGRESS or UPDATE_IN_PROGRESS at once) and then unfold on the fake's clock
+// (cfntime.go): each resource in dependency order, then the stack's end, through the states of
+// the real sequences ("Stack status codes",
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html):
 //
 //	create           REVIEW_IN_PROGRESS → CREATE_IN_PROGRESS → CREATE_COMPLETE
 //	failed create    CREATE_IN_PROGRESS → ROLLBACK_IN_PROGRESS → ROLLBACK_COMPLETE | ROLLBACK_FAILED
@@ -58,11 +62,12 @@ const stackType = "AWS::CloudFormation::Stack"
 //	continue         UPDATE_ROLLBACK_FAILED → UPDATE_ROLLBACK_IN_PROGRESS → … → UPDATE_ROLLBACK_COMPLETE
 //	delete           DELETE_IN_PROGRESS → DELETE_COMPLETE | DELETE_FAILED
 //
-// A change set likewise moves one state further after each DescribeChangeSet call of it:
-// CREATE_PENDING → CREATE_IN_PROGRESS → CREATE_COMPLETE (ExecutionStatus AVAILABLE), or FAILED
-// (UNAVAILABLE) with NoChangesReason when its template and parameters equal the stack's.
-// Every state change adds the stack events CloudFormation would list, the resources' included
-// (taken from the template's Resources), with the operation's ClientRequestToken.
+// A change set likewise moves on with time: CREATE_PENDING → CREATE_IN_PROGRESS →
+// CREATE_COMPLETE (ExecutionStatus AVAILABLE), or FAILED (UNAVAILABLE) with the "no changes"
+// reason (SetNoChangesReason) when its template and parameters equal the stack's. Every state
+// change adds the stack events CloudFormation would list, with the operation's
+// ClientRequestToken. An update touches only the resources it creates, changes (their
+// definition, or a parameter they read) or deletes.
 
 // DeployFailure scripts how the next change set execution of a stack fails: Resource fails
 // with Reason, the resources beside it are cancelled (cascade noise), and the stack rolls back.
@@ -102,29 +107,39 @@ type ChangeSetState struct {
 	RoleARN                   string
 }
 
-// cfnLife holds the scripts of future failures (by stack name) and the clock of the events
-// that operations add.
+// cfnLife holds the scripts of future failures (by stack name) and the fake's choices of
+// wording.
 type cfnLife struct {
-	clock            time.Time
+	noChanges        string
 	deployFailures   map[string][]DeployFailure
 	deleteFailures   map[string][]ResourceFailure
 	continueFailures map[string][]ResourceFailure
 	changeSetFails   map[string][]string
 	outputs          map[string]map[string]string
+	protected        map[string]bool // stack names with termination protection
 }
 
 func newCFNLife() cfnLife {
 	return cfnLife{
-		clock:            time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC),
+		noChanges:        NoChangesReason,
 		deployFailures:   map[string][]DeployFailure{},
 		deleteFailures:   map[string][]ResourceFailure{},
 		continueFailures: map[string][]ResourceFailure{},
 		changeSetFails:   map[string][]string{},
 		outputs:          map[string]map[string]string{},
+		protected:        map[string]bool{},
 	}
 }
 
-type fakeResource struct{ id, typ string }
+// fakeResource is a resource of a template: its type, what it refers to and depends on
+// (cfntime.go), and its definition (a changed definition is an update).
+type fakeResource struct {
+	id, typ string
+	refs    map[string]bool // names it refers to (Ref, Fn::GetAtt, Fn::Sub, DependsOn)
+	deps    []string        // the resources it waits for
+	params  []string        // the parameters it reads
+	def     string          // its definition, canonical YAML
+}
 
 type stackState struct {
 	status, reason   string
@@ -142,9 +157,10 @@ type stackState struct {
 	tokens           map[string]bool // ClientRequestTokens used on this stack
 }
 
-// transition is a state the stack reaches on a later DescribeStacks, with the events that
-// reaching it adds and what it changes.
+// transition is what happens to a stack at a time: its events, a new status (none when
+// status is ""), and what reaching it changes.
 type transition struct {
+	at             time.Time
 	status, reason string
 	token          string
 	events         []StackEvent
@@ -163,14 +179,9 @@ type fakeChangeSet struct {
 	pending                    []csStep
 }
 
-type csStep struct{ status, execStatus, reason string }
-
-// SetClock sets the time of the next events the lifecycle adds (each event is one second
-// after the one before).
-func (f *CloudFormation) SetClock(t time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.life.clock = t
+type csStep struct {
+	at                         time.Time
+	status, execStatus, reason string
 }
 
 // FailNextDeploy makes the next change set execution of the stack (by name) fail as d says.
@@ -204,6 +215,14 @@ func (f *CloudFormation) FailNextChangeSet(stack, reason string) {
 	f.life.changeSetFails[stack] = append(f.life.changeSetFails[stack], reason)
 }
 
+// ProtectFromDeletion turns on the stack's termination protection: DeleteStack of it is refused
+// with CloudFormation's ValidationError until the stack is gone.
+func (f *CloudFormation) ProtectFromDeletion(stack string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.life.protected[stack] = true
+}
+
 // SetOutputs sets the values of the stack's outputs once a deploy completes. Without it an
 // output declared by the template has the value "<stack>-<OutputKey>".
 func (f *CloudFormation) SetOutputs(stack string, outputs map[string]string) {
@@ -216,6 +235,7 @@ func (f *CloudFormation) SetOutputs(stack string, outputs map[string]string) {
 func (f *CloudFormation) Stack(stack string) (StackState, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.catchUp()
 	s := f.find(stack)
 	if s == nil {
 		return StackState{}, false
@@ -237,6 +257,7 @@ func (f *CloudFormation) Stack(stack string) (StackState, bool) {
 func (f *CloudFormation) Events(stack string) []StackEvent {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.catchUp()
 	if s := f.find(stack); s != nil {
 		return slices.Clone(s.events)
 	}
@@ -258,12 +279,6 @@ func (f *CloudFormation) queryOps() map[string]func(url.Values) (any, *Error) {
 	}
 }
 
-// tick is the time of the next event. The caller holds f.mu.
-func (f *CloudFormation) tick() time.Time {
-	f.life.clock = f.life.clock.Add(time.Second)
-	return f.life.clock
-}
-
 // stateOf returns the lifecycle state of s, making one for a scripted stack: its status is
 // that of its latest stack-level event (CREATE_COMPLETE when it has none). The caller holds
 // f.mu.
@@ -281,7 +296,7 @@ func (f *CloudFormation) stateOf(s *fakeStack) *stackState {
 		}
 	}
 	if st.created.IsZero() {
-		st.created = f.tick()
+		st.created = f.now()
 	}
 	if s.deleted {
 		st.status = "DELETE_COMPLETE"
@@ -299,11 +314,10 @@ func (f *CloudFormation) liveStack(name string) *fakeStack {
 	return s
 }
 
-// emit appends events to s, stamping each with the next time and the token. The caller holds
-// f.mu.
-func (f *CloudFormation) emit(s *fakeStack, token string, events ...StackEvent) {
+// emit appends events to s, stamping each with at and the token. The caller holds f.mu.
+func (f *CloudFormation) emit(s *fakeStack, token string, at time.Time, events ...StackEvent) {
 	for _, ev := range events {
-		ev.Timestamp = f.tick()
+		ev.Timestamp = at
 		ev.ClientRequestToken = token
 		s.events = append(s.events, ev)
 	}
@@ -312,31 +326,25 @@ func (f *CloudFormation) emit(s *fakeStack, token string, events ...StackEvent) 
 // reach moves s into t: status, events, effects. The caller holds f.mu.
 func (f *CloudFormation) reach(s *fakeStack, t transition) {
 	st := f.stateOf(s)
-	st.status, st.reason = t.status, t.reason
-	st.updated = f.life.clock
-	f.emit(s, t.token, t.events...)
+	if t.status != "" {
+		st.status, st.reason = t.status, t.reason
+		st.updated = t.at
+	}
+	f.emit(s, t.token, t.at, t.events...)
 	if t.apply != nil {
 		t.apply()
 	}
 }
 
-// advance moves s one transition further, if an operation is under way. The caller holds f.mu.
-func (f *CloudFormation) advance(s *fakeStack) {
+// start schedules an operation's transitions and applies those due now. The caller holds f.mu.
+func (f *CloudFormation) start(s *fakeStack, p *plan) {
 	st := f.stateOf(s)
-	if len(st.pending) == 0 {
-		return
-	}
-	t := st.pending[0]
-	st.pending = st.pending[1:]
-	f.reach(s, t)
+	st.pending = p.ordered()
+	f.catchUp()
 }
 
 func stackEvent(s *fakeStack, status, reason string) StackEvent {
 	return StackEvent{LogicalResourceID: s.name, ResourceType: stackType, Status: status, Reason: reason}
-}
-
-func resourceEvent(s *fakeStack, r fakeResource, status, reason string) StackEvent {
-	return StackEvent{LogicalResourceID: r.id, PhysicalResourceID: s.name + "-" + r.id + "-FAKE1A2B3C", ResourceType: r.typ, Status: status, Reason: reason}
 }
 
 // busy reports whether an operation is under way on a stack in status (REVIEW_IN_PROGRESS is
@@ -440,13 +448,26 @@ func parseTemplate(body string) (fakeTemplate, error) {
 			}
 		case "Resources":
 			for j := 0; j+1 < len(val.Content); j += 2 {
-				r := fakeResource{id: val.Content[j].Value}
+				r := fakeResource{id: val.Content[j].Value, refs: map[string]bool{}}
 				props := val.Content[j+1]
 				for k := 0; k+1 < len(props.Content); k += 2 {
-					if props.Content[k].Value == "Type" {
-						r.typ = props.Content[k+1].Value
+					switch v := props.Content[k+1]; props.Content[k].Value {
+					case "Type":
+						r.typ = v.Value
+					case "DependsOn":
+						if v.Kind == yaml.SequenceNode {
+							for _, d := range v.Content {
+								r.refs[d.Value] = true
+							}
+						} else {
+							r.refs[v.Value] = true
+						}
+					default:
+						references(v, r.refs)
 					}
 				}
+				def, _ := yaml.Marshal(props)
+				r.def = string(def)
 				t.resources = append(t.resources, r)
 			}
 		case "Outputs":
@@ -458,6 +479,11 @@ func parseTemplate(body string) (fakeTemplate, error) {
 	if len(t.resources) == 0 {
 		return fakeTemplate{}, errNoResources
 	}
+	order, err := resolveDependencies(t.resources, t.params)
+	if err != nil {
+		return fakeTemplate{}, err
+	}
+	t.resources = order
 	return t, nil
 }
 
@@ -506,6 +532,8 @@ func templateBody(form url.Values) (string, fakeTemplate, *Error) {
 	switch {
 	case errors.Is(err, errNoResources):
 		return "", fakeTemplate{}, cfnValidation("Template format error: At least one Resources member must be defined.")
+	case errors.As(err, new(dependencyError)):
+		return "", fakeTemplate{}, cfnValidation("%v", err)
 	case err != nil:
 		return "", fakeTemplate{}, cfnValidation("Template format error: %v", err)
 	}
@@ -538,9 +566,16 @@ func (f *CloudFormation) createChangeSet(form url.Values) (any, *Error) {
 	if typ != "CREATE" && typ != "UPDATE" {
 		return nil, cfnValidation("the fake supports ChangeSetType CREATE and UPDATE, not %s", typ)
 	}
-	body, tpl, apiErr := templateBody(form)
-	if apiErr != nil {
-		return nil, apiErr
+	usePrevious := form.Get("UsePreviousTemplate") == "true"
+	var body string
+	var tpl fakeTemplate
+	if !usePrevious {
+		var apiErr *Error
+		if body, tpl, apiErr = templateBody(form); apiErr != nil {
+			return nil, apiErr
+		}
+	} else if form.Get("TemplateBody") != "" || form.Get("TemplateURL") != "" {
+		return nil, cfnValidation("Specify exactly one of TemplateBody, TemplateURL or UsePreviousTemplate.")
 	}
 	caps := formList(form, "Capabilities")
 	params := formParameters(form)
@@ -551,6 +586,13 @@ func (f *CloudFormation) createChangeSet(form url.Values) (any, *Error) {
 	var st *stackState
 	if s != nil {
 		st = f.stateOf(s)
+	}
+	if usePrevious {
+		if typ == "CREATE" || s == nil || st.template == "" {
+			return nil, cfnValidation("UsePreviousTemplate can only be used for an existing stack with a template.")
+		}
+		body = st.template
+		tpl, _ = parseTemplate(body)
 	}
 	switch {
 	case typ == "CREATE" && s != nil && st.status != "REVIEW_IN_PROGRESS":
@@ -565,7 +607,8 @@ func (f *CloudFormation) createChangeSet(form url.Values) (any, *Error) {
 			if cs.name != name {
 				continue
 			}
-			// The same ClientToken is a retry of the same request (AWS-FACTS.md §1).
+			// The same ClientToken is a retry of the same request ("CreateChangeSet",
+			// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateChangeSet.html).
 			if cs.clientToken != "" && cs.clientToken == form.Get("ClientToken") {
 				return xmlResult(OpCreateChangeSet, xmlCreateChangeSetResult{ID: cs.id, StackID: s.id}), nil
 			}
@@ -614,24 +657,24 @@ func (f *CloudFormation) createChangeSet(form url.Values) (any, *Error) {
 	if s == nil {
 		// CREATE on a new stack: a stack with an id and no template, waiting for review.
 		s = f.create(stackName)
-		st = &stackState{status: "REVIEW_IN_PROGRESS", created: f.tick(), tokens: map[string]bool{}, params: map[string]string{}}
+		st = &stackState{status: "REVIEW_IN_PROGRESS", created: f.now(), tokens: map[string]bool{}, params: map[string]string{}}
 		s.state = st
-		f.emit(s, "", stackEvent(s, "REVIEW_IN_PROGRESS", "User Initiated"))
+		f.emit(s, "", f.now(), stackEvent(s, "REVIEW_IN_PROGRESS", "User Initiated"))
 	}
 	f.seq++
 	cs := &fakeChangeSet{
 		id:   fmt.Sprintf("arn:aws:cloudformation:%s:%s:changeSet/%s/c5e7c000-0000-4000-8000-%012d", Region, fakeAccountID, name, f.seq),
 		name: name, typ: typ, status: "CREATE_PENDING", execStatus: "UNAVAILABLE", clientToken: form.Get("ClientToken"),
-		template: body, params: resolved, capabilities: caps, roleARN: form.Get("RoleARN"), created: f.tick(),
+		template: body, params: resolved, capabilities: caps, roleARN: form.Get("RoleARN"), created: f.now(),
 	}
-	final := csStep{status: "CREATE_COMPLETE", execStatus: "AVAILABLE"}
+	final := csStep{at: cs.created.Add(changeSetCreation), status: "CREATE_COMPLETE", execStatus: "AVAILABLE"}
 	if q := f.life.changeSetFails[stackName]; len(q) > 0 {
-		final = csStep{status: "FAILED", execStatus: "UNAVAILABLE", reason: q[0]}
+		final.status, final.execStatus, final.reason = "FAILED", "UNAVAILABLE", q[0]
 		f.life.changeSetFails[stackName] = q[1:]
 	} else if typ == "UPDATE" && body == st.template && maps.Equal(resolved, st.params) {
-		final = csStep{status: "FAILED", execStatus: "UNAVAILABLE", reason: NoChangesReason}
+		final.status, final.execStatus, final.reason = "FAILED", "UNAVAILABLE", f.life.noChanges
 	}
-	cs.pending = []csStep{{status: "CREATE_IN_PROGRESS", execStatus: "UNAVAILABLE"}, final}
+	cs.pending = []csStep{{at: cs.created.Add(time.Second), status: "CREATE_IN_PROGRESS", execStatus: "UNAVAILABLE"}, final}
 	st.changeSets = append(st.changeSets, cs)
 	return xmlResult(OpCreateChangeSet, xmlCreateChangeSetResult{ID: cs.id, StackID: s.id}), nil
 }
@@ -706,12 +749,6 @@ func (f *CloudFormation) describeChangeSet(form url.Values) (any, *Error) {
 	res := xmlResult(OpDescribeChangeSet, xmlDescribeChangeSetResult{ChangeSetName: cs.name, ChangeSetID: cs.id, StackID: s.id,
 		StackName: s.name, Parameters: xmlParameters(cs.params), CreationTime: wireTime(cs.created), ExecutionStatus: cs.execStatus,
 		Status: cs.status, StatusReason: cs.reason, Capabilities: cs.capabilities, RoleARN: cs.roleARN})
-	// Answer, then move on (as DescribeStacks does).
-	if len(cs.pending) > 0 {
-		step := cs.pending[0]
-		cs.pending = cs.pending[1:]
-		cs.status, cs.execStatus, cs.reason = step.status, step.execStatus, step.reason
-	}
 	return res, nil
 }
 
@@ -721,7 +758,9 @@ type xmlExecuteChangeSetResult struct {
 
 // useToken records a ClientRequestToken on the stack. A token used before on the stack is
 // refused with TokenAlreadyExistsException (the modeled error; what CloudFormation does with
-// a repeated token is not documented, AWS-FACTS.md §1). The caller holds f.mu.
+// a repeated token is not documented in "ExecuteChangeSet",
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ExecuteChangeSet.html).
+// The caller holds f.mu.
 func useToken(st *stackState, token string) *Error {
 	if token == "" {
 		return nil
@@ -761,8 +800,9 @@ func (f *CloudFormation) executeChangeSet(form url.Values) (any, *Error) {
 	return xmlResult(OpExecuteChangeSet, xmlExecuteChangeSetResult{}), nil
 }
 
-// startExecution enters the first state of the execution and queues the rest. The caller
-// holds f.mu.
+// startExecution schedules the execution of cs on its clock: the stack's first event now, the
+// resources in dependency order, and the end (a rollback, when a DeployFailure is scripted).
+// The caller holds f.mu.
 func (f *CloudFormation) startExecution(s *fakeStack, st *stackState, cs *fakeChangeSet, token string) {
 	tpl, _ := parseTemplate(cs.template) // parsed when the change set was created
 	var failure *DeployFailure
@@ -770,10 +810,7 @@ func (f *CloudFormation) startExecution(s *fakeStack, st *stackState, cs *fakeCh
 		failure = &q[0]
 		f.life.deployFailures[s.name] = q[1:]
 	}
-	old := map[string]bool{}
-	for _, r := range st.resources {
-		old[r.id] = true
-	}
+	create := cs.typ == "CREATE"
 	commit := func() {
 		st.template, st.params, st.capabilities, st.roleARN = cs.template, maps.Clone(cs.params), slices.Clone(cs.capabilities), cs.roleARN
 		st.resources, st.description = tpl.resources, tpl.description
@@ -787,130 +824,186 @@ func (f *CloudFormation) startExecution(s *fakeStack, st *stackState, cs *fakeCh
 		cs.execStatus = "EXECUTE_COMPLETE"
 	}
 	failed := func() { cs.execStatus = "EXECUTE_FAILED" }
-	ev := func(r fakeResource, status, reason string) StackEvent { return resourceEvent(s, r, status, reason) }
-	failing := func() fakeResource {
-		for _, r := range tpl.resources {
-			if r.id == failure.Resource {
+
+	// What changes: every resource of a new stack; else the new resources (CREATE), and the
+	// ones whose definition or parameters changed (UPDATE).
+	old := map[string]fakeResource{}
+	for _, r := range st.resources {
+		old[r.id] = r
+	}
+	order := slices.Clone(tpl.resources)
+	verb := map[string]string{}
+	todo := map[string]time.Duration{}
+	for _, r := range order {
+		prev, existed := old[r.id]
+		switch {
+		case create || !existed:
+			verb[r.id], todo[r.id] = "CREATE", createDuration(r)
+		case prev.def != r.def || slices.ContainsFunc(r.params, func(p string) bool { return st.params[p] != cs.params[p] }):
+			verb[r.id], todo[r.id] = "UPDATE", updateDuration(r)
+		}
+	}
+	if failure != nil {
+		// The scripted failure happens at its resource, which the execution touches (a
+		// resource the template lacks stands for a wait condition with no dependencies).
+		if _, ok := verb[failure.Resource]; !ok {
+			if !slices.ContainsFunc(order, func(r fakeResource) bool { return r.id == failure.Resource }) {
+				order = append([]fakeResource{{id: failure.Resource, typ: "AWS::CloudFormation::WaitCondition"}}, order...)
+				verb[failure.Resource], todo[failure.Resource] = "CREATE", resourceCreate
+			} else {
+				verb[failure.Resource], todo[failure.Resource] = "UPDATE", resourceUpdate
+			}
+		}
+	}
+
+	p := &plan{s: s, token: token}
+	t0 := f.now()
+	first := "UPDATE_IN_PROGRESS"
+	if create {
+		first = "CREATE_IN_PROGRESS"
+	}
+	p.stack(t0, first, "User Initiated", nil)
+	spans := schedule(t0.Add(stackStep), order, todo)
+	stop := time.Time{} // when the failure happens; zero without one
+	if failure != nil {
+		stop = spans[failure.Resource].end
+	}
+	last := t0
+	var touched, cancelled []string // resources started (in order), and those cut short
+	for _, r := range order {
+		sp, ok := spans[r.id]
+		if !ok || (!stop.IsZero() && r.id != failure.Resource && !sp.start.Before(stop)) {
+			continue // unchanged, or never started: the failure came first
+		}
+		touched = append(touched, r.id)
+		v := verb[r.id]
+		if v == "CREATE" {
+			p.creating(sp.start, r)
+			p.resource(sp.start.Add(initiated), r, "CREATE_IN_PROGRESS", ResourceCreationInitiated)
+		} else {
+			p.resource(sp.start, r, "UPDATE_IN_PROGRESS", "")
+		}
+		switch {
+		case failure != nil && r.id == failure.Resource:
+			p.resource(sp.end, r, v+"_FAILED", failure.Reason)
+		case !stop.IsZero() && sp.end.After(stop):
+			cancel := ResourceCreationCancelled
+			if v == "UPDATE" {
+				cancel = ResourceUpdateCancelled
+			}
+			p.resource(stop.Add(stackStep), r, v+"_FAILED", cancel)
+			cancelled = append(cancelled, r.id)
+		default:
+			p.resource(sp.end, r, v+"_COMPLETE", "")
+		}
+		if sp.end.After(last) {
+			last = sp.end
+		}
+	}
+	resource := func(id string) fakeResource {
+		for _, r := range order {
+			if r.id == id {
 				return r
 			}
 		}
-		return fakeResource{id: failure.Resource, typ: "AWS::CloudFormation::WaitCondition"}
+		return old[id]
 	}
 
-	if cs.typ == "CREATE" {
-		first := transition{status: "CREATE_IN_PROGRESS", reason: "User Initiated", token: token,
-			events: []StackEvent{stackEvent(s, "CREATE_IN_PROGRESS", "User Initiated")}}
-		for _, r := range tpl.resources {
-			first.events = append(first.events, ev(r, "CREATE_IN_PROGRESS", ""))
-		}
-		f.reach(s, first)
-		if failure == nil {
-			done := transition{status: "CREATE_COMPLETE", token: token, apply: commit}
-			for _, r := range tpl.resources {
-				done.events = append(done.events, ev(r, "CREATE_COMPLETE", ""))
-			}
-			done.events = append(done.events, stackEvent(s, "CREATE_COMPLETE", ""))
-			st.pending = []transition{done}
+	if failure == nil {
+		end := last.Add(stackStep)
+		if create {
+			p.stack(end, "CREATE_COMPLETE", "", commit)
+			f.start(s, p)
 			return
 		}
-		bad := failing()
-		names := []string{bad.id}
-		rollback := transition{status: "ROLLBACK_IN_PROGRESS", token: token, events: []StackEvent{ev(bad, "CREATE_FAILED", failure.Reason)}}
-		for _, r := range tpl.resources {
-			if r.id != bad.id {
-				names = append(names, r.id)
-				rollback.events = append(rollback.events, ev(r, "CREATE_FAILED", ResourceCreationCancelled))
+		p.stack(end, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "", nil)
+		removed := map[string]bool{}
+		for _, r := range st.resources {
+			if !slices.ContainsFunc(tpl.resources, func(x fakeResource) bool { return x.id == r.id }) {
+				removed[r.id] = true
 			}
 		}
-		rollback.reason = fmt.Sprintf("The following resource(s) failed to create: [%s]. Rollback requested by user.", strings.Join(names, ", "))
-		rollback.events = append(rollback.events, stackEvent(s, "ROLLBACK_IN_PROGRESS", rollback.reason))
-		end := transition{status: "ROLLBACK_COMPLETE", token: token, apply: func() {
-			failed()
-			st.template, st.params = cs.template, maps.Clone(cs.params)
-		}}
-		for _, r := range tpl.resources {
-			if failure.RollbackResource == r.id {
-				end.status = "ROLLBACK_FAILED"
-				end.reason = fmt.Sprintf("The following resource(s) failed to delete: [%s]. ", r.id)
-				end.events = append(end.events, ev(r, "DELETE_FAILED", failure.RollbackReason))
-				continue
-			}
-			end.events = append(end.events, ev(r, "DELETE_IN_PROGRESS", ""), ev(r, "DELETE_COMPLETE", ""))
-		}
-		end.events = append(end.events, stackEvent(s, end.status, end.reason))
-		st.pending = []transition{rollback, end}
+		end = p.scheduleDeletes(end.Add(stackStep), st.resources, removed, nil)
+		p.stack(end.Add(stackStep), "UPDATE_COMPLETE", "", commit)
+		f.start(s, p)
 		return
 	}
 
-	first := transition{status: "UPDATE_IN_PROGRESS", reason: "User Initiated", token: token,
-		events: []StackEvent{stackEvent(s, "UPDATE_IN_PROGRESS", "User Initiated")}}
-	verb := func(r fakeResource) string {
-		if old[r.id] {
-			return "UPDATE"
+	rollbackAt := stop.Add(2 * stackStep)
+	if create {
+		reason := fmt.Sprintf("The following resource(s) failed to create: [%s]. Rollback requested by user.",
+			strings.Join(append([]string{failure.Resource}, cancelled...), ", "))
+		p.stack(rollbackAt, "ROLLBACK_IN_PROGRESS", reason, nil)
+		attempted := map[string]bool{}
+		for _, id := range touched {
+			attempted[id] = true
 		}
-		return "CREATE"
-	}
-	for _, r := range tpl.resources {
-		first.events = append(first.events, ev(r, verb(r)+"_IN_PROGRESS", ""))
-	}
-	f.reach(s, first)
-	if failure == nil {
-		cleanup := transition{status: "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", token: token}
-		for _, r := range tpl.resources {
-			cleanup.events = append(cleanup.events, ev(r, verb(r)+"_COMPLETE", ""))
-		}
-		cleanup.events = append(cleanup.events, stackEvent(s, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", ""))
-		done := transition{status: "UPDATE_COMPLETE", token: token, apply: commit}
-		kept := map[string]bool{}
-		for _, r := range tpl.resources {
-			kept[r.id] = true
-		}
-		for _, r := range st.resources {
-			if !kept[r.id] {
-				done.events = append(done.events, ev(r, "DELETE_IN_PROGRESS", ""), ev(r, "DELETE_COMPLETE", ""))
+		var stuck *ResourceFailure
+		if failure.RollbackResource != "" {
+			stuck = &ResourceFailure{failure.RollbackResource, failure.RollbackReason}
+			if !attempted[stuck.Resource] {
+				// Scripted: the resource that cannot be deleted is taken as created.
+				attempted[stuck.Resource] = true
+				if !slices.ContainsFunc(order, func(r fakeResource) bool { return r.id == stuck.Resource }) {
+					order = append(order, fakeResource{id: stuck.Resource, typ: "AWS::CloudFormation::WaitCondition"})
+				}
 			}
 		}
-		done.events = append(done.events, stackEvent(s, "UPDATE_COMPLETE", ""))
-		st.pending = []transition{cleanup, done}
+		end := p.scheduleDeletes(rollbackAt.Add(stackStep), order, attempted, stuck).Add(stackStep)
+		if stuck != nil {
+			p.stack(end, "ROLLBACK_FAILED", fmt.Sprintf("The following resource(s) failed to delete: [%s]. ", stuck.Resource), failed)
+		} else {
+			p.stack(end, "ROLLBACK_COMPLETE", "", func() {
+				failed()
+				st.template, st.params = cs.template, maps.Clone(cs.params)
+			})
+		}
+		f.start(s, p)
 		return
 	}
-	bad := failing()
-	rollback := transition{status: "UPDATE_ROLLBACK_IN_PROGRESS", token: token,
-		reason: fmt.Sprintf("The following resource(s) failed to update: [%s].", bad.id),
-		events: []StackEvent{ev(bad, verb(bad)+"_FAILED", failure.Reason)}}
-	for _, r := range tpl.resources {
-		if r.id != bad.id {
-			rollback.events = append(rollback.events, ev(r, verb(r)+"_FAILED", ResourceUpdateCancelled))
+
+	p.stack(rollbackAt, "UPDATE_ROLLBACK_IN_PROGRESS", fmt.Sprintf("The following resource(s) failed to update: [%s].", failure.Resource), nil)
+	// The rollback puts the updated resources back, in dependency order; the ones this
+	// update created go in the cleanup.
+	t := rollbackAt.Add(stackStep)
+	created := map[string]bool{}
+	rolled := []string{}
+	for _, id := range touched {
+		if verb[id] == "CREATE" {
+			created[id] = true
+		} else {
+			rolled = append(rolled, id)
 		}
 	}
-	rollback.events = append(rollback.events, stackEvent(s, "UPDATE_ROLLBACK_IN_PROGRESS", rollback.reason))
-	if failure.RollbackResource != "" {
-		r := fakeResource{id: failure.RollbackResource, typ: "AWS::CloudFormation::WaitCondition"}
-		for _, x := range tpl.resources {
-			if x.id == r.id {
-				r = x
-			}
-		}
-		reason := fmt.Sprintf("The following resource(s) failed to update: [%s].", r.id)
-		stuck := transition{status: "UPDATE_ROLLBACK_FAILED", reason: reason, token: token, apply: failed,
-			events: []StackEvent{ev(r, "UPDATE_FAILED", failure.RollbackReason), stackEvent(s, "UPDATE_ROLLBACK_FAILED", reason)}}
-		st.pending = []transition{rollback, stuck}
-		return
+	if r := failure.RollbackResource; r != "" && !slices.Contains(rolled, r) {
+		rolled = append(rolled, r) // scripted: the resource whose rollback fails is rolled back
 	}
-	st.pending = append([]transition{rollback}, f.rollbackRest(s, token, failed)...)
+	for _, id := range rolled {
+		r := resource(id)
+		if r.typ == "" {
+			r.typ = "AWS::CloudFormation::WaitCondition"
+		}
+		p.resource(t, r, "UPDATE_IN_PROGRESS", "")
+		t = t.Add(resourceUpdate)
+		if id == failure.RollbackResource {
+			reason := fmt.Sprintf("The following resource(s) failed to update: [%s].", id)
+			p.resource(t, r, "UPDATE_FAILED", failure.RollbackReason)
+			p.stack(t.Add(stackStep), "UPDATE_ROLLBACK_FAILED", reason, failed)
+			f.start(s, p)
+			return
+		}
+		p.resource(t, r, "UPDATE_COMPLETE", "")
+	}
+	f.rollbackCleanup(p, t.Add(stackStep), order, created, failed)
+	f.start(s, p)
 }
 
-// rollbackRest is the end of a successful update rollback. The caller holds f.mu.
-func (f *CloudFormation) rollbackRest(s *fakeStack, token string, apply func()) []transition {
-	st := f.stateOf(s)
-	cleanup := transition{status: "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", token: token}
-	for _, r := range st.resources {
-		cleanup.events = append(cleanup.events, resourceEvent(s, r, "UPDATE_COMPLETE", ""))
-	}
-	cleanup.events = append(cleanup.events, stackEvent(s, "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", ""))
-	done := transition{status: "UPDATE_ROLLBACK_COMPLETE", token: token, apply: apply,
-		events: []StackEvent{stackEvent(s, "UPDATE_ROLLBACK_COMPLETE", "")}}
-	return []transition{cleanup, done}
+// rollbackCleanup ends a successful update rollback: the resources the update created are
+// deleted, and the stack is UPDATE_ROLLBACK_COMPLETE. The caller holds f.mu.
+func (f *CloudFormation) rollbackCleanup(p *plan, t time.Time, order []fakeResource, created map[string]bool, apply func()) {
+	p.stack(t, "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", "", nil)
+	end := p.scheduleDeletes(t.Add(stackStep), order, created, nil)
+	p.stack(end.Add(stackStep), "UPDATE_ROLLBACK_COMPLETE", "", apply)
 }
 
 type xmlContinueUpdateRollbackResult struct {
@@ -933,8 +1026,9 @@ func (f *CloudFormation) continueUpdateRollback(form url.Values) (any, *Error) {
 	if apiErr := useToken(st, token); apiErr != nil {
 		return nil, apiErr
 	}
-	f.reach(s, transition{status: "UPDATE_ROLLBACK_IN_PROGRESS", reason: "User Initiated", token: token,
-		events: []StackEvent{stackEvent(s, "UPDATE_ROLLBACK_IN_PROGRESS", "User Initiated")}})
+	p := &plan{s: s, token: token}
+	t := f.now()
+	p.stack(t, "UPDATE_ROLLBACK_IN_PROGRESS", "User Initiated", nil)
 	if q := f.life.continueFailures[s.name]; len(q) > 0 {
 		fail := q[0]
 		f.life.continueFailures[s.name] = q[1:]
@@ -944,12 +1038,14 @@ func (f *CloudFormation) continueUpdateRollback(form url.Values) (any, *Error) {
 				r = x
 			}
 		}
-		reason := fmt.Sprintf("The following resource(s) failed to update: [%s].", r.id)
-		st.pending = []transition{{status: "UPDATE_ROLLBACK_FAILED", reason: reason, token: token,
-			events: []StackEvent{resourceEvent(s, r, "UPDATE_FAILED", fail.Reason), stackEvent(s, "UPDATE_ROLLBACK_FAILED", reason)}}}
-		return xmlResult(OpContinueUpdateRollback, xmlContinueUpdateRollbackResult{}), nil
+		p.resource(t.Add(stackStep), r, "UPDATE_IN_PROGRESS", "")
+		t = t.Add(stackStep + resourceUpdate)
+		p.resource(t, r, "UPDATE_FAILED", fail.Reason)
+		p.stack(t.Add(stackStep), "UPDATE_ROLLBACK_FAILED", fmt.Sprintf("The following resource(s) failed to update: [%s].", r.id), nil)
+	} else {
+		f.rollbackCleanup(p, t.Add(stackStep), st.resources, nil, nil)
 	}
-	st.pending = f.rollbackRest(s, token, nil)
+	f.start(s, p)
 	return xmlResult(OpContinueUpdateRollback, xmlContinueUpdateRollbackResult{}), nil
 }
 
@@ -972,39 +1068,44 @@ func (f *CloudFormation) deleteStack(form url.Values) (any, *Error) {
 	if busy(st.status) {
 		return nil, cfnValidation("Stack [%s] cannot be deleted while in status %s", name, st.status)
 	}
+	if f.life.protected[s.name] {
+		return nil, cfnValidation("Stack [%s] cannot be deleted while TerminationProtection is enabled", name)
+	}
 	token := form.Get("ClientRequestToken")
 	if apiErr := useToken(st, token); apiErr != nil {
 		return nil, apiErr
 	}
-	f.reach(s, transition{status: "DELETE_IN_PROGRESS", reason: "User Initiated", token: token,
-		events: []StackEvent{stackEvent(s, "DELETE_IN_PROGRESS", "User Initiated")}})
-	if q := f.life.deleteFailures[s.name]; len(q) > 0 {
-		fail := q[0]
-		f.life.deleteFailures[s.name] = q[1:]
-		r := fakeResource{id: fail.Resource, typ: "AWS::CloudFormation::WaitCondition"}
-		for _, x := range st.resources {
-			if x.id == r.id {
-				r = x
-			}
-		}
-		reason := fmt.Sprintf("The following resource(s) failed to delete: [%s]. ", r.id)
-		st.pending = []transition{{status: "DELETE_FAILED", reason: reason, token: token,
-			events: []StackEvent{resourceEvent(s, r, "DELETE_FAILED", fail.Reason), stackEvent(s, "DELETE_FAILED", reason)}}}
-		return xmlResult(OpDeleteStack, nil), nil
-	}
-	done := transition{status: "DELETE_COMPLETE", token: token, apply: func() {
-		s.deleted = true
-		st.deletedAt = f.life.clock
-		st.changeSets = nil
-		if f.live[s.name] == s.id {
-			delete(f.live, s.name)
-		}
-	}}
+	p := &plan{s: s, token: token}
+	t := f.now()
+	p.stack(t, "DELETE_IN_PROGRESS", "User Initiated", nil)
+	todo := map[string]bool{}
 	for _, r := range st.resources {
-		done.events = append(done.events, resourceEvent(s, r, "DELETE_IN_PROGRESS", ""), resourceEvent(s, r, "DELETE_COMPLETE", ""))
+		todo[r.id] = true
 	}
-	done.events = append(done.events, stackEvent(s, "DELETE_COMPLETE", ""))
-	st.pending = []transition{done}
+	var fail *ResourceFailure
+	order := st.resources
+	if q := f.life.deleteFailures[s.name]; len(q) > 0 {
+		fail = &q[0]
+		f.life.deleteFailures[s.name] = q[1:]
+		if !todo[fail.Resource] {
+			order = append(slices.Clone(order), fakeResource{id: fail.Resource, typ: "AWS::CloudFormation::WaitCondition"})
+			todo[fail.Resource] = true
+		}
+	}
+	end := p.scheduleDeletes(t.Add(stackStep), order, todo, fail).Add(stackStep)
+	if fail != nil {
+		p.stack(end, "DELETE_FAILED", fmt.Sprintf("The following resource(s) failed to delete: [%s]. ", fail.Resource), nil)
+	} else {
+		p.stack(end, "DELETE_COMPLETE", "", func() {
+			s.deleted = true
+			st.deletedAt = end
+			st.changeSets = nil
+			if f.live[s.name] == s.id {
+				delete(f.live, s.name)
+			}
+		})
+	}
+	f.start(s, p)
 	return xmlResult(OpDeleteStack, nil), nil
 }
 
@@ -1074,7 +1175,7 @@ func (f *CloudFormation) wireStack(s *fakeStack) xmlStack {
 }
 
 // describeStacks answers one stack (by name: live stacks only; by stack id: deleted ones
-// too, as DELETE_COMPLETE) and then moves it one state on, or answers every live stack.
+// too, as DELETE_COMPLETE), or every live stack.
 func (f *CloudFormation) describeStacks(form url.Values) (any, *Error) {
 	name := form.Get("StackName")
 	f.mu.Lock()
@@ -1095,9 +1196,7 @@ func (f *CloudFormation) describeStacks(form url.Values) (any, *Error) {
 	if s == nil {
 		return nil, cfnValidation("Stack with id %s does not exist", name)
 	}
-	// Answer what the caller would see now, then move on: every state of a sequence is seen.
 	res.Stacks = []xmlStack{f.wireStack(s)}
-	f.advance(s)
 	return xmlResult(OpDescribeStacks, res), nil
 }
 
@@ -1118,9 +1217,25 @@ type xmlGetTemplateSummaryResult struct {
 }
 
 func (f *CloudFormation) getTemplateSummary(form url.Values) (any, *Error) {
-	_, tpl, apiErr := templateBody(form)
-	if apiErr != nil {
-		return nil, apiErr
+	var tpl fakeTemplate
+	if name := form.Get("StackName"); name != "" {
+		// The template of a live stack.
+		f.mu.Lock()
+		s := f.liveStack(name)
+		body := ""
+		if s != nil {
+			body = f.stateOf(s).template
+		}
+		f.mu.Unlock()
+		if body == "" {
+			return nil, cfnValidation("Stack with id %s does not exist", name)
+		}
+		tpl, _ = parseTemplate(body)
+	} else {
+		var apiErr *Error
+		if _, tpl, apiErr = templateBody(form); apiErr != nil {
+			return nil, apiErr
+		}
 	}
 	res := xmlGetTemplateSummaryResult{Description: tpl.description}
 	for _, p := range tpl.params {

@@ -3,7 +3,9 @@ package awsfake_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
@@ -25,6 +27,9 @@ Resources:
   Role:
     Type: AWS::IAM::Role
     Properties: {}
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties: {}
   Function:
     Type: AWS::Lambda::Function
     Properties:
@@ -34,9 +39,16 @@ Outputs:
     Value: !Ref Function
 `
 
+// cfnClient drives the fake through the SDK; time moves only when it says so (fake.Advance).
 type cfnClient struct {
-	t *testing.T
-	c *cloudformation.Client
+	t    *testing.T
+	c    *cloudformation.Client
+	fake *awsfake.CloudFormation
+}
+
+func newCFNClient(t *testing.T) (*awsfake.CloudFormation, cfnClient) {
+	fake := awsfake.NewCloudFormation(t)
+	return fake, cfnClient{t, fake.Client(t), fake}
 }
 
 func (c cfnClient) createChangeSet(name, typ string, params ...types.Parameter) (*cloudformation.CreateChangeSetOutput, error) {
@@ -65,18 +77,43 @@ func (c cfnClient) status() string {
 	return string(out.Stacks[0].StackStatus)
 }
 
-// statuses describes the stack until it stops moving, returning each status seen.
+// statuses describes the stack every simulated second until no operation runs on it,
+// returning each status seen.
 func (c cfnClient) statuses() []string {
 	c.t.Helper()
 	var seen []string
-	for range 20 {
+	for range 3600 {
 		st := c.status()
-		if len(seen) > 0 && seen[len(seen)-1] == st {
+		if len(seen) == 0 || seen[len(seen)-1] != st {
+			seen = append(seen, st)
+		}
+		if !strings.HasSuffix(st, "_IN_PROGRESS") || st == "REVIEW_IN_PROGRESS" {
 			return seen
 		}
-		seen = append(seen, st)
+		c.fake.Advance(time.Second)
 	}
-	return seen
+	c.t.Fatalf("the stack is still moving after an hour: %v", seen)
+	return nil
+}
+
+// changeSetStatuses describes the change set every simulated second until it is created or
+// failed, returning each "Status/ExecutionStatus" seen.
+func (c cfnClient) changeSetStatuses(name string) []string {
+	c.t.Helper()
+	var seen []string
+	for range 600 {
+		d := c.describeChangeSet(name)
+		st := string(d.Status) + "/" + string(d.ExecutionStatus)
+		if len(seen) == 0 || seen[len(seen)-1] != st {
+			seen = append(seen, st)
+		}
+		if d.Status != types.ChangeSetStatusCreatePending && d.Status != types.ChangeSetStatusCreateInProgress {
+			return seen
+		}
+		c.fake.Advance(time.Second)
+	}
+	c.t.Fatalf("change set %s still pending after 10 minutes: %v", name, seen)
+	return nil
 }
 
 func (c cfnClient) execute(name, token string) error {
@@ -95,8 +132,7 @@ func createStack(t *testing.T, c cfnClient) {
 	if _, err := c.createChangeSet("cs1", "CREATE", keyParam("a")); err != nil {
 		t.Fatal(err)
 	}
-	for c.describeChangeSet("cs1").ExecutionStatus != types.ExecutionStatusAvailable {
-	}
+	c.changeSetStatuses("cs1")
 	if err := c.execute("cs1", "tok1"); err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +149,7 @@ func apiErr(t *testing.T, err error) smithy.APIError {
 }
 
 func TestStackLifecycleFollowsRealSequences(t *testing.T) {
-	fake := awsfake.NewCloudFormation(t)
-	c := cfnClient{t, fake.Client(t)}
+	fake, c := newCFNClient(t)
 
 	out, err := c.createChangeSet("cs1", "CREATE", keyParam("a"))
 	if err != nil {
@@ -123,12 +158,7 @@ func TestStackLifecycleFollowsRealSequences(t *testing.T) {
 	if st := c.status(); st != "REVIEW_IN_PROGRESS" {
 		t.Errorf("after a CREATE change set: %s", st)
 	}
-	var cs []string
-	for range 3 {
-		d := c.describeChangeSet("cs1")
-		cs = append(cs, string(d.Status)+"/"+string(d.ExecutionStatus))
-	}
-	if want := []string{"CREATE_PENDING/UNAVAILABLE", "CREATE_IN_PROGRESS/UNAVAILABLE", "CREATE_COMPLETE/AVAILABLE"}; !equal(cs, want) {
+	if cs, want := c.changeSetStatuses("cs1"), []string{"CREATE_PENDING/UNAVAILABLE", "CREATE_IN_PROGRESS/UNAVAILABLE", "CREATE_COMPLETE/AVAILABLE"}; !equal(cs, want) {
 		t.Errorf("change set: %v, want %v", cs, want)
 	}
 	if err := c.execute("cs1", "tok1"); err != nil {
@@ -150,8 +180,7 @@ func TestStackLifecycleFollowsRealSequences(t *testing.T) {
 	if _, err := c.createChangeSet("cs2", "UPDATE", types.Parameter{ParameterKey: aws.String("Key"), UsePreviousValue: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
-	c.describeChangeSet("cs2")
-	c.describeChangeSet("cs2")
+	c.changeSetStatuses("cs2")
 	d = c.describeChangeSet("cs2")
 	if d.Status != types.ChangeSetStatusFailed || d.ExecutionStatus != types.ExecutionStatusUnavailable || aws.ToString(d.StatusReason) != awsfake.NoChangesReason {
 		t.Errorf("empty change set: %s %s %q", d.Status, d.ExecutionStatus, aws.ToString(d.StatusReason))
@@ -162,8 +191,7 @@ func TestStackLifecycleFollowsRealSequences(t *testing.T) {
 	if _, err := c.createChangeSet("cs3", "UPDATE", keyParam("b")); err != nil {
 		t.Fatal(err)
 	}
-	for c.describeChangeSet("cs3").ExecutionStatus != types.ExecutionStatusAvailable {
-	}
+	c.changeSetStatuses("cs3")
 	if err := c.execute("cs3", "tok3"); err != nil {
 		t.Fatal(err)
 	}
@@ -189,9 +217,10 @@ func TestStackLifecycleFollowsRealSequences(t *testing.T) {
 }
 
 func TestFailedCreateRollsBackWithCascadeNoise(t *testing.T) {
-	fake := awsfake.NewCloudFormation(t)
-	c := cfnClient{t, fake.Client(t)}
-	fake.FailNextDeploy(stackName, awsfake.DeployFailure{Resource: "Role", Reason: "Role name too long"})
+	fake, c := newCFNClient(t)
+	// Queue and Role start together; Function waits for Role. Queue fails while Role is still
+	// being created: Role is cancelled, and Function never starts.
+	fake.FailNextDeploy(stackName, awsfake.DeployFailure{Resource: "Queue", Reason: "Queue name taken"})
 	createStack(t, c)
 	if st := c.status(); st != "ROLLBACK_COMPLETE" {
 		t.Fatalf("status %s", st)
@@ -199,16 +228,18 @@ func TestFailedCreateRollsBackWithCascadeNoise(t *testing.T) {
 	var failed, cancelled, stackReason string
 	for _, ev := range fake.Events(stackName) {
 		switch {
-		case ev.Status == "CREATE_FAILED" && ev.LogicalResourceID == "Role":
+		case ev.Status == "CREATE_FAILED" && ev.LogicalResourceID == "Queue":
 			failed = ev.Reason
-		case ev.Status == "CREATE_FAILED" && ev.LogicalResourceID == "Function":
+		case ev.Status == "CREATE_FAILED" && ev.LogicalResourceID == "Role":
 			cancelled = ev.Reason
 		case ev.Status == "ROLLBACK_IN_PROGRESS":
 			stackReason = ev.Reason
+		case ev.LogicalResourceID == "Function":
+			t.Errorf("Function started although Role, which it depends on, never completed: %+v", ev)
 		}
 	}
-	if failed != "Role name too long" || cancelled != awsfake.ResourceCreationCancelled ||
-		stackReason != "The following resource(s) failed to create: [Role, Function]. Rollback requested by user." {
+	if failed != "Queue name taken" || cancelled != awsfake.ResourceCreationCancelled ||
+		stackReason != "The following resource(s) failed to create: [Queue, Role]. Rollback requested by user." {
 		t.Errorf("events: failed %q, cancelled %q, stack %q", failed, cancelled, stackReason)
 	}
 
@@ -228,6 +259,7 @@ func TestFailedCreateRollsBackWithCascadeNoise(t *testing.T) {
 	if got := c.status(); got != "DELETE_IN_PROGRESS" {
 		t.Errorf("delete: %v", got)
 	}
+	fake.Advance(time.Minute)
 	_, err = c.c.DescribeStacks(context.Background(), &cloudformation.DescribeStacksInput{StackName: aws.String(stackName)})
 	if ae := apiErr(t, err); ae.ErrorCode() != "ValidationError" || ae.ErrorMessage() != "Stack with id "+stackName+" does not exist" {
 		t.Errorf("deleted stack by name: %v", err)
@@ -240,15 +272,13 @@ func TestFailedCreateRollsBackWithCascadeNoise(t *testing.T) {
 }
 
 func TestUpdateRollbackFailedAndContinue(t *testing.T) {
-	fake := awsfake.NewCloudFormation(t)
-	c := cfnClient{t, fake.Client(t)}
+	fake, c := newCFNClient(t)
 	createStack(t, c)
 	fake.FailNextDeploy(stackName, awsfake.DeployFailure{Resource: "Function", Reason: "bad code", RollbackResource: "Role", RollbackReason: "cannot restore"})
 	if _, err := c.createChangeSet("cs2", "UPDATE", keyParam("b")); err != nil {
 		t.Fatal(err)
 	}
-	for c.describeChangeSet("cs2").ExecutionStatus != types.ExecutionStatusAvailable {
-	}
+	c.changeSetStatuses("cs2")
 	if err := c.execute("cs2", "tok2"); err != nil {
 		t.Fatal(err)
 	}
@@ -277,16 +307,14 @@ func TestUpdateRollbackFailedAndContinue(t *testing.T) {
 	if _, err := c.createChangeSet("cs4", "UPDATE", keyParam("d")); err != nil {
 		t.Fatal(err)
 	}
-	for c.describeChangeSet("cs4").ExecutionStatus != types.ExecutionStatusAvailable {
-	}
+	c.changeSetStatuses("cs4")
 	if err := c.execute("cs4", "tok2"); !errors.As(err, &tokenErr) {
 		t.Errorf("reused token: %v", err)
 	}
 }
 
 func TestChangeSetErrors(t *testing.T) {
-	fake := awsfake.NewCloudFormation(t)
-	c := cfnClient{t, fake.Client(t)}
+	_, c := newCFNClient(t)
 	if _, err := c.createChangeSet("cs1", "UPDATE", keyParam("a")); apiErr(t, err).ErrorMessage() != "Stack ["+stackName+"] does not exist" {
 		t.Errorf("UPDATE of a missing stack: %v", err)
 	}

@@ -53,7 +53,10 @@ type CloudFormation struct {
 	live     map[string]string     // stack name → id of the stack that has it now
 	pageSize int
 	seq      int
-	life     cfnLife // the lifecycle's scripts and clock (cfnstacks.go)
+	life     cfnLife // the lifecycle's scripts (cfnstacks.go)
+	// clock, when set, is the test's clock (UseClock); else manual is the time (Advance).
+	clock  func() time.Time
+	manual time.Time
 }
 
 type fakeStack struct {
@@ -65,7 +68,8 @@ type fakeStack struct {
 
 // StackEvent is one scripted stack event. The fake fills in StackId, StackName and EventId.
 // A stack-level event has ResourceType AWS::CloudFormation::Stack and the stack's name as
-// LogicalResourceID (AWS-FACTS.md §1).
+// LogicalResourceID ("Stack status codes",
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html).
 type StackEvent struct {
 	LogicalResourceID, PhysicalResourceID, ResourceType string
 	Status, Reason                                      string
@@ -81,7 +85,8 @@ const DefaultStackEventsPageSize = 100
 // NewCloudFormation starts a fake with no stacks; the test's Cleanup stops it.
 func NewCloudFormation(tb testing.TB) *CloudFormation {
 	tb.Helper()
-	f := &CloudFormation{stacks: map[string]*fakeStack{}, live: map[string]string{}, pageSize: DefaultStackEventsPageSize, life: newCFNLife()}
+	f := &CloudFormation{stacks: map[string]*fakeStack{}, live: map[string]string{}, pageSize: DefaultStackEventsPageSize, life: newCFNLife(),
+		manual: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
 	// The endpoint gives the configuration, FailNext and Calls; the query protocol is served here.
 	f.endpoint = newEndpoint(tb, "CloudFormation", map[string]op{})
 	f.hangs = newHangs()
@@ -138,7 +143,8 @@ func (f *CloudFormation) AddStackEvents(stack string, events ...StackEvent) {
 }
 
 // DeleteStack marks a stack deleted: its name is free and no longer finds it, its stack id
-// still does (AWS-FACTS.md §1: "Deleted stacks need the stack ID").
+// still does ("DescribeStacks": a deleted stack is found by its stack ID only,
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStacks.html).
 func (f *CloudFormation) DeleteStack(stack string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -189,6 +195,10 @@ func (f *CloudFormation) serveQuery(w http.ResponseWriter, r *http.Request) {
 		writeQueryError(w, injected)
 		return
 	}
+	// Every answer is about the present: what was due by now has happened.
+	f.mu.Lock()
+	f.catchUp()
+	f.mu.Unlock()
 	out, apiErr := handle(r.PostForm)
 	if apiErr != nil {
 		writeQueryError(w, apiErr)
@@ -265,7 +275,8 @@ func (f *CloudFormation) describeStackEvents(form url.Values) (any, *Error) {
 	if s == nil {
 		return nil, clientError("ValidationError", "Stack [%s] does not exist", name)
 	}
-	// Newest first ("in reverse chronological order", AWS-FACTS.md §1).
+	// Newest first ("in reverse chronological order", "DescribeStackEvents",
+	// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStackEvents.html).
 	events := slices.Clone(s.events)
 	slices.Reverse(events)
 	start := 0

@@ -31,8 +31,8 @@ type CodeBuild struct {
 
 // Build is a scripted build.
 type Build struct {
-	// ID is "<project>:<uuid>" ("Build", AWS CodeBuild API Reference,
-	// https://docs.aws.amazon.com/codebuild/latest/APIReference/API_Build.html).
+	// ID is "<project>:<uuid>" ("BatchGetBuilds",
+	// https://docs.aws.amazon.com/codebuild/latest/APIReference/API_BatchGetBuilds.html).
 	ID string
 	// Status is the buildStatus: SUCCEEDED, FAILED, FAULT, TIMED_OUT, IN_PROGRESS or STOPPED.
 	Status string
@@ -59,7 +59,7 @@ type BuildPhase struct {
 // executing command: go test ./.... Reason: exit status 1".
 type PhaseContext struct{ StatusCode, Message string }
 
-// phaseOrder is the order CodeBuild runs phases in ("BuildPhase", AWS CodeBuild API Reference,
+// phaseOrder is the order CodeBuild runs phases in ("BuildPhase",
 // https://docs.aws.amazon.com/codebuild/latest/APIReference/API_BuildPhase.html).
 var phaseOrder = []string{"SUBMITTED", "QUEUED", "PROVISIONING", "DOWNLOAD_SOURCE", "INSTALL", "PRE_BUILD", "BUILD",
 	"POST_BUILD", "UPLOAD_ARTIFACTS", "FINALIZING", "COMPLETED"}
@@ -197,7 +197,8 @@ func (b Build) wire() wireBuild {
 		w.Logs.StreamName = uuid
 	}
 	if w.Logs.DeepLink == "" {
-		// CodeBuild's own form, as its example output shows (docs/aws-behaviour.md, CodeBuild).
+		// CodeBuild's own form ("BatchGetBuilds",
+		// https://docs.aws.amazon.com/codebuild/latest/APIReference/API_BatchGetBuilds.html).
 		w.Logs.DeepLink = fmt.Sprintf("https://console.aws.amazon.com/cloudwatch/home?region=%s#logEvent:group=%s;stream=%s",
 			Region, w.Logs.GroupName, w.Logs.StreamName)
 	}
@@ -206,7 +207,7 @@ func (b Build) wire() wireBuild {
 }
 
 // batchGetBuilds answers the known builds in the order asked and lists the unknown ids in
-// buildsNotFound, as CodeBuild does; 1–100 ids ("BatchGetBuilds", AWS CodeBuild API Reference,
+// buildsNotFound, as CodeBuild does; 1–100 ids ("BatchGetBuilds",
 // https://docs.aws.amazon.com/codebuild/latest/APIReference/API_BatchGetBuilds.html).
 func (f *CodeBuild) batchGetBuilds(body []byte) (any, *Error) {
 	var in struct {

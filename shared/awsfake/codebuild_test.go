@@ -58,7 +58,8 @@ func TestBatchGetBuildsFailedBuild(t *testing.T) {
 		aws.ToInt64(build.DurationInSeconds) != 10 {
 		t.Errorf("BUILD phase = %+v", build)
 	}
-	// CodeBuild's default log location (docs/aws-behaviour.md, CodeBuild).
+	// CodeBuild's default log location ("LogsLocation",
+	// https://docs.aws.amazon.com/codebuild/latest/APIReference/API_LogsLocation.html).
 	if l := b.Logs; aws.ToString(l.GroupName) != "/aws/codebuild/my-lambda-build" || aws.ToString(l.StreamName) != "9b0ac37f-d19e-4254-9079-f47e9a389eb0" ||
 		aws.ToString(l.DeepLink) != "https://console.aws.amazon.com/cloudwatch/home?region=us-east-1#logEvent:group=/aws/codebuild/my-lambda-build;stream=9b0ac37f-d19e-4254-9079-f47e9a389eb0" {
 		t.Errorf("logs = group %q stream %q link %q", aws.ToString(l.GroupName), aws.ToString(l.StreamName), aws.ToString(l.DeepLink))

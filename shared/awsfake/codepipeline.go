@@ -191,10 +191,8 @@ func (f *CodePipeline) Started() []Execution {
 	return out
 }
 
-// Limits and patterns from the API reference: "StartPipelineExecution" and "PipelineExecution",
-// AWS CodePipeline API Reference,
-// https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_StartPipelineExecution.html,
-// https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_PipelineExecution.html.
+// Limits and patterns from the CodePipeline API Reference
+// (https://docs.aws.amazon.com/codepipeline/latest/APIReference/).
 var (
 	pipelineNamePattern = regexp.MustCompile(`^[A-Za-z0-9.@\-_]{1,100}$`)
 	tokenPattern        = regexp.MustCompile(`^[a-zA-Z0-9-]{1,128}$`)

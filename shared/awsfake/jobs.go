@@ -23,10 +23,10 @@ const (
 // FailNext, or make a job refuse results with Cancel.
 var InvalidJobState = Error{Code: "InvalidJobStateException", Status: http.StatusBadRequest, Message: "The job is not in a state that accepts results."}
 
-// Limits of PutJobSuccessResult and PutJobFailureResult ("ExecutionDetails" and
-// "FailureDetails", AWS CodePipeline API Reference,
-// https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_ExecutionDetails.html,
-// https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_FailureDetails.html).
+// Limits of PutJobSuccessResult and PutJobFailureResult ("PutJobSuccessResult",
+// https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_PutJobSuccessResult.html;
+// "PutJobFailureResult",
+// https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_PutJobFailureResult.html).
 const (
 	MaxContinuationToken   = 2048
 	MaxExecutionSummary    = 2048

@@ -78,7 +78,7 @@ func (f *Logs) PutLogEvents(group, stream string, events ...LogEvent) {
 
 const (
 	maxLogEventsLimit = 10000
-	maxLogEventsBytes = 1 << 20 // a page holds ≤1 MB (GetLogEvents; docs/aws-behaviour.md, CloudWatch Logs)
+	maxLogEventsBytes = 1 << 20 // a page holds ≤1 MB ("GetLogEvents", CloudWatch Logs API Reference)
 	logEventOverhead  = 26      // bytes CloudWatch Logs counts per event beyond its message
 )
 
@@ -88,9 +88,8 @@ type wireLogEvent struct {
 	IngestionTime int64  `json:"ingestionTime"`
 }
 
-// getLogEvents pages through one stream as "GetLogEvents" (Amazon CloudWatch Logs API Reference,
-// https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_GetLogEvents.html)
-// describes: without a token,
+// getLogEvents pages through one stream as "GetLogEvents" describes
+// (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_GetLogEvents.html): without a token,
 // startFromHead=false (the default) answers the latest `limit` events and true the earliest;
 // events within a page are oldest first; startTime is inclusive and endTime exclusive.
 // Tokens are positions in the stream: nextForwardToken "f/<end>/s" and nextBackwardToken

@@ -83,8 +83,9 @@ func TestGetLogEventsLatestFirstPageOldestFirstWithin(t *testing.T) {
 }
 
 // The SDK's paginator follows nextForwardToken and, unless told to stop on a repeated token,
-// never ends at the end of the stream (docs/aws-behaviour.md, CloudWatch Logs): the fake
-// reproduces the repeat.
+// never ends at the end of the stream ("GetLogEvents",
+// https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_GetLogEvents.html):
+// the fake reproduces the repeat.
 func TestGetLogEventsPaginatorStopsOnlyOnDuplicateToken(t *testing.T) {
 	fake := awsfake.NewLogs(t)
 	putLines(fake, 5, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))

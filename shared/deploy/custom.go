@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +16,9 @@ import (
 	"github.com/aws/aws-lambda-go/cfn"
 )
 
-// MaxReplyBody is the limit on a custom resource response body (AWS-FACTS.md §6).
+// MaxReplyBody is the limit on a custom resource response body, in bytes ("Custom resource
+// response objects",
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/crpg-ref-responses.html).
 const MaxReplyBody = 4096
 
 // pipelineCapabilities are what infrastructure/pipeline.yml needs acknowledged (IAM roles with
@@ -127,6 +130,30 @@ func (c *CustomResource) Handle(ctx context.Context, ev cfn.Event) (reply Custom
 	return c.send(ctx, ev, reply)
 }
 
+// Reject answers FAILED to a request that does not decode (reason says why), so that
+// CloudFormation fails the resource now instead of waiting for the request's timeout ("If a
+// FAILED response or no response is returned, the operation fails", "Custom resources",
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/template-custom-resources.html).
+// ev holds what could be read of the request. A ResponseURL that is not an http(s) URL gets no
+// answer: the rejection is only logged. It returns an error only when the answer could not be
+// delivered.
+func (c *CustomResource) Reject(ctx context.Context, ev cfn.Event, reason error) (CustomReply, error) {
+	reply := CustomReply{Status: cfn.StatusFailed, Reason: "malformed custom resource request: " + reason.Error(),
+		RequestID: ev.RequestID, StackID: ev.StackID, LogicalResourceID: ev.LogicalResourceID,
+		// Names no stack, so that a Delete that follows deletes nothing.
+		PhysicalResourceID: cmp.Or(ev.PhysicalResourceID, notCreatedPrefix+cmp.Or(ev.RequestID, "malformed-request"))}
+	if u, err := url.Parse(ev.ResponseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		c.log().ErrorContext(ctx, "custom resource request rejected; its ResponseURL is not a URL, so no answer is sent",
+			"requestId", ev.RequestID, "reason", reply.Reason)
+		return reply, nil
+	}
+	if c.DryRun {
+		c.log().InfoContext(ctx, "custom resource rejected (dry run)", "requestId", ev.RequestID, "status", string(reply.Status), "reason", reply.Reason)
+		return reply, nil
+	}
+	return c.send(ctx, ev, reply)
+}
+
 // decide runs the request and fills in the answer.
 func (c *CustomResource) decide(ctx context.Context, ev cfn.Event, reply CustomReply) CustomReply {
 	failed := func(reason string) CustomReply {
@@ -177,8 +204,13 @@ func (c *CustomResource) decide(ctx context.Context, ev cfn.Event, reply CustomR
 	if ev.RequestType == cfn.RequestUpdate && ev.PhysicalResourceID != "" && ev.PhysicalResourceID != props.StackName {
 		c.log().InfoContext(ctx, "pipeline stack renamed: replacing", "from", ev.PhysicalResourceID, "to", props.StackName)
 	}
+	// An Update of the same stack keeps the stack's template and changes only the parameters:
+	// after its first run the pipeline keeps its own stack current from the repository, and
+	// the template built into this binary may be older than that one. Create (and an Update
+	// that renames the stack, or finds it gone) creates the stack from the built-in template.
 	req := Request{StackName: props.StackName, TemplateBody: string(c.Template), Parameters: props.Parameters,
-		Capabilities: pipelineCapabilities, RoleARN: props.RoleARN, Token: ev.RequestID}
+		Capabilities: pipelineCapabilities, RoleARN: props.RoleARN, Token: ev.RequestID,
+		KeepTemplate: ev.RequestType == cfn.RequestUpdate && ev.PhysicalResourceID == props.StackName}
 	if c.DryRun {
 		reply.Status = cfn.StatusSuccess
 		reply.Reason = fmt.Sprintf("would deploy stack %s through change set %s with parameters %s, role %s (dry run: nothing sent to AWS)",

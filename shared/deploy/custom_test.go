@@ -19,7 +19,6 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/infrastructure"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsfake"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/deploy"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/ebevent"
 )
 
 // crHarness runs the PipelineStack custom resource against the world's CloudFormation fake,
@@ -79,7 +78,7 @@ func (h *crHarness) event(requestType string, mutate func(props map[string]any))
 	h.w.t.Helper()
 	data, err := os.ReadFile("../../events/custom-resource-" + strings.ToLower(requestType) + ".json")
 	require.NoError(h.w.t, err)
-	ev, err := ebevent.DecodeCustomResource(data)
+	ev, err := deploy.DecodeCustomResource(data)
 	require.NoError(h.w.t, err)
 	ev.RequestID, ev.ResponseURL = h.w.jobID(), h.url
 	if mutate != nil {
@@ -126,7 +125,7 @@ func TestCustomResourceCreateUpdateDelete(t *testing.T) {
 	assert.Equal(t, pipeRoleARN, st.RoleARN)
 	assert.Equal(t, map[string]string{"ProjectName": "my-lambda", "TrackedBranch": "main", "ArtifactsBucket": bucket,
 		"DeployerFunctionName": "lambda-pipeline-my-lambda-deployer", "PipelineStackRoleArn": pipeRoleARN,
-		"AppStackRoleArn": appRoleARN, "RetentionDays": "90"}, st.Parameters)
+		"AppStackRoleArn": appRoleARN, "RetentionDays": "90", "PermissionsBoundaryArn": noBoundary}, st.Parameters)
 	assert.Equal(t, string(infrastructure.PipelineTemplate), st.Template)
 	assert.Equal(t, body.Data["StackId"], st.StackID)
 
@@ -277,3 +276,37 @@ func TestCustomResourceDryRunCallsNothing(t *testing.T) {
 	assert.Contains(t, reply.Reason, "would deploy stack my-lambda-pipeline")
 	assert.Empty(t, h.puts)
 }
+
+// Issue 9, defect 12: a `sam deploy` of the control plane that changes a parameter updates the
+// pipeline stack's parameters only; it does not put back the pipeline template built into the
+// deployer over the one the pipeline updated itself to from the repository.
+func TestCustomResourceUpdateKeepsTheTemplateThePipelineUpdatedItselfTo(t *testing.T) {
+	w := newWorld(t)
+	h := w.customResource()
+	_, body := h.handle(t, h.event("Create", nil))
+	require.Equal(t, "SUCCESS", body.Status, body.Reason)
+
+	// The pipeline's SelfUpdate stage deploys the repository's newer pipeline.yml.
+	selfUpdated := strings.Replace(string(infrastructure.PipelineTemplate), "lambda-pipeline: the pipeline", "lambda-pipeline (from the repository): the pipeline", 1)
+	require.NotEqual(t, string(infrastructure.PipelineTemplate), selfUpdated)
+	w.steps(deploy.Request{StackName: pipelineStack, TemplateBody: selfUpdated, Parameters: w.stack(pipelineStack).Parameters,
+		Capabilities: []string{"CAPABILITY_IAM"}, RoleARN: pipeRoleARN, Token: "self-update"})
+	require.Equal(t, selfUpdated, w.stack(pipelineStack).Template)
+
+	_, body = h.handle(t, h.event("Update", func(p map[string]any) { p["RetentionDays"] = "30" }))
+	assert.Equal(t, "SUCCESS", body.Status, body.Reason)
+	st := w.stack(pipelineStack)
+	assert.Equal(t, selfUpdated, st.Template, "the control plane's deploy kept the self-updated template")
+	assert.Equal(t, "30", st.Parameters["RetentionDays"], "and changed the parameter")
+	assert.Equal(t, "UPDATE_COMPLETE", st.Status)
+
+	// An Update that changes nothing the stack uses changes nothing.
+	_, body = h.handle(t, h.event("Update", func(p map[string]any) { p["RetentionDays"] = "30" }))
+	assert.Equal(t, "SUCCESS", body.Status)
+	assert.Contains(t, body.Reason, "no changes")
+	assert.Equal(t, selfUpdated, w.stack(pipelineStack).Template)
+}
+
+// noBoundary is the templates' placeholder boundary ARN, which names no policy: a stack deployed
+// without the real boundary fails (infrastructure/pipeline.yml, lambda.yml).
+const noBoundary = "arn:aws:iam::000000000000:policy/lambda-pipeline/no-boundary-given"

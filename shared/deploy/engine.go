@@ -14,14 +14,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
 // StacksAPI is what the engine calls of CloudFormation (cloudformation.Client satisfies it).
 // The deployer's role must allow each of these actions on the stacks it deploys, and
-// GetTemplateSummary on "*" (it is called with a template body, not a stack).
+// GetTemplateSummary on "*" (it is called with a template body, or with the stack's name when
+// the request keeps the stack's template).
 type StacksAPI interface {
 	CreateChangeSet(ctx context.Context, in *cloudformation.CreateChangeSetInput, optFns ...func(*cloudformation.Options)) (*cloudformation.CreateChangeSetOutput, error)
 	DescribeChangeSet(ctx context.Context, in *cloudformation.DescribeChangeSetInput, optFns ...func(*cloudformation.Options)) (*cloudformation.DescribeChangeSetOutput, error)
@@ -72,6 +72,11 @@ type Request struct {
 	Token string
 	// Progress is the previous step's Outcome.Progress (zero on the first step).
 	Progress Progress
+	// KeepTemplate makes an update keep the stack's current template (CreateChangeSet's
+	// UsePreviousTemplate) and change only the parameters; TemplateBody then serves only to
+	// create the stack when it does not exist. The custom resource's Update uses it, so that
+	// a control-plane deploy does not replace the template the pipeline updated itself to.
+	KeepTemplate bool
 }
 
 // Progress is what a deploy did that the stack does not show. It is small and JSON-encodable
@@ -244,7 +249,9 @@ func (e *Engine) Step(ctx context.Context, req Request) (Outcome, error) {
 		// Missing, or only an unexecuted CREATE change set of an earlier deploy: create.
 		return e.createChangeSet(ctx, out, req, stack, cftypes.ChangeSetTypeCreate)
 	case cftypes.StackStatusRollbackComplete:
-		// A failed create: the stack can only be deleted (AWS-FACTS.md §1). Delete it, then
+		// A failed create: the stack can only be deleted ("Stack status codes",
+		// https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html).
+		// Delete it, then
 		// create it again on a later step.
 		if out.Progress.Deleted {
 			return e.fail(ctx, out, stack, "it is in ROLLBACK_COMPLETE again after the deployer deleted it"), nil
@@ -309,7 +316,7 @@ func (e *Engine) fail(ctx context.Context, out Outcome, stack *cftypes.Stack, ad
 }
 
 func (e *Engine) createChangeSet(ctx context.Context, out Outcome, req Request, stack *cftypes.Stack, typ cftypes.ChangeSetType) (Outcome, error) {
-	params, problem, err := e.parameters(ctx, req, stack, typ == cftypes.ChangeSetTypeCreate)
+	params, problem, err := e.parameters(ctx, req, stack, typ)
 	if err != nil {
 		return out, err
 	}
@@ -321,9 +328,13 @@ func (e *Engine) createChangeSet(ctx context.Context, out Outcome, req Request, 
 		ChangeSetName: aws.String(out.ChangeSet),
 		ChangeSetType: typ,
 		ClientToken:   aws.String(out.ChangeSet),
-		TemplateBody:  aws.String(req.TemplateBody),
 		Parameters:    params,
 		Description:   aws.String("lambda-pipeline deploy " + truncate(req.Token, 100)),
+	}
+	if keepTemplate(req, typ) {
+		in.UsePreviousTemplate = aws.Bool(true)
+	} else {
+		in.TemplateBody = aws.String(req.TemplateBody)
 	}
 	for _, c := range req.Capabilities {
 		in.Capabilities = append(in.Capabilities, cftypes.Capability(c))
@@ -351,15 +362,14 @@ func (e *Engine) createChangeSet(ctx context.Context, out Outcome, req Request, 
 		return out.misconfigured(fmt.Sprintf("stack %s: %s; add it to capabilities", req.StackName, apiMessage(err))), nil
 	case errors.As(err, &limit):
 		return out.failed(fmt.Sprintf("stack %s: %s", req.StackName, apiMessage(err))), nil
-	case apiCode(err) == "ValidationError":
-		msg := apiMessage(err)
+	case raced(err, req.StackName, out.StackID):
 		// The stack changed between the observation and this call (another operation
 		// started, or the stack appeared or vanished): observe again.
-		if strings.Contains(msg, "_IN_PROGRESS state") || strings.Contains(msg, "does not exist") ||
-			strings.Contains(msg, "cannot be created again") {
-			return out.inProgress(PhaseWaiting), nil
-		}
-		return out.failed(fmt.Sprintf("stack %s: CloudFormation refused the change set: %s", req.StackName, msg)), nil
+		return out.inProgress(PhaseWaiting), nil
+	case apiCode(err) == "ValidationError":
+		// Anything else is CloudFormation's answer about this change set ("Parameter
+		// validation failed: … does not exist", a template error): no retry changes it.
+		return out.failed(fmt.Sprintf("stack %s: CloudFormation refused the change set: %s", req.StackName, apiMessage(err))), nil
 	}
 	return out, fmt.Errorf("create change set %s for %s: %w", out.ChangeSet, req.StackName, err)
 }
@@ -367,8 +377,13 @@ func (e *Engine) createChangeSet(ctx context.Context, out Outcome, req Request, 
 // parameters applies the rule of docs/templates.md to the template's parameters: the
 // override; else nothing, when the template has a Default; else UsePreviousValue, when the
 // stack has the parameter; else a misconfiguration, naming the parameters.
-func (e *Engine) parameters(ctx context.Context, req Request, stack *cftypes.Stack, create bool) ([]cftypes.Parameter, string, error) {
-	summary, err := e.Stacks.GetTemplateSummary(ctx, &cloudformation.GetTemplateSummaryInput{TemplateBody: aws.String(req.TemplateBody)})
+func (e *Engine) parameters(ctx context.Context, req Request, stack *cftypes.Stack, typ cftypes.ChangeSetType) ([]cftypes.Parameter, string, error) {
+	in := &cloudformation.GetTemplateSummaryInput{TemplateBody: aws.String(req.TemplateBody)}
+	if keepTemplate(req, typ) {
+		in = &cloudformation.GetTemplateSummaryInput{StackName: aws.String(req.StackName)}
+	}
+	create := typ == cftypes.ChangeSetTypeCreate
+	summary, err := e.Stacks.GetTemplateSummary(ctx, in)
 	if err != nil {
 		if apiCode(err) == "ValidationError" {
 			return nil, "the template is invalid: " + apiMessage(err), nil
@@ -416,12 +431,20 @@ func (e *Engine) parameters(ctx context.Context, req Request, stack *cftypes.Sta
 	return params, "", nil
 }
 
+// keepTemplate reports whether the change set keeps the stack's template: an update of a
+// request that asks for it.
+func keepTemplate(req Request, typ cftypes.ChangeSetType) bool {
+	return req.KeepTemplate && typ == cftypes.ChangeSetTypeUpdate
+}
+
 func (e *Engine) execute(ctx context.Context, out Outcome, req Request) (Outcome, error) {
 	_, err := e.Stacks.ExecuteChangeSet(ctx, &cloudformation.ExecuteChangeSetInput{
 		StackName:          aws.String(req.StackName),
 		ChangeSetName:      aws.String(out.ChangeSet),
 		ClientRequestToken: aws.String(executeToken(req.Token)),
-		// The model documents a default of true for ExecuteChangeSet (AWS-FACTS.md §1,
+		// The API model documents a default of true for ExecuteChangeSet's DisableRollback
+		// ("ExecuteChangeSet",
+		// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ExecuteChangeSet.html,
 		// unverified); the engine's recovery relies on CloudFormation rolling back.
 		DisableRollback: aws.Bool(false),
 	})
@@ -464,8 +487,12 @@ func (e *Engine) continueRollback(ctx context.Context, out Outcome, req Request)
 		}
 		return e.fail(ctx, out, stack, "its update rollback failed again after the deployer continued it; fix the resource that cannot roll back, then retry"), nil
 	case apiCode(err) == "ValidationError":
-		// The stack left UPDATE_ROLLBACK_FAILED since the observation.
-		return out.inProgress(PhaseWaiting), nil
+		// A race only if the stack left UPDATE_ROLLBACK_FAILED since the observation; else
+		// a refusal ("Role … is invalid or cannot be assumed") that no retry mends.
+		if moved, derr := e.moved(ctx, req.StackName, out.StackStatus); derr != nil || moved {
+			return out.inProgress(PhaseWaiting), nil
+		}
+		return out.failed(fmt.Sprintf("stack %s is %s: CloudFormation refused to continue the update rollback: %s", req.StackName, out.StackStatus, apiMessage(err))), nil
 	}
 	return out, fmt.Errorf("continue the update rollback of %s: %w", req.StackName, err)
 }
@@ -482,10 +509,25 @@ func (e *Engine) deleteStack(ctx context.Context, out Outcome, stack, roleARN, t
 		out.Progress.Deleted = true
 		return out.inProgress(phase), nil
 	case apiCode(err) == "ValidationError":
-		// Busy since the observation ("cannot be deleted while in status …"): observe again.
-		return out.inProgress(PhaseWaiting), nil
+		// A race only if the stack moved since the observation ("cannot be deleted while in
+		// status …"); else a refusal, such as termination protection ("cannot be deleted
+		// while TerminationProtection is enabled"), that no retry mends.
+		if moved, derr := e.moved(ctx, stack, out.StackStatus); derr != nil || moved {
+			return out.inProgress(PhaseWaiting), nil
+		}
+		return out.failed(fmt.Sprintf("stack %s is %s: CloudFormation refused to delete it: %s", stack, out.StackStatus, apiMessage(err))), nil
 	}
 	return out, fmt.Errorf("delete stack %s: %w", stack, err)
+}
+
+// moved reports whether the stack is no longer in the status observed (it is gone, or another
+// operation changed it), which makes a refusal a race rather than an answer.
+func (e *Engine) moved(ctx context.Context, name, observed string) (bool, error) {
+	stack, err := e.describeStack(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	return stack == nil || string(stack.StackStatus) != observed, nil
 }
 
 // DeleteRequest is one step of deleting a stack.
@@ -532,7 +574,7 @@ func (e *Engine) StepDelete(ctx context.Context, req DeleteRequest) (Outcome, er
 func (e *Engine) describeStack(ctx context.Context, name string) (*cftypes.Stack, error) {
 	res, err := e.Stacks.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
 	if err != nil {
-		if isNotFound(err) {
+		if stackAbsent(err, name, "") {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("describe stack %s: %w", name, err)
@@ -547,7 +589,7 @@ func (e *Engine) describeStack(ctx context.Context, name string) (*cftypes.Stack
 func (e *Engine) describeChangeSet(ctx context.Context, stack, name string) (*cloudformation.DescribeChangeSetOutput, error) {
 	res, err := e.Stacks.DescribeChangeSet(ctx, &cloudformation.DescribeChangeSetInput{StackName: aws.String(stack), ChangeSetName: aws.String(name)})
 	if err != nil {
-		if isNotFound(err) {
+		if changeSetAbsent(err, stack, "") {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("describe change set %s of %s: %w", name, stack, err)
@@ -562,45 +604,11 @@ func (e *Engine) deleteChangeSet(ctx context.Context, stack, name string) {
 }
 
 // isNoChanges reports whether a FAILED change set's reason means "nothing to change"
-// (AWS-FACTS.md §1; "No updates are to be performed." is UpdateStack's form of it).
+// ("The submitted information didn't contain changes…", or "No updates are to be
+// performed."; the AWS CLI's "deploy" takes both as no changes,
+// https://docs.aws.amazon.com/cli/latest/reference/cloudformation/deploy/).
 func isNoChanges(reason string) bool {
 	return strings.Contains(reason, "didn't contain changes") || strings.Contains(reason, "No updates are to be performed")
-}
-
-// isNotFound reports whether err says the stack or change set does not exist: a
-// ValidationError "Stack with id X does not exist" / "Stack [X] does not exist", or
-// ChangeSetNotFound.
-func isNotFound(err error) bool {
-	var cs *cftypes.ChangeSetNotFoundException
-	if errors.As(err, &cs) {
-		return true
-	}
-	return apiCode(err) == "ValidationError" && strings.Contains(apiMessage(err), "does not exist")
-}
-
-func apiCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
-func apiMessage(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorMessage()
-	}
-	return err.Error()
-}
-
-// IsPermissionError reports whether err is an authorization failure, which no retry mends.
-func IsPermissionError(err error) bool {
-	switch apiCode(err) {
-	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidClientTokenId", "ExpiredToken":
-		return true
-	}
-	return errors.Is(err, ErrArtifactDenied)
 }
 
 func outputs(stack *cftypes.Stack) map[string]string {

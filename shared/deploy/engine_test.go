@@ -21,22 +21,34 @@ func appRequest(token, key string) deploy.Request {
 		RoleARN: appRoleARN, Token: token}
 }
 
-// steps calls Step until the deploy ends, returning the outcomes.
-func steps(t *testing.T, e *deploy.Engine, req deploy.Request, keepProgress bool) []deploy.Outcome {
-	t.Helper()
+// pollInterval is how much simulated time passes between two steps in these tests.
+const pollInterval = 5 * time.Second
+
+// step calls Step once, then lets pollInterval pass on the world's clock.
+func (w *world) step(req deploy.Request) deploy.Outcome {
+	w.t.Helper()
+	out, err := w.engine.Step(context.Background(), req)
+	require.NoError(w.t, err)
+	_ = w.clock.Sleep(context.Background(), pollInterval)
+	return out
+}
+
+// steps calls Step every pollInterval until the deploy ends, returning the outcomes. With
+// forgetful, each step forgets the Progress of the one before.
+func (w *world) stepAll(req deploy.Request, forgetful bool) []deploy.Outcome {
+	w.t.Helper()
 	var outs []deploy.Outcome
-	for range 30 {
-		out, err := e.Step(context.Background(), req)
-		require.NoError(t, err)
+	for range 200 {
+		out := w.step(req)
 		outs = append(outs, out)
 		if out.Done() {
 			return outs
 		}
-		if keepProgress {
+		if !forgetful {
 			req.Progress = out.Progress
 		}
 	}
-	t.Fatalf("not done after 30 steps: %+v", outs[len(outs)-1])
+	w.t.Fatalf("not done after 200 steps: %+v", outs[len(outs)-1])
 	return nil
 }
 
@@ -44,7 +56,7 @@ func TestStepsConvergeEvenWhenProgressIsLost(t *testing.T) {
 	w := newWorld(t)
 	// Every step forgets what the one before did (a Lambda retry of the first invocation): the
 	// stack and the change set alone lead it.
-	outs := steps(t, w.engine, appRequest("4e5f6a7b-8c9d-4e0f-a1b2-c3d4e5f6a702", "k1"), false)
+	outs := w.stepAll(appRequest("4e5f6a7b-8c9d-4e0f-a1b2-c3d4e5f6a702", "k1"), true)
 	last := outs[len(outs)-1]
 	assert.Equal(t, deploy.StatusDone, last.Status, last.Reason)
 	assert.Equal(t, 1, w.cfn.Calls(awsfake.OpCreateChangeSet))
@@ -59,16 +71,11 @@ func TestStepsConvergeEvenWhenProgressIsLost(t *testing.T) {
 
 func TestStepWaitsForAnotherOperation(t *testing.T) {
 	w := newWorld(t)
-	steps(t, w.engine, appRequest("first", "k1"), true)
+	w.stepAll(appRequest("first", "k1"), false)
 	// Another deploy is executing its change set...
 	other := appRequest("other", "k2")
-	for {
-		out, err := w.engine.Step(context.Background(), other)
-		require.NoError(t, err)
-		other.Progress = out.Progress
-		if out.Progress.Executed {
-			break
-		}
+	for !other.Progress.Executed {
+		other.Progress = w.step(other).Progress
 	}
 	// ...so this one waits, and creates nothing meanwhile.
 	out, err := w.engine.Step(context.Background(), appRequest("mine", "k3"))
@@ -84,13 +91,11 @@ func TestStepCreatesOverAnAbandonedCreateChangeSet(t *testing.T) {
 	// An earlier deploy created a CREATE change set and never executed it: REVIEW_IN_PROGRESS.
 	abandoned := appRequest("abandoned", "k1")
 	for range 2 {
-		out, err := w.engine.Step(context.Background(), abandoned)
-		require.NoError(t, err)
-		abandoned.Progress = out.Progress
+		abandoned.Progress = w.step(abandoned).Progress
 	}
 	require.Equal(t, "REVIEW_IN_PROGRESS", w.stack(appStack).Status)
 
-	outs := steps(t, w.engine, appRequest("next", "k2"), true)
+	outs := w.stepAll(appRequest("next", "k2"), false)
 	assert.Equal(t, deploy.StatusDone, outs[len(outs)-1].Status, outs[len(outs)-1].Reason)
 	assert.Equal(t, "CREATE_COMPLETE", w.stack(appStack).Status)
 }
@@ -98,21 +103,21 @@ func TestStepCreatesOverAnAbandonedCreateChangeSet(t *testing.T) {
 func TestStepFailsOnStacksItCannotRecover(t *testing.T) {
 	for name, script := range map[string]func(t *testing.T, w *world){
 		"DELETE_FAILED": func(t *testing.T, w *world) {
-			steps(t, w.engine, appRequest("create", "k1"), true)
+			w.stepAll(appRequest("create", "k1"), false)
 			w.cfn.FailNextDelete(appStack, "FunctionLogGroup", "log group is protected")
-			outs := stepsDelete(t, w.engine, deploy.DeleteRequest{StackName: appStack, Token: "del"})
+			outs := w.stepsDelete(deploy.DeleteRequest{StackName: appStack, Token: "del"})
 			require.Equal(t, deploy.StatusFailed, outs[len(outs)-1].Status)
 		},
 		"ROLLBACK_FAILED": func(t *testing.T, w *world) {
 			w.cfn.FailNextDeploy(appStack, awsfake.DeployFailure{Resource: "Function", Reason: "bad zip", RollbackResource: "FunctionLogGroup", RollbackReason: "log group is protected"})
-			steps(t, w.engine, appRequest("create", "k1"), true)
+			w.stepAll(appRequest("create", "k1"), false)
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			w := newWorld(t)
 			script(t, w)
 			require.Equal(t, name, w.stack(appStack).Status)
-			outs := steps(t, w.engine, appRequest("next", "k2"), true)
+			outs := w.stepAll(appRequest("next", "k2"), false)
 			last := outs[len(outs)-1]
 			assert.Equal(t, deploy.StatusFailed, last.Status)
 			assert.Contains(t, last.Reason, "stack my-lambda-app is "+name)
@@ -123,35 +128,34 @@ func TestStepFailsOnStacksItCannotRecover(t *testing.T) {
 	}
 }
 
-func stepsDelete(t *testing.T, e *deploy.Engine, req deploy.DeleteRequest) []deploy.Outcome {
-	t.Helper()
+func (w *world) stepsDelete(req deploy.DeleteRequest) []deploy.Outcome {
+	w.t.Helper()
 	var outs []deploy.Outcome
-	for range 30 {
-		out, err := e.StepDelete(context.Background(), req)
-		require.NoError(t, err)
+	for range 200 {
+		out, err := w.engine.StepDelete(context.Background(), req)
+		require.NoError(w.t, err)
+		_ = w.clock.Sleep(context.Background(), pollInterval)
 		outs = append(outs, out)
 		if out.Done() {
 			return outs
 		}
 		req.Progress = out.Progress
 	}
-	t.Fatal("delete not done after 30 steps")
+	w.t.Fatal("delete not done after 200 steps")
 	return nil
 }
 
 func TestStepDeleteWaitsThenDeletes(t *testing.T) {
 	w := newWorld(t)
-	outs := stepsDelete(t, w.engine, deploy.DeleteRequest{StackName: appStack, Token: "del0"})
+	outs := w.stepsDelete(deploy.DeleteRequest{StackName: appStack, Token: "del0"})
 	assert.Equal(t, deploy.StatusDone, outs[0].Status, "a stack that does not exist is deleted")
 
-	steps(t, w.engine, appRequest("create", "k1"), true)
+	w.stepAll(appRequest("create", "k1"), false)
 	update := appRequest("update", "k2")
 	for !update.Progress.Executed {
-		out, err := w.engine.Step(context.Background(), update)
-		require.NoError(t, err)
-		update.Progress = out.Progress
+		update.Progress = w.step(update).Progress
 	}
-	outs = stepsDelete(t, w.engine, deploy.DeleteRequest{StackName: appStack, Token: "del1", RoleARN: appRoleARN})
+	outs = w.stepsDelete(deploy.DeleteRequest{StackName: appStack, Token: "del1", RoleARN: appRoleARN})
 	assert.Equal(t, deploy.PhaseWaiting, outs[0].Phase, "the update runs first")
 	assert.Equal(t, deploy.StatusDone, outs[len(outs)-1].Status)
 	assert.Equal(t, 1, w.cfn.Calls(awsfake.OpDeleteStack))
@@ -162,7 +166,7 @@ func TestStepDeleteWaitsThenDeletes(t *testing.T) {
 func TestStepReportsARejectedChangeSet(t *testing.T) {
 	w := newWorld(t)
 	w.cfn.FailNextChangeSet(appStack, "Template error: instance of Fn::GetAtt references undefined resource Nope")
-	outs := steps(t, w.engine, appRequest("t", "k"), true)
+	outs := w.stepAll(appRequest("t", "k"), false)
 	last := outs[len(outs)-1]
 	assert.Equal(t, deploy.StatusFailed, last.Status)
 	assert.Contains(t, last.Reason, "undefined resource Nope")
@@ -248,4 +252,20 @@ func TestPollerRetriesErrorsThenGivesUp(t *testing.T) {
 	})
 	assert.ErrorIs(t, err, transient)
 	assert.Equal(t, deploy.DefaultMaxErrors, calls)
+}
+
+// CloudFormation words "no changes" in two ways; both are a success without changes.
+func TestNoChangesInEitherWordingIsSuccess(t *testing.T) {
+	for _, reason := range []string{awsfake.NoChangesReason, awsfake.NoUpdatesReason} {
+		t.Run(reason, func(t *testing.T) {
+			w := newWorld(t)
+			w.cfn.SetNoChangesReason(reason)
+			w.stepAll(appRequest("first", "k1"), false)
+			outs := w.stepAll(appRequest("second", "k1"), false)
+			last := outs[len(outs)-1]
+			assert.Equal(t, deploy.StatusDone, last.Status, last.Reason)
+			assert.True(t, last.NoChanges)
+			assert.Equal(t, 1, w.cfn.Calls(awsfake.OpExecuteChangeSet))
+		})
+	}
 }

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,7 +28,10 @@ type Jobs interface {
 
 var _ Jobs = (*codepipeline.Client)(nil)
 
-// Limits of the job results (AWS-FACTS.md §2).
+// Limits of the job results ("PutJobSuccessResult", "PutJobFailureResult", CodePipeline API
+// Reference, https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_PutJobSuccessResult.html;
+// output variables: "Quotas in AWS CodePipeline",
+// https://docs.aws.amazon.com/codepipeline/latest/userguide/limits.html).
 const (
 	maxContinuationToken = 2048
 	maxSummary           = 2048
@@ -37,7 +41,9 @@ const (
 
 // JobHandler runs the deploy a CodePipeline Lambda Invoke job asks for (UserParameters) and
 // reports it to CodePipeline: success, failure, or "in progress" with a continuation token
-// that makes CodePipeline invoke the deployer again with a new job (AWS-FACTS.md §2).
+// that makes CodePipeline invoke the deployer again with a new job ("Invoke an AWS Lambda
+// function in a pipeline in CodePipeline",
+// https://docs.aws.amazon.com/codepipeline/latest/userguide/actions-invoke-lambda-function.html).
 type JobHandler struct {
 	Engine    *Engine
 	Jobs      Jobs
@@ -78,7 +84,14 @@ type continuation struct {
 	ChangeSet string   `json:"changeSet"`
 	Phase     Phase    `json:"phase,omitempty"`
 	Progress  Progress `json:"progress"`
+	// Retries counts the jobs in a row that ended on a transient error (IsTransient).
+	Retries int `json:"retries,omitempty"`
 }
+
+// MaxTransientContinuations is how many jobs in a row may end on a transient error (a throttle
+// or a 5xx past every retry, no answer) and continue; the next one fails. Each job polls for
+// minutes, so this bounds a CloudFormation outage the deploy waits out to about an hour.
+const MaxTransientContinuations = 4
 
 const continuationVersion = 1
 
@@ -136,7 +149,7 @@ func (h *JobHandler) Handle(ctx context.Context, job events.CodePipelineJob) (Jo
 	}
 	rep.StackName = params.StackName
 	// The deploy's token is the job id of its first job; continuations carry it.
-	token, progress := job.ID, Progress{}
+	token, progress, retries := job.ID, Progress{}, 0
 	if t := job.Data.ContinuationToken; t != "" {
 		c, err := decodeContinuation(t)
 		if err == nil && c.Stack != params.StackName {
@@ -145,7 +158,7 @@ func (h *JobHandler) Handle(ctx context.Context, job events.CodePipelineJob) (Jo
 		if err != nil {
 			return h.fail(ctx, rep, failure{cptypes.FailureTypeJobFailed, err.Error()})
 		}
-		token, progress = c.Token, c.Progress
+		token, progress, retries = c.Token, c.Progress, c.Retries
 	}
 	rep.ChangeSet = ChangeSetName(token)
 	req, fail := h.prepare(ctx, job, params)
@@ -158,7 +171,7 @@ func (h *JobHandler) Handle(ctx context.Context, job events.CodePipelineJob) (Jo
 		rep.Result = JobPlanned
 		rep.Summary = fmt.Sprintf("would deploy stack %s through change set %s (template %s, %d bytes; overrides: %s; capabilities: %s; role: %s); nothing was sent to AWS",
 			req.StackName, rep.ChangeSet, params.TemplatePath, len(req.TemplateBody), describeOverrides(req.Parameters),
-			listOrNone(req.Capabilities), orNone(req.RoleARN))
+			listOrNone(req.Capabilities), cmp.Or(req.RoleARN, "none"))
 		h.log().InfoContext(ctx, "job planned (dry run)", "jobId", job.ID, "stack", req.StackName, "changeSet", rep.ChangeSet, "plan", rep.Summary)
 		return rep, nil
 	}
@@ -167,7 +180,12 @@ func (h *JobHandler) Handle(ctx context.Context, job events.CodePipelineJob) (Jo
 		req.Progress = p
 		return h.Engine.Step(ctx, req)
 	})
-	if err != nil {
+	switch {
+	case err != nil && IsTransient(err) && retries < MaxTransientContinuations:
+		// Not the deploy's failure: CloudFormation did not answer. The next job looks again.
+		out.Reason = fmt.Sprintf("stack %s: CloudFormation did not answer (%s); the next job looks again", req.StackName, apiMessage(err))
+		return h.continueJob(ctx, rep, req, out, retries+1)
+	case err != nil:
 		typ := cptypes.FailureTypeJobFailed
 		if IsPermissionError(err) {
 			typ = cptypes.FailureTypePermissionError
@@ -184,7 +202,7 @@ func (h *JobHandler) Handle(ctx context.Context, job events.CodePipelineJob) (Jo
 		}
 		return h.fail(ctx, rep, failure{typ, out.Reason})
 	}
-	return h.continueJob(ctx, rep, req, out)
+	return h.continueJob(ctx, rep, req, out, 0)
 }
 
 // Reject fails a job whose event could not be decoded (reason says why), so that the action
@@ -268,8 +286,10 @@ func (h *JobHandler) succeed(ctx context.Context, rep JobReport, out Outcome) (J
 	return h.reported(ctx, rep, err)
 }
 
-func (h *JobHandler) continueJob(ctx context.Context, rep JobReport, req Request, out Outcome) (JobReport, error) {
-	tok, err := encodeContinuation(continuation{Stack: req.StackName, Token: req.Token, ChangeSet: ChangeSetName(req.Token), Phase: out.Phase, Progress: out.Progress})
+// continueJob answers success with a continuation token; retries is the count of jobs in a row
+// that ended on a transient error, this one included.
+func (h *JobHandler) continueJob(ctx context.Context, rep JobReport, req Request, out Outcome, retries int) (JobReport, error) {
+	tok, err := encodeContinuation(continuation{Stack: req.StackName, Token: req.Token, ChangeSet: ChangeSetName(req.Token), Phase: out.Phase, Progress: out.Progress, Retries: retries})
 	if err != nil {
 		return h.fail(ctx, rep, failure{cptypes.FailureTypeJobFailed, err.Error()})
 	}
@@ -363,11 +383,4 @@ func describeOverrides(m map[string]string) string {
 		parts = append(parts, k+"="+m[k])
 	}
 	return strings.Join(parts, ", ")
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
 }

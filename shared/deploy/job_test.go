@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lambda-pipeline/lambda-pipeline/infrastructure"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsfake"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/deploy"
 )
@@ -17,7 +18,7 @@ const functionFailure = `Resource handler returned message: "Unzipped size must 
 
 func TestFirstDeployCreatesTheStack(t *testing.T) {
 	w := newWorld(t)
-	w.cfn.SetOutputs(appStack, map[string]string{"FunctionName": "my-lambda-function"})
+	w.cfn.SetOutputs(appStack, map[string]string{"FunctionName": "my-lambda_function"})
 	job := w.appJob("my-lambda-pipeline/BuildOutpu/b1")
 	res, invocations := w.runToEnd(job)
 
@@ -26,13 +27,13 @@ func TestFirstDeployCreatesTheStack(t *testing.T) {
 	assert.Equal(t, appStack, res.ExternalExecutionID, "the notifier reads the stack from externalExecutionId")
 	assert.Contains(t, res.Summary, "CREATE_COMPLETE")
 	assert.Contains(t, res.Summary, "lp-"+job.ID)
-	assert.Equal(t, "my-lambda-function", res.OutputVariables["FunctionName"], "stack outputs become output variables")
+	assert.Equal(t, "my-lambda_function", res.OutputVariables["FunctionName"], "stack outputs become output variables")
 
 	st := w.stack(appStack)
 	assert.Equal(t, "CREATE_COMPLETE", st.Status)
 	assert.Equal(t, map[string]string{
-		"ArtifactsBucket": bucket, "ArtifactKey": "my-lambda-pipeline/BuildOutpu/b1", "FunctionName": "my-lambda-function",
-		"AliasName": "live", "LogRetentionDays": "30",
+		"ArtifactsBucket": bucket, "ArtifactKey": "my-lambda-pipeline/BuildOutpu/b1", "FunctionName": "my-lambda_function",
+		"AliasName": "live", "LogRetentionDays": "30", "ProjectName": "my-lambda", "PermissionsBoundaryArn": noBoundary,
 	}, st.Parameters)
 	assert.Equal(t, appRoleARN, st.RoleARN)
 	assert.Equal(t, []string{"CAPABILITY_IAM"}, st.Capabilities)
@@ -91,6 +92,17 @@ func TestFailedCreateIsDeletedAndCreatedAgainByTheNextJob(t *testing.T) {
 
 func TestFailingUpdateReportsTheRootCauseNotTheNoise(t *testing.T) {
 	w := newWorld(t)
+	// A resource that the update changes beside the function, and that takes longer: when the
+	// function fails, CloudFormation cancels it (the noise).
+	w.putSource(sourceKey, map[string][]byte{
+		"infrastructure/lambda.yml": []byte(strings.Replace(string(infrastructure.LambdaTemplate), "\nOutputs:", `
+  DeployMarker:
+    Type: AWS::IAM::ManagedPolicy
+    Properties:
+      Description: !Sub "deployed ${ArtifactKey}"
+      PolicyDocument: { Version: "2012-10-17", Statement: [] }
+`+"\nOutputs:", 1)),
+	})
 	res, _ := w.runToEnd(w.appJob("my-lambda-pipeline/BuildOutpu/b1"))
 	require.True(t, res.Succeeded)
 

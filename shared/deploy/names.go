@@ -10,7 +10,10 @@ import (
 // started the deploy, or the custom resource request id), so that every retry of a step asks
 // CloudFormation for the same thing under the same name.
 //
-// CloudFormation's rules (AWS-FACTS.md §1): a change set name is 1–128 characters of
+// CloudFormation's rules ("CreateChangeSet", "ExecuteChangeSet", CloudFormation API Reference,
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateChangeSet.html and
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ExecuteChangeSet.html):
+// a change set name is 1–128 characters of
 // [a-zA-Z][-a-zA-Z0-9]*; CreateChangeSet's ClientToken is 1–128 characters; ExecuteChangeSet,
 // DeleteStack and ContinueUpdateRollback take a ClientRequestToken of 1–128 characters of
 // [a-zA-Z0-9][-a-zA-Z0-9]*.

@@ -75,8 +75,8 @@ func (p Poller) Deadline(ctx context.Context) time.Time {
 
 // Run calls step, passing each Outcome's Progress to the next call, until the outcome is done
 // or the next step would start after the deadline; then it returns the last outcome (in
-// progress, when time ran out). The first step always runs. A step error is retried after the
-// usual wait, up to MaxErrors in a row; a permission error is returned at once. When time runs
+// progress, when time ran out). The first step always runs. A transient step error (IsTransient)
+// is retried after the usual wait, up to MaxErrors in a row; a permanent one is returned at once. When time runs
 // out after an error, the last good outcome is returned (in progress) without the error.
 func (p Poller) Run(ctx context.Context, progress Progress, step func(context.Context, Progress) (Outcome, error)) (Outcome, error) {
 	interval, maxInterval, maxErrors := p.Interval, p.MaxInterval, p.MaxErrors
@@ -97,7 +97,7 @@ func (p Poller) Run(ctx context.Context, progress Progress, step func(context.Co
 		switch {
 		case err != nil:
 			errorsInRow++
-			if IsPermissionError(err) || errorsInRow >= maxErrors || ctx.Err() != nil {
+			if !IsTransient(err) || errorsInRow >= maxErrors || ctx.Err() != nil {
 				return last, err
 			}
 		case out.Done():

@@ -7,8 +7,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/lambda-pipeline/lambda-pipeline/shared/ebevent"
 )
 
 // The sample payloads a user invokes the deployer with must be ones the deployer accepts.
@@ -19,7 +17,7 @@ func TestSamplePayloadsParse(t *testing.T) {
 	for _, f := range crs {
 		data, err := os.ReadFile(f)
 		require.NoError(t, err)
-		ev, err := ebevent.DecodeCustomResource(data)
+		ev, err := DecodeCustomResource(data)
 		require.NoError(t, err, f)
 		props, err := ParsePipelineStackProperties(ev.ResourceProperties)
 		require.NoError(t, err, f)
@@ -32,7 +30,7 @@ func TestSamplePayloadsParse(t *testing.T) {
 	for _, f := range jobs {
 		data, err := os.ReadFile(f)
 		require.NoError(t, err)
-		job, err := ebevent.DecodeJob(data)
+		job, err := DecodeJob(data)
 		require.NoError(t, err, f)
 		_, err = ParseUserParameters(job.Data.ActionConfiguration.Configuration.UserParameters)
 		require.NoError(t, err, f)

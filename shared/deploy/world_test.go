@@ -21,12 +21,12 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/infrastructure"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsfake"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/deploy"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/ebevent"
 )
 
 // The deployer's world in tests: the CloudFormation and CodePipeline job fakes behind the SDK
 // clients, gofakes3 for the artifacts bucket (wrapped to record how requests were signed), a
-// clock that only moves when the code sleeps, and the JSON log.
+// clock that only moves when the code sleeps (CloudFormation's fake runs on it too), and the
+// JSON log.
 
 const (
 	appStack      = "my-lambda-app"
@@ -130,6 +130,8 @@ func newWorld(t *testing.T) *world {
 		"infrastructure/lambda.yml":   infrastructure.LambdaTemplate,
 		"infrastructure/pipeline.yml": infrastructure.PipelineTemplate,
 	})
+	// CloudFormation moves on the world's clock: while the deployer waits, not when it asks.
+	w.cfn.UseClock(w.clock.Now)
 	w.engine = &deploy.Engine{Stacks: w.cfn.Client(t), Region: "eu-west-1"}
 	log := slog.New(slog.NewJSONHandler(w.logs, nil))
 	w.handler = &deploy.JobHandler{
@@ -180,7 +182,7 @@ func (w *world) job(sample, buildKey string) events.CodePipelineJob {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	job, err := ebevent.DecodeJob(data)
+	job, err := deploy.DecodeJob(data)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -223,6 +225,10 @@ func (w *world) runToEnd(job events.CodePipelineJob) (awsfake.JobResult, int) {
 		next := job
 		next.ID, next.Data.ContinuationToken = res.NextJobID, res.ContinuationToken
 		job = next
+		// CodePipeline creates the next job about 30 seconds later ("Add a custom action
+		// to a pipeline",
+		// https://docs.aws.amazon.com/codepipeline/latest/userguide/actions-create-custom-action.html).
+		_ = w.clock.Sleep(context.Background(), 30*time.Second)
 	}
 	w.t.Fatal("no final result after 50 invocations")
 	return awsfake.JobResult{}, 0
@@ -245,4 +251,18 @@ func (w *world) assertNoSecretsLogged() {
 			w.t.Errorf("the log holds %q:\n%s", s, logs)
 		}
 	}
+}
+
+// steps runs a deploy through the engine to its end, the way a job would (one step per poll),
+// and fails the test unless it succeeds.
+func (w *world) steps(req deploy.Request) deploy.Outcome {
+	w.t.Helper()
+	out, err := w.poller().Run(context.Background(), deploy.Progress{}, func(ctx context.Context, p deploy.Progress) (deploy.Outcome, error) {
+		req.Progress = p
+		return w.engine.Step(ctx, req)
+	})
+	if err != nil || out.Status != deploy.StatusDone {
+		w.t.Fatalf("deploy of %s: %+v, %v", req.StackName, out, err)
+	}
+	return out
 }

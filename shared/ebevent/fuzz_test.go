@@ -46,29 +46,3 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
-
-func FuzzDecodeJob(f *testing.F) {
-	addSeeds(f)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		job, err := DecodeJob(data)
-		if err == nil && job.ID == "" {
-			t.Fatal("job without id accepted")
-		}
-		if err != nil && job.ID != "" {
-			t.Fatal("half-filled job on error")
-		}
-	})
-}
-
-func FuzzDecodeCustomResource(f *testing.F) {
-	addSeeds(f)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		ev, err := DecodeCustomResource(data)
-		if err == nil && (ev.RequestID == "" || ev.ResponseURL == "" || ev.RequestType == "") {
-			t.Fatal("incomplete request accepted")
-		}
-		if err != nil && ev.RequestID != "" {
-			t.Fatal("half-filled request on error")
-		}
-	})
-}

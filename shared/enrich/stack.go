@@ -2,12 +2,10 @@ package enrich
 
 import (
 	"context"
-	"fmt"
 	"regexp"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/console"
@@ -76,24 +74,16 @@ func (e *Enricher) rootCause(ctx context.Context, n pipeline.Notification, run p
 	actionStart := run.Stages[f.Stage].Actions[f.Action].StartedAt
 	var cause *cftypes.StackEvent
 	why := e.lookup(ctx, func(ctx context.Context) error {
-		p := cloudformation.NewDescribeStackEventsPaginator(e.Stacks, &cloudformation.DescribeStackEventsInput{StackName: aws.String(stack)})
-		var events []cftypes.StackEvent
-		for page := 0; p.HasMorePages() && page < maxStackEventPages; page++ {
-			out, err := p.NextPage(ctx)
-			if err != nil {
-				return fmt.Errorf("describe stack events of %s: %w", stack, err)
-			}
-			events = append(events, out.StackEvents...)
-			if op, complete := stackevents.LastOperation(events, cutoff); complete {
-				if start := aws.ToTime(op[len(op)-1].Timestamp); !actionStart.IsZero() && start.Before(actionStart.Add(-clockSlack)) {
-					return nil
-				}
-				cause = stackevents.RootCause(op)
+		op, complete, err := stackevents.Read(ctx, e.Stacks, stack, cutoff, maxStackEventPages)
+		if err != nil {
+			return err
+		}
+		if complete {
+			if start := aws.ToTime(op[len(op)-1].Timestamp); !actionStart.IsZero() && start.Before(actionStart.Add(-clockSlack)) {
 				return nil
 			}
 		}
-		// No operation start within the bound: the events read are the best there is.
-		op, _ := stackevents.LastOperation(events, cutoff)
+		// Without the operation's start within the bound, the events read are the best there is.
 		cause = stackevents.RootCause(op)
 		return nil
 	})
@@ -108,10 +98,7 @@ func (e *Enricher) rootCause(ctx context.Context, n pipeline.Notification, run p
 	if id == "" {
 		id = stack
 	}
-	return &pipeline.StackEvent{
-		StackName: aws.ToString(cause.StackName), LogicalResourceID: aws.ToString(cause.LogicalResourceId),
-		ResourceType: aws.ToString(cause.ResourceType), Status: string(cause.ResourceStatus),
-		Reason: aws.ToString(cause.ResourceStatusReason), Timestamp: aws.ToTime(cause.Timestamp),
-		ConsoleURL: console.StackEventsURL(e.Region, id),
-	}
+	ev := stackevents.Event(cause, e.Region)
+	ev.ConsoleURL = console.StackEventsURL(e.Region, id)
+	return ev
 }

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/deploy"
+)
+
+func localEnv(name string) string {
+	return map[string]string{"LP_STORE": "memory"}[name]
+}
+
+// Under scripts/invoke (LP_STORE=memory) every sample event gets a meaningful answer, and
+// nothing is sent anywhere.
+func TestLocalRunsPlanEverySample(t *testing.T) {
+	var logs bytes.Buffer
+	r, err := build(localEnv, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("../../events/job-*.json")
+	crs, _ := filepath.Glob("../../events/custom-resource-*.json")
+	if len(files) == 0 || len(crs) == 0 {
+		t.Fatal("no sample events")
+	}
+	for _, f := range append(files, crs...) {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := r.Handle(context.Background(), raw)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		want := "SUCCESS"
+		if strings.Contains(f, "job-") {
+			want = "planned"
+		}
+		if resp.Outcome != "done" || resp.Status != want || !strings.Contains(resp.Reason, "would ") {
+			t.Errorf("%s: %+v", f, resp)
+		}
+	}
+	for _, secret := range []string{"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN", "X-Amz-Signature"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the log holds %q", secret)
+		}
+	}
+	if _, err := r.Handle(context.Background(), []byte(`{}`)); err == nil {
+		t.Error("an event that is neither a job nor a request was accepted")
+	}
+}
+
+func TestBuildNamesMissingConfiguration(t *testing.T) {
+	_, err := build(func(string) string { return "" }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "AWS_REGION") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestBuildWiresAWSClients(t *testing.T) {
+	env := map[string]string{"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "x"}
+	r, err := build(func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Jobs.DryRun || r.Custom.DryRun || r.Jobs.Engine == nil || r.Jobs.Engine.Region != "eu-west-1" || r.Jobs.Jobs == nil {
+		t.Errorf("job handler: %+v", r.Jobs)
+	}
+	if r.Custom.Engine != r.Jobs.Engine || len(r.Custom.Template) == 0 {
+		t.Errorf("custom resource: %+v", r.Custom)
+	}
+	if _, ok := r.Custom.Reply.(deploy.HTTPReplier); !ok {
+		t.Errorf("against AWS the answers go to the response URL, got %T", r.Custom.Reply)
+	}
+
+	env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:4566"
+	r, err = build(func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.Custom.Reply.(deploy.LoopbackReplier); !ok {
+		t.Errorf("against local stand-ins the answers go to loopback only, got %T", r.Custom.Reply)
+	}
+}
