@@ -59,10 +59,6 @@ func (s *fakeStore) Load(_ context.Context, k Key) (History, error) {
 	return h, nil
 }
 
-func (s *fakeStore) run(k Key) Run {
-	h, _ := s.Load(context.Background(), k)
-	return h.Fold()
-}
 
 func (s *fakeStore) AddOutcome(_ context.Context, o Outcome, _ time.Time) ([]Outcome, error) {
 	s.mu.Lock()
