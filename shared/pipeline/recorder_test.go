@@ -59,7 +59,6 @@ func (s *fakeStore) Load(_ context.Context, k Key) (History, error) {
 	return h, nil
 }
 
-
 func (s *fakeStore) AddOutcome(_ context.Context, o Outcome, _ time.Time) ([]Outcome, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
