@@ -271,19 +271,11 @@ func EndOf(r pipeline.Run) (time.Time, bool) {
 // sortRuns orders runs by when they entered the pipeline, then by execution id.
 func sortRuns(runs []pipeline.Run) {
 	slices.SortFunc(runs, func(a, b pipeline.Run) int {
-		if c := placedAt(a).Compare(placedAt(b)); c != 0 {
+		if c := a.Began().Compare(b.Began()); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ExecutionID, b.ExecutionID)
 	})
-}
-
-// placedAt is when a run entered the pipeline: its start, else its push.
-func placedAt(r pipeline.Run) time.Time {
-	if !r.StartedAt.IsZero() {
-		return r.StartedAt
-	}
-	return r.Commit.PushedAt
 }
 
 // changes returns every commit the runs built that a deploy delivered. The tracked branch only
@@ -313,7 +305,7 @@ func changes(runs []pipeline.Run, rule Rule) []Change {
 		// The first deploy to end among the runs placed at or after this one.
 		var by *deploy
 		for i, d := range deploys {
-			if placedAt(d.run).Before(placedAt(r)) {
+			if d.run.Began().Before(r.Began()) {
 				continue
 			}
 			if by == nil || d.end.Before(by.end) {
@@ -325,7 +317,7 @@ func changes(runs []pipeline.Run, rule Rule) []Change {
 		}
 		committed := r.Commit.PushedAt
 		if committed.IsZero() {
-			committed = placedAt(r)
+			committed = r.Began()
 		}
 		out = append(out, Change{CommitID: id, ExecutionID: r.ExecutionID, CommittedAt: committed,
 			DeployedAt: by.end, DeployedBy: by.run.ExecutionID})

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"sort"
 	"strings"
 	"time"
@@ -346,3 +347,7 @@ func Author(name, email string) string {
 	}
 	return name
 }
+
+// Began is when the run began, as far as the record knows: its first event or, for a run known
+// only from the push that started it (its events lost), the push. Lists place runs by it.
+func (r Run) Began() time.Time { return cmp.Or(r.StartedAt, r.Commit.PushedAt) }

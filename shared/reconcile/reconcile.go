@@ -95,7 +95,7 @@ func (r *Reconciler) Handle(ctx context.Context, raw json.RawMessage) (Reconcile
 	}
 	var errs []error
 	for _, run := range runs {
-		attrs := []any{"pipeline", run.Pipeline, "executionId", run.ExecutionID, "status", string(run.Status), "startedAt", runStart(run)}
+		attrs := []any{"pipeline", run.Pipeline, "executionId", run.ExecutionID, "status", string(run.Status), "startedAt", run.Began()}
 		switch {
 		case redrivable(run):
 			if err := r.redrive(ctx, run); err != nil {
@@ -104,7 +104,7 @@ func (r *Reconciler) Handle(ctx context.Context, raw json.RawMessage) (Reconcile
 				continue
 			}
 			resp.Redriven++
-		case run.Status.Terminal() || now.Sub(runStart(run)) < staleAfter:
+		case run.Status.Terminal() || now.Sub(run.Began()) < staleAfter:
 			continue
 		default:
 			resp.Checked++
@@ -182,15 +182,6 @@ func (r *Reconciler) redrive(ctx context.Context, run pipeline.Run) error {
 	return nil
 }
 
-// runStart is when a run began, as far as the record knows: its first event or, for a run
-// known only from its push, the push.
-func runStart(run pipeline.Run) time.Time {
-	if !run.StartedAt.IsZero() {
-		return run.StartedAt
-	}
-	return run.Commit.PushedAt
-}
-
 // ExecutionEvents turns what CodePipeline reports of an execution into the events that would
 // have told it: one per action (its latest execution), one per stage (derived from its
 // actions), one for the pipeline, in that order, so that a terminal pipeline event, which
@@ -252,7 +243,7 @@ func ExecutionEvents(run pipeline.Run, exec pipeline.ExecutionView, now time.Tim
 	ev := base
 	ev.ID, ev.Level, ev.State, ev.Trigger = id("pipeline", state), pipeline.LevelPipeline, state, exec.Trigger
 	if state == pipeline.StateStarted {
-		ev.Time = cmp.Or(runStart(run), earliestStart(latest), now)
+		ev.Time = cmp.Or(run.Began(), earliestStart(latest), now)
 	} else {
 		ev.Time = cmp.Or(latestUpdate(latest), latestKnown(run), now)
 	}
@@ -374,7 +365,7 @@ func latestKnown(run pipeline.Run) time.Time {
 			}
 		}
 	}
-	return cmp.Or(t, runStart(run))
+	return cmp.Or(t, run.Began())
 }
 
 // currentAttempt is the highest pipeline-execution-attempt the record has seen.

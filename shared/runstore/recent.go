@@ -44,7 +44,7 @@ func (d *Dynamo) ListSince(ctx context.Context, pipelineName string, since time.
 	}
 	kept := runs[:0]
 	for _, r := range runs {
-		if !placedAt(r).Before(since) {
+		if !r.Began().Before(since) {
 			kept = append(kept, r)
 		}
 	}
@@ -57,25 +57,16 @@ func (m *Memory) ListSince(_ context.Context, pipelineName string, since time.Ti
 	defer m.mu.Unlock()
 	var runs []pipeline.Run
 	for k, mr := range m.runs {
-		if r := mr.history(k).Fold(); k.Pipeline == pipelineName && !placedAt(r).Before(since) {
+		if r := mr.history(k).Fold(); k.Pipeline == pipelineName && !r.Began().Before(since) {
 			runs = append(runs, r)
 		}
 	}
 	sort.Slice(runs, func(i, j int) bool {
-		a, b := placedAt(runs[i]), placedAt(runs[j])
+		a, b := runs[i].Began(), runs[j].Began()
 		if !a.Equal(b) {
 			return a.After(b)
 		}
 		return runs[i].ExecutionID > runs[j].ExecutionID
 	})
 	return runs, nil
-}
-
-// placedAt is when a run sorts in its pipeline's list, as the index's gsi1sk places it: its
-// start or, for a run known only from its push, the push.
-func placedAt(r pipeline.Run) time.Time {
-	if !r.StartedAt.IsZero() {
-		return r.StartedAt
-	}
-	return r.Commit.PushedAt
 }
