@@ -63,6 +63,10 @@ func runsCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 // printRuns prints runs as a table that fits defaultWidth unless wide. StartedAt is shown in
 // local time when local is true (lp runs), in UTC otherwise (a replay's recorded times).
 func printRuns(w io.Writer, runs []pipeline.Run, now time.Time, wide, colour, local bool) {
+	if len(runs) == 0 {
+		fmt.Fprintln(w, "runs: none")
+		return
+	}
 	ids := make([]string, len(runs))
 	for i, r := range runs {
 		ids[i] = r.ExecutionID
@@ -70,13 +74,13 @@ func printRuns(w io.Writer, runs []pipeline.Run, now time.Time, wide, colour, lo
 	abbrev := shortIDs(ids)
 	g := grid{cols: []column{
 		{title: "STARTED"},
-		{title: "PIPELINE", shrink: true, min: 12},
+		{title: "PIPELINE", shrink: 3, min: 12},
 		{title: "EXECUTION"},
 		{title: "COMMIT"},
-		{title: "AUTHOR", shrink: true, min: 8, omitEmpty: true},
+		{title: "AUTHOR", shrink: 2, min: 8, omitEmpty: true},
 		{title: "STATUS", status: true},
 		{title: "DURATION"},
-		{title: "FAILING STAGE", shrink: true, min: 12},
+		{title: "FAILING STAGE", shrink: 1, min: 12},
 	}}
 	for _, r := range runs {
 		started := r.StartedAt
@@ -85,10 +89,12 @@ func printRuns(w io.Writer, runs []pipeline.Run, now time.Time, wide, colour, lo
 		}
 		id, commitID, when := r.ExecutionID, r.Commit.ID, "-"
 		if !started.IsZero() {
-			when = started.Format("2006-01-02 15:04")
+			when = started.Format("01-02 15:04") // the year: --wide or --json
 		}
 		if !wide {
 			id, commitID = abbrev[id], short(commitID, 8)
+		} else if !started.IsZero() {
+			when = started.Format("2006-01-02 15:04:05")
 		}
 		end := now
 		if !local {
@@ -223,12 +229,12 @@ func printRun(w io.Writer, r pipeline.Run, now time.Time, colour bool) {
 	}
 	fmt.Fprintln(w)
 	g := grid{cols: []column{
-		{title: "STAGE / ACTION", shrink: true, min: 16},
+		{title: "STAGE / ACTION", shrink: 2, min: 16},
 		{title: "STATUS", status: true},
 		{title: "ATTEMPT"},
 		{title: "STARTED"},
 		{title: "DURATION"},
-		{title: "DETAIL", shrink: true, min: 10, omitEmpty: true},
+		{title: "DETAIL", shrink: 1, min: 10, omitEmpty: true},
 	}}
 	type link struct{ name, url string }
 	var links []link

@@ -15,8 +15,9 @@ const defaultWidth = 100
 // column is one column of a grid.
 type column struct {
 	title string
-	// shrink lets the column be truncated (with "…") to fit the width, down to min runes.
-	shrink bool
+	// shrink lets the column be truncated (with "…") to fit the width, down to min runes;
+	// columns with a lower shrink value give way first (0: never).
+	shrink int
 	min    int
 	// omitEmpty drops the column when no row has a value in it.
 	omitEmpty bool
@@ -90,8 +91,8 @@ func (g *grid) empty(col int) bool {
 	return true
 }
 
-// fit narrows the shrinkable columns, the widest first, until the line fits width or every
-// one of them is at its minimum.
+// fit narrows the shrinkable columns, first those that give way first, the widest among
+// them first, until the line fits width or every one of them is at its minimum.
 func fit(widths, keep []int, cols []column, width int) {
 	total := func() int {
 		t := 2 * (len(widths) - 1)
@@ -104,7 +105,10 @@ func fit(widths, keep []int, cols []column, width int) {
 		widest := -1
 		for k, i := range keep {
 			c := cols[i]
-			if c.shrink && widths[k] > max(c.min, runes(c.title)) && (widest < 0 || widths[k] > widths[widest]) {
+			if c.shrink == 0 || widths[k] <= max(c.min, runes(c.title)) {
+				continue
+			}
+			if widest < 0 || c.shrink < cols[keep[widest]].shrink || c.shrink == cols[keep[widest]].shrink && widths[k] > widths[widest] {
 				widest = k
 			}
 		}
