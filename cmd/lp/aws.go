@@ -169,6 +169,13 @@ func (o *dbOptions) open(ctx context.Context) (*runstore.Dynamo, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Ask first, so that an endpoint that cannot be reached is reported as such, not as a
+	// failed CreateTable.
+	_, err = o.dynamo().DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(o.tableName)})
+	var notFound *types.ResourceNotFoundException
+	if err != nil && !errors.As(err, &notFound) {
+		return nil, o.explain(err)
+	}
 	if err := store.EnsureTable(ctx); err != nil {
 		return nil, o.explain(err)
 	}
@@ -244,10 +251,10 @@ func (o *dbOptions) explainNet(err error, service string) error {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return err
-	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%s %s did not answer within %s (--timeout, LP_TIMEOUT), %d attempts: %w", service, o.where(), o.timeout, maxAttempts, err)
 	case errors.As(err, &op) && op.Op == "dial":
-		return fmt.Errorf("cannot reach %s %s (is it running?): %w", service, o.where(), err)
+		return fmt.Errorf("cannot reach %s %s (is it running?): %v", service, o.where(), op)
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s %s did not answer within %s (--timeout, LP_TIMEOUT; %d attempts)", service, o.where(), o.timeout, maxAttempts)
 	}
 	return err
 }
