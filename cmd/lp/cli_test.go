@@ -289,6 +289,7 @@ func TestTableFromStack(t *testing.T) {
 	assert.Contains(t, stderr, "find the runs table from stack nope (--stack)")
 
 	_, stderr, status = lpEnv(t, env, "runs", "--endpoint", srv.Endpoint(), "--table", "explicit")
+	assert.Equal(t, 1, status)
 	assert.Contains(t, stderr, "table explicit does not exist", "--table wins over the stack")
 }
 
