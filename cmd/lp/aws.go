@@ -88,8 +88,8 @@ func (o *dbOptions) local() bool { return o.endpoint != "" }
 //
 // Every request gets an HTTP client whose timeout (--timeout) covers one attempt, and the
 // standard retryer with maxAttempts and maxBackoff, so a call that never gets an answer fails
-// after a bounded time ("Timeouts", https://docs.aws.amazon.com/sdk-for-go/v2/developer-guide/configure-timeouts.html;
-// "Retries", https://docs.aws.amazon.com/sdk-for-go/v2/developer-guide/configure-retries-timeouts.html).
+// after a bounded time ("Retries and Timeouts",
+// https://docs.aws.amazon.com/sdk-for-go/v2/developer-guide/configure-retries-timeouts.html).
 func (o *dbOptions) configure(ctx context.Context) error {
 	if o.timeout <= 0 {
 		return usageError{"--timeout must be positive, e.g. 10s"}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"unicode/utf8"
@@ -142,7 +143,7 @@ func silentEndpoint(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	done := make(chan struct{})
+	var mu sync.Mutex
 	var conns []net.Conn
 	go func() {
 		for {
@@ -150,12 +151,15 @@ func silentEndpoint(t *testing.T) string {
 			if err != nil {
 				return
 			}
+			mu.Lock()
 			conns = append(conns, c) // read nothing, write nothing
+			mu.Unlock()
 		}
 	}()
 	t.Cleanup(func() {
 		ln.Close()
-		close(done)
+		mu.Lock()
+		defer mu.Unlock()
 		for _, c := range conns {
 			c.Close()
 		}
