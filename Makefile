@@ -12,7 +12,7 @@ MAX_BINARY_BYTES := 8388608
 # (docs/benchmarks.md, "Binary sizes").
 MAX_NOTIFIER_BYTES := 10485760
 
-.PHONY: help build build-local test contract lint bench fuzz replay demo tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction NotifierFunction)
+.PHONY: help build build-local lp test contract lint bench fuzz replay demo tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction NotifierFunction)
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -28,6 +28,15 @@ build-local: ## build every function for this machine (for the runtime emulator)
 	@for f in $(FUNCTIONS); do \
 	  CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o $(BIN)/local/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
+
+# lp's version and commit, stamped into the binary (lp --version).
+LP_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LP_COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+
+lp: ## the lp CLI for this machine, version and commit stamped, into bin/lp (GOOS/GOARCH to cross-build)
+	@echo "building $(BIN)/lp $(LP_VERSION) ($(LP_COMMIT))…"
+	@CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(LP_VERSION) -X main.commit=$(LP_COMMIT)" -o $(BIN)/lp ./cmd/lp
+	@$(BIN)/lp --version 2>/dev/null || true
 
 # `sam build` with BuildMethod: makefile calls build-<LogicalId> with ARTIFACTS_DIR set.
 define sam_target

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -119,9 +118,16 @@ func recordedSpan(runs []pipeline.Run) (dora.Window, bool) {
 	return dora.Window{Since: first, Until: last.Add(time.Nanosecond)}, true
 }
 
+var metricsHelp = help{
+	name:     "metrics",
+	synopsis: "[--project P | --pipeline P] [--since 30d] [--until T] [--json] [--svg FILE] [--stack S | --table T]",
+	summary:  "the four DORA keys per pipeline over a window, with the window before for the trend",
+	example: `lp metrics --stack my-lambda-control-plane --project my-lambda --since 2w
+lp metrics --endpoint http://127.0.0.1:8000 --json`,
+}
+
 func metricsCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("metrics", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("metrics")
 	pipelineName := fs.String("pipeline", getenv("PIPELINE_NAME"), "only this pipeline")
 	project := fs.String("project", "", "only this project's pipeline (<project>-pipeline)")
 	sinceFlag := fs.String("since", "30d", "window length, back from --until: 30d, 2w, 36h")
@@ -130,11 +136,11 @@ func metricsCmd(ctx context.Context, args []string, stdout io.Writer, getenv fun
 	asJSON := fs.Bool("json", false, "print JSON")
 	svg := fs.String("svg", "", "also write a picture of the window to this SVG file")
 	db := dbFlags(fs, getenv)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parse(fs, metricsHelp, args, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() != 0 {
-		return usageError{"unexpected arguments: lp metrics [--project P | --pipeline P] [--since 30d] [--json]"}
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	if *project != "" {
 		*pipelineName = *project + "-pipeline"
@@ -150,13 +156,13 @@ func metricsCmd(ctx context.Context, args []string, stdout io.Writer, getenv fun
 		}
 	}
 	w := dora.Window{Since: until.Add(-length), Until: until}
-	store, err := db.open(ctx)
+	store, err := db.openRead(ctx)
 	if err != nil {
 		return err
 	}
 	runs, err := loadRuns(ctx, store, *pipelineName, w)
 	if err != nil {
-		return err
+		return db.explain(err)
 	}
 	rule := dora.Rule{DeployStage: *deployStage}
 	reports := metricsOf(runs, w, rule)

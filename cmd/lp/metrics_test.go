@@ -119,7 +119,9 @@ func TestMetricsFromTheTable(t *testing.T) {
 	table := dynalitetest.UniqueTableName(t)
 	db := []string{"--endpoint", srv.Endpoint(), "--table", table}
 
-	// An empty table: valid JSON, an empty list.
+	// An empty table (read commands create none: lp init-local does): valid JSON, an empty list.
+	_, stderr, status := lp(t, append([]string{"init-local"}, db...)...)
+	require.Equal(t, 0, status, stderr)
 	stdout, stderr, status := lp(t, append([]string{"metrics", "--json"}, db...)...)
 	require.Equal(t, 0, status, stderr)
 	assert.JSONEq(t, "[]", stdout)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/ebevent"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/notify"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/recording"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
@@ -77,18 +75,19 @@ func (t *tee) Dispatch(ctx context.Context, n pipeline.Notification, run pipelin
 }
 
 func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("replay")
 	asJSON := fs.Bool("json", false, "print one JSON document")
-	render := fs.Bool("render", false, "print the Slack and SNS messages that would be sent")
+	var render renderMode
+	fs.Var(&render, "render", "print each Slack and SNS message as people see it; --render=json for the payloads")
+	strict := fs.Bool("strict", false, "exit 1 when any event was rejected")
 	verbose := fs.Bool("v", false, "print the handlers' log lines on stderr")
 	svg := fs.String("svg", "", "write the delivery-metrics picture of the replayed window to FILE (metrics.go)")
 	db := dbFlags(fs, getenv)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parse(fs, replayHelp, args, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() == 0 {
-		return usageError{"no files given: lp replay [--json] FILE..."}
+		return usageError{"no files given"}
 	}
 	var inputs []input
 	for _, name := range fs.Args() {
@@ -180,35 +179,20 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(report)
-	}
-	printReplay(stdout, report, ordered)
-	if *render {
-		return renderNotifications(stdout, notes.sent, final)
-	}
-	return nil
-}
-
-// renderNotifications prints each decided notification as the notifier would send it. A
-// replay makes no AWS look-ups (build log, stack events, artifact link): the messages say so.
-func renderNotifications(w io.Writer, sent []pipeline.Notification, runs map[pipeline.Key]pipeline.Run) error {
-	for _, n := range sent {
-		run := runs[pipeline.Key{Pipeline: n.Pipeline, ExecutionID: n.ExecutionID}]
-		d := pipeline.Details{Region: regionOf(run), Degraded: []string{"lp replay makes no AWS look-ups (build log, stack events, artifact link)"}}
-		m := notify.Compose(n, run, d)
-		payload, err := notify.RenderSlack(m)
-		if err != nil {
-			return fmt.Errorf("render %s for Slack: %w", n.Key(), err)
-		}
-		var pretty bytes.Buffer
-		if err := json.Indent(&pretty, payload, "", "  "); err != nil {
+		if err := enc.Encode(report); err != nil {
 			return err
 		}
-		sns := notify.RenderSNS(m)
-		fmt.Fprintf(w, "\n==== %s\n---- Slack (incoming webhook payload)\n%s\n---- SNS\nSubject: %s\nAttributes: %v\n\n%s\n",
-			n.Key(), pretty.String(), sns.Subject, sns.Attributes, sns.Body)
+		return replayVerdict(report, len(inputs), *strict)
 	}
-	return nil
+	if render != "json" { // --render=json prints one JSON document, the payloads
+		printReplay(stdout, report, ordered)
+	}
+	if render != "" {
+		if err := renderNotifications(stdout, render, notes.sent, final); err != nil {
+			return err
+		}
+	}
+	return replayVerdict(report, len(inputs), *strict)
 }
 
 // regionOf reads the region from the run's links, for the console URLs.
@@ -253,31 +237,12 @@ func toReplayNotification(n pipeline.Notification, run pipeline.Run) replayNotif
 }
 
 func printReplay(w io.Writer, rep replayReport, runs []pipeline.Run) {
-	tw := newTable(w)
-	tw.row("STARTED", "PIPELINE", "EXECUTION", "COMMIT", "STATUS", "DURATION", "FAILING STAGE")
-	for _, r := range runs {
-		f := r.Failure()
-		where := f.Stage
-		if f.Action != "" {
-			where += "/" + f.Action
-		}
-		tw.row(r.StartedAt.Format("2006-01-02 15:04:05"), r.Pipeline, r.ExecutionID, short(r.Commit.ID, 8), string(r.Status), duration(r.Duration(r.StartedAt)), where)
-	}
-	tw.flush()
+	printRuns(w, runs, time.Time{}, false, false, false) // fits 100 columns (runs.go)
 	fmt.Fprintln(w)
 	if len(rep.Notifications) == 0 {
 		fmt.Fprintln(w, "notifications: none")
 	}
-	for _, n := range rep.Notifications {
-		switch n.Type {
-		case string(pipeline.NotifyFailed):
-			fmt.Fprintf(w, "notify FAILED     %s %s at %s/%s: %s %s\n", n.Pipeline, n.ExecutionID, n.Stage, n.Action, n.ErrorCode, n.Summary)
-		case string(pipeline.NotifyRecovered):
-			fmt.Fprintf(w, "notify RECOVERED  %s %s (broken since %s)\n", n.Pipeline, n.ExecutionID, n.BrokenSince.Format(time.RFC3339))
-		default:
-			fmt.Fprintf(w, "notify %-10s %s %s\n", n.Type, n.Pipeline, n.ExecutionID)
-		}
-	}
+	notifyLines(w, rep.Notifications) // one line each, cut to fit (render.go)
 	fmt.Fprintf(w, "\n%d runs, %d notifications, %d events ignored (duplicate or stale), %d rejected, %d skipped\n",
 		len(rep.Runs), len(rep.Notifications), rep.Ignored, rep.Rejected, rep.Skipped)
 }

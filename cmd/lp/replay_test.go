@@ -173,9 +173,30 @@ func TestReplayHumanOutput(t *testing.T) {
 func TestReplayRender(t *testing.T) {
 	stdout, stderr, status := lp(t, "replay", "--render", "testdata/scenarios/shared/red-then-green.ndjson")
 	require.Equal(t, 0, status, stderr)
-	assert.Equal(t, 2, strings.Count(stdout, "---- Slack (incoming webhook payload)"))
-	assert.Equal(t, 2, strings.Count(stdout, "---- SNS"))
-	assert.Contains(t, stdout, `"blocks"`)
+	assert.Equal(t, 2, strings.Count(stdout, "---- Slack\n"))
+	assert.Equal(t, 2, strings.Count(stdout, "---- SNS (e-mail)\n"))
+	// As people see them: a sketch of the Slack message, not its JSON; the e-mail's headers.
+	assert.NotContains(t, stdout, `"blocks"`)
+	assert.Contains(t, stdout, "│ # :red_circle: search failed")
+	assert.Contains(t, stdout, "│ [Open execution] https://")
 	assert.Contains(t, stdout, "Subject: FAILED search: BuildAndTest/Build")
+	assert.Contains(t, stdout, "Attributes: pipeline=search status=FAILED type=failed")
+	assert.NotContains(t, stdout, "map[")
 	assert.Contains(t, stdout, "recovered")
+
+	// --render=json: one JSON document with the payloads as sent.
+	stdout, stderr, status = lp(t, "replay", "--render=json", "testdata/scenarios/shared/red-then-green.ndjson")
+	require.Equal(t, 0, status, stderr)
+	var payloads []struct {
+		Notification string          `json:"notification"`
+		Slack        json.RawMessage `json:"slack"`
+		SNS          struct {
+			Subject    string            `json:"subject"`
+			Attributes map[string]string `json:"messageAttributes"`
+		} `json:"sns"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &payloads), "stdout is one JSON document")
+	require.Len(t, payloads, 2)
+	assert.Contains(t, string(payloads[0].Slack), `"blocks"`)
+	assert.Equal(t, "failed", payloads[0].SNS.Attributes["type"])
 }

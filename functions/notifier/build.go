@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
@@ -20,12 +22,18 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
 
+// localSlackVar names the local Slack receiver's URL (scripts/invoke, docs/local-invoke.md).
+const localSlackVar = "LP_LOCAL_SLACK_WEBHOOK_URL"
+
 // build wires the notifier from its environment. The Slack webhook URL is read on first use,
 // once per cold start, and never logged.
 func build(getenv func(string) string, log *slog.Logger) (*delivery.Notifications, error) {
 	env := lambdaio.NewEnv(getenv)
 	table := env.Required("RUNS_TABLE")
 	topic, slackRef := env.Optional("TOPIC_ARN", ""), env.Optional("SLACK_WEBHOOK_PARAMETER", "")
+	// scripts/invoke's local Slack receiver: a plain URL, accepted on the loopback address only,
+	// so that it can never carry a real webhook (those stay in SSM or Secrets Manager).
+	localSlack := env.Optional(localSlackVar, "")
 	settings := enrich.Settings{
 		RepositoryName: env.Optional("REPOSITORY_NAME", ""),
 		StackNames: map[string]string{
@@ -48,12 +56,18 @@ func build(getenv func(string) string, log *slog.Logger) (*delivery.Notification
 	// An execution has a few actions per attempt: a longer listing is not worth the delay.
 	enricher.Executions = codepipelineapi.Reader{API: codepipeline.NewFromConfig(cfg), MaxActionPages: 5}
 	sender := &delivery.Sender{Enrich: enricher, Marks: store, Log: log, Clock: clock}
-	if slackRef != "" {
+	switch {
+	case localSlack != "":
+		if !strings.HasPrefix(localSlack, "http://127.0.0.1:") {
+			return nil, fmt.Errorf("%s must be a http://127.0.0.1:PORT/ URL (a local receiver)", localSlackVar)
+		}
+		sender.Channels = append(sender.Channels, &notify.SlackChannel{Poster: notify.Slack{URL: localSlack}, Log: log})
+	case slackRef != "":
 		sender.Channels = append(sender.Channels, notify.SlackFromSecret(slackRef, ssm.NewFromConfig(cfg), secretsmanager.NewFromConfig(cfg), log))
 	}
 	if topic != "" {
 		sender.Channels = append(sender.Channels, &notify.SNS{API: sns.NewFromConfig(cfg), TopicARN: topic})
 	}
-	log.Info("notifier ready", "slack", slackRef != "", "sns", topic != "")
+	log.Info("notifier ready", "slack", slackRef != "" || localSlack != "", "sns", topic != "")
 	return &delivery.Notifications{Queue: store, Runs: store, Claims: store, Sender: sender, Log: log, Clock: clock}, nil
 }

@@ -42,3 +42,22 @@ func TestBuildWithSlackAndTopic(t *testing.T) {
 	}
 	assert.Equal(t, []string{"slack", "sns"}, names)
 }
+
+func TestBuildWithLocalSlackReceiver(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	base := map[string]string{"RUNS_TABLE": "runs", "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for k, v := range base {
+			m[k] = v
+		}
+		return m
+	}
+	h, err := build(env(with(localSlackVar, "http://127.0.0.1:4000/slack")), log)
+	require.NoError(t, err)
+	require.Len(t, h.Sender.Channels, 1)
+	assert.Equal(t, "slack", h.Sender.Channels[0].Name())
+
+	_, err = build(env(with(localSlackVar, "https://hooks.slack.com/services/T/B/x")), log)
+	assert.ErrorContains(t, err, "127.0.0.1", "a real webhook never goes in a plain variable")
+}

@@ -522,3 +522,7 @@ func tableActive(t *types.TableDescription) bool {
 	}
 	return true
 }
+
+// Launch starts a dynalite process for a program rather than a test (scripts/invoke's local
+// notifier): the caller stops it with Stop. DYNALITE_BIN and DYNALITE_NODE apply as for Start.
+func Launch() (*Server, error) { return start() }

@@ -77,7 +77,8 @@ var DefaultPayloads = map[string]string{
 	"on-pipeline-event": "action-failed-build.json",
 	"on-push":           "push-main.json",
 	"deployer":          "job-create-update-lambda.json",
-	"reconciler":        "",
+	"reconciler":        "reconciler-schedule.json",
+	"app":               "app-greet.json",
 }
 
 // DefaultPayload returns the sample event DefaultPayloads names for function, or "{}".

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 
@@ -40,13 +39,17 @@ func TestGolden(t *testing.T) {
 			}
 			pretty.WriteString("\n")
 			checkGolden(t, c.name+".slack.json.golden", pretty.Bytes())
-			checkGolden(t, c.name+".slack.txt.golden", []byte(sketchSlack(t, payload)))
+			sketch, err := SketchSlack(payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, c.name+".slack.txt.golden", []byte(sketch))
 
 			s := RenderSNS(m)
 			if f := notifytest.ValidateSNS(s.Subject, true, s.Body, snsAttrs(s)); f != nil {
 				t.Fatalf("SNS would refuse the message: %v", f)
 			}
-			checkGolden(t, c.name+".sns.txt.golden", []byte(snsText(s)))
+			checkGolden(t, c.name+".sns.txt.golden", []byte(SNSText(s)))
 		})
 	}
 }
@@ -89,102 +92,12 @@ func firstDiff(want, got string) string {
 	return "(same lines, different bytes)"
 }
 
-// snsText is the golden form of an SNS message: what an e-mail subscriber sees, and the
-// attributes a filter policy sees.
-func snsText(s SNSMessage) string {
-	keys := make([]string, 0, len(s.Attributes))
-	for k := range s.Attributes {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString("Subject: " + s.Subject + "\n")
-	for _, k := range keys {
-		b.WriteString("Attribute " + k + " (String): " + s.Attributes[k] + "\n")
-	}
-	b.WriteString("\n" + s.Body)
-	return b.String()
-}
-
 func snsAttrs(s SNSMessage) map[string]notifytest.Attribute {
 	out := map[string]notifytest.Attribute{}
 	for k, v := range s.Attributes {
 		out[k] = notifytest.Attribute{DataType: "String", StringValue: v}
 	}
 	return out
-}
-
-var mrkdwnLink = regexp.MustCompile(`<([^|>]+)\|([^>]+)>`)
-
-// sketchSlack draws a payload roughly as Slack shows it, for people reading the golden files and
-// the docs: links show their label, entities are decoded, buttons are [bracketed].
-func sketchSlack(t *testing.T, payload []byte) string {
-	t.Helper()
-	var p struct {
-		Text   string `json:"text"`
-		Blocks []struct {
-			Type string `json:"type"`
-			Text *struct {
-				Text string `json:"text"`
-			} `json:"text"`
-			Fields []struct {
-				Text string `json:"text"`
-			} `json:"fields"`
-			Elements []struct {
-				Type string `json:"type"`
-				Text json.RawMessage
-			} `json:"elements"`
-		} `json:"blocks"`
-	}
-	if err := json.Unmarshal(payload, &p); err != nil {
-		t.Fatal(err)
-	}
-	show := func(s string) string { return unescapeMrkdwn(mrkdwnLink.ReplaceAllString(s, "$2")) }
-	var b strings.Builder
-	b.WriteString("notification: " + show(p.Text) + "\n")
-	b.WriteString("┌" + strings.Repeat("─", 78) + "\n")
-	line := func(s string) {
-		for _, l := range strings.Split(s, "\n") {
-			b.WriteString("│ " + l + "\n")
-		}
-	}
-	for i, bl := range p.Blocks {
-		if i > 0 {
-			line("")
-		}
-		switch bl.Type {
-		case "header":
-			line("# " + bl.Text.Text)
-		case "section":
-			if bl.Text != nil {
-				line(show(bl.Text.Text))
-			}
-			for _, f := range bl.Fields {
-				label, value, _ := strings.Cut(show(f.Text), "\n")
-				line(fmt.Sprintf("%-14s %s", strings.Trim(label, "*")+":", value))
-			}
-		case "context":
-			for _, e := range bl.Elements {
-				var s string // a text element's "text" is a string (a button's is an object)
-				_ = json.Unmarshal(e.Text, &s)
-				line("(small) " + show(s))
-			}
-		case "actions":
-			var bs []string
-			for _, e := range bl.Elements {
-				var obj struct {
-					Text string `json:"text"`
-				}
-				_ = json.Unmarshal(e.Text, &obj)
-				bs = append(bs, "[ "+obj.Text+" ]")
-			}
-			line(strings.Join(bs, " "))
-		default:
-			line("(" + bl.Type + ")")
-		}
-	}
-	b.WriteString("└" + strings.Repeat("─", 78) + "\n")
-	return b.String()
 }
 
 // TestDocs keeps docs/notifications.md showing what the code renders: each

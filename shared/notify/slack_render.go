@@ -301,7 +301,7 @@ func buttons(m Message) []*slack.ButtonBlockElement {
 		all = append(all, btn{"stack-events", "Stack events", rc.ConsoleURL})
 	}
 	if m.ActionURL != "" {
-		all = append(all, btn{"action", "Open in " + first(m.Provider, "the action's console"), m.ActionURL})
+		all = append(all, btn{"action", linkLabel(m.ActionURL, m.Provider), m.ActionURL})
 	}
 	if m.FirstFailedURL != "" {
 		all = append(all, btn{"first-failure", "First failed execution", m.FirstFailedURL})
@@ -321,6 +321,34 @@ func buttons(m Message) []*slack.ButtonBlockElement {
 		out = append(out, e)
 	}
 	return out
+}
+
+// linkLabel names the page a link opens, from the link itself: an action's provider is not
+// where its link leads (the deployer is a Lambda Invoke action whose link is the stack's
+// events in the CloudFormation console).
+func linkLabel(link, provider string) string {
+	p, err := url.Parse(link)
+	if err != nil {
+		return "Open action"
+	}
+	path := p.Path + "#" + p.Fragment
+	for _, c := range []struct{ part, label string }{
+		{"/cloudformation/", "Stack events"},
+		{"/codebuild/", "Open in CodeBuild"},
+		{"/codesuite/codebuild/", "Open in CodeBuild"},
+		{"/lambda/", "Open in Lambda"},
+		{"/codesuite/codecommit/", "Open in CodeCommit"},
+		{"/cloudwatch/", "Open in CloudWatch"},
+		{"/s3/", "Open in S3"},
+	} {
+		if strings.Contains(path, c.part) {
+			return c.label
+		}
+	}
+	if provider != "" && strings.HasSuffix(p.Host, ".aws.amazon.com") && strings.Contains(strings.ToLower(path), "/"+strings.ToLower(provider)+"/") {
+		return "Open in " + provider
+	}
+	return "Open action"
 }
 
 // fitsButton reports whether u can be a button's link: an absolute http(s) URL within Slack's

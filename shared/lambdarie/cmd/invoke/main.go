@@ -45,6 +45,11 @@ The function gets LP_STORE=memory unless LP_STORE is set, the caller's LP_*, RUN
 AWS_ENDPOINT_URL* variables, dummy credentials and region us-east-1 — never the caller's AWS
 identity. Without AWS_ENDPOINT_URL, AWS clients point at a closed local port and fail fast.
 
+The notifier reads its claim and run from a table: without RUNS_TABLE, invoke starts dynalite
+(node_modules, npm ci), fills table lambda-pipeline-runs by replaying
+events/replay/one-week.ndjson, and gives the notifier a Slack receiver on 127.0.0.1; it prints
+what the receiver got. events/notifier-stream-insert.json names one of those notifications.
+
 Exit status:
   0  the function responded
   1  the function failed: the response carries errorType (a handler error, a crash, a timeout)
@@ -164,6 +169,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	for k, v := range c.env {
 		env[k] = v
 	}
+	var local *localNotifier
+	if fn == "notifier" && env["RUNS_TABLE"] == "" {
+		if local, err = startLocalNotifier(ctx, root); err != nil {
+			return fail(exitInfra, "local table and Slack receiver for the notifier: %v", err)
+		}
+		defer local.stop()
+		for k, v := range local.env {
+			env[k] = v
+		}
+		if !c.quiet {
+			io.WriteString(stderr, local.describe())
+		}
+	}
 	env["AWS_LAMBDA_FUNCTION_NAME"] = fn
 	env["AWS_LAMBDA_FUNCTION_TIMEOUT"] = fmt.Sprint(c.timeout)
 	if c.verbose {
@@ -218,6 +236,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		out.WriteByte('\n')
 	}
 	stdout.Write(out.Bytes())
+	if local != nil && !c.quiet {
+		local.report(stderr)
+	}
 
 	switch outcome, reason := res.Outcome(); {
 	case res.Failed():
