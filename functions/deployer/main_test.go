@@ -7,8 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,7 +71,9 @@ func TestBuildNamesMissingConfiguration(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "AWS_REGION") {
 		t.Errorf("err = %v", err)
 	}
-	_, err = build(func(k string) string { return map[string]string{"RUNS_TABLE": "runs", "APPROVAL_EXPIRY_HOURS": "48"}[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	_, err = build(func(k string) string {
+		return map[string]string{"RUNS_TABLE": "runs", "APPROVAL_EXPIRY_HOURS": "48"}[k]
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil || !strings.Contains(err.Error(), "APPROVAL_EXPIRY_HOURS") {
 		t.Errorf("an expiry past CodePipeline's 24 hours: err = %v", err)
 	}
