@@ -18,8 +18,10 @@ Usage:
   lp replay [--json] [--render] FILE...              feed recorded EventBridge events through the handlers
   lp metrics [--project P] [--since 30d] [--json]    the four DORA keys per pipeline, with trends
   lp policy check [--json] TEMPLATE...               the deployer's policy gate on CloudFormation templates
+  lp approve [--stack S] EXECUTION_ID                let a deploy that widens IAM go on
+  lp reject  [--reason TEXT] EXECUTION_ID            fail a deploy that widens IAM
 
-runs, show and metrics read the runs table: --table (or LP_TABLE / RUNS_TABLE), --endpoint (or
+runs, show, metrics, approve and reject read the runs table: --table (or LP_TABLE / RUNS_TABLE), --endpoint (or
 AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL) and --region (or AWS_REGION). replay uses an
 in-memory store unless --endpoint is given.
 `
@@ -49,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = metricsCmd(ctx, args[1:], stdout, getenv)
 	case "policy":
 		err = policyCmd(args[1:], stdout)
+	case "approve", "reject":
+		err = approveCmd(ctx, args[0] == "approve", args[1:], stdout, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -139,6 +139,7 @@ func showCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 		return writeJSON(stdout, run)
 	}
 	printRun(stdout, run, time.Now())
+	printApprovals(ctx, stdout, store, run, time.Now())
 	return nil
 }
 
