@@ -77,7 +77,7 @@ func approveCmd(ctx context.Context, approve bool, args []string, stdout io.Writ
 		decided.DecidedBy, decided.DecidedAt.Local().Format(time.RFC3339))
 	printWidening(stdout, decided)
 	if approve {
-		fmt.Fprintln(stdout, "The deployer goes on at its next job (CodePipeline sends one about every minute).")
+		fmt.Fprintln(stdout, "The deployer goes on at its next job (CodePipeline sends one shortly after each answer).")
 	} else {
 		fmt.Fprintln(stdout, "The deployer fails the action at its next job, with your reason.")
 	}
