@@ -70,7 +70,7 @@ func newApprovalWorld(t *testing.T, arn string) *approvalWorld {
 func (w *approvalWorld) ask(stack string, deadline time.Time) {
 	w.t.Helper()
 	_, err := w.store.RequestApproval(context.Background(), pipeline.Approval{
-		Key:    pipeline.ApprovalKey{Pipeline: approvalPipeline, ExecutionID: approvalExecution, Stack: stack},
+		Key:    pipeline.ApprovalKey{Pipeline: approvalPipeline, ExecutionID: approvalExecution, Stack: stack, Deploy: "job-" + stack},
 		Status: pipeline.ApprovalPending, TemplatePath: "SourceArtifact::infrastructure/lambda.yml", TemplateSHA256: "0123456789abcdef0123",
 		Widening:    []string{"FunctionRole: added-action: s3:PutObject", "FunctionRole: added-resource: arn:aws:s3:::my-lambda-uploads/*"},
 		RequestedAt: deadline.Add(-20 * time.Hour), Deadline: deadline,
@@ -101,7 +101,7 @@ func TestApproveRecordsWhoAndWhen(t *testing.T) {
 	assert.Contains(t, stdout, "approved the deploy of stack my-lambda-app in my-lambda-pipeline "+approvalExecution+", as "+alice)
 	assert.Contains(t, stdout, "  + FunctionRole: added-resource: arn:aws:s3:::my-lambda-uploads/*")
 
-	a, err := w.store.Approval(context.Background(), pipeline.ApprovalKey{Pipeline: approvalPipeline, ExecutionID: approvalExecution, Stack: "my-lambda-app"})
+	a, err := w.store.Approval(context.Background(), pipeline.ApprovalKey{Pipeline: approvalPipeline, ExecutionID: approvalExecution, Stack: "my-lambda-app", Deploy: "job-my-lambda-app"})
 	require.NoError(t, err)
 	assert.Equal(t, pipeline.ApprovalApproved, a.Status)
 	assert.Equal(t, alice, a.DecidedBy)
@@ -142,7 +142,7 @@ func TestApproveChoosesAndRefuses(t *testing.T) {
 	require.Equal(t, 0, status, stderr)
 
 	w2 := newApprovalWorld(t, "arn:aws:iam::123456789012:user/alice")
-	_, err := w2.store.DecideApproval(context.Background(), pipeline.ApprovalKey{Pipeline: approvalPipeline, ExecutionID: approvalExecution, Stack: "my-lambda-app"},
+	_, err := w2.store.DecideApproval(context.Background(), pipeline.ApprovalKey{Pipeline: approvalPipeline, ExecutionID: approvalExecution, Stack: "my-lambda-app", Deploy: "job-my-lambda-app"},
 		pipeline.Decision{Approve: false, By: "x", At: time.Now()})
 	require.NoError(t, err)
 	w2.ask("my-lambda-pipeline", time.Now().Add(-time.Minute))

@@ -25,7 +25,10 @@ const (
 	approver        = "arn:aws:iam::123456789012:user/alice"
 )
 
-var appApproval = pipeline.ApprovalKey{Pipeline: samplePipeline, ExecutionID: sampleExecution, Stack: appStack}
+// appApproval is the key of the approval the app deploy that job started asks for.
+func appApproval(job events.CodePipelineJob) pipeline.ApprovalKey {
+	return pipeline.ApprovalKey{Pipeline: samplePipeline, ExecutionID: sampleExecution, Stack: appStack, Deploy: job.ID}
+}
 
 // uploads is a widening of lambda.yml: the function's role may now write objects to a bucket.
 func uploads(t *testing.T) []byte {
@@ -81,6 +84,7 @@ func TestWideningWaitsIsApprovedThenDeploys(t *testing.T) {
 	w.push(uploads(t))
 
 	job := w.appJob("my-lambda-pipeline/BuildOutpu/b1")
+	key := appApproval(job)
 	deadline := w.clock.Now().Add(deploy.DefaultApprovalExpiry).UTC().Format(time.RFC3339)
 	var res awsfake.JobResult
 	for range 3 { // an hour of waiting, in jobs 20 minutes apart
@@ -95,14 +99,14 @@ func TestWideningWaitsIsApprovedThenDeploys(t *testing.T) {
 	assert.Equal(t, created, w.cfn.Calls(awsfake.OpCreateChangeSet), "a change set was created before the approval")
 	assert.NotContains(t, w.stack(appStack).Template, "s3:PutObject")
 
-	a, err := store.Approval(context.Background(), appApproval)
+	a, err := store.Approval(context.Background(), key)
 	require.NoError(t, err)
 	assert.Equal(t, pipeline.ApprovalPending, a.Status)
 	assert.Equal(t, []string{"FunctionRole: added-action: s3:PutObject", "FunctionRole: added-resource: arn:aws:s3:::my-lambda-uploads/*"}, a.Widening)
 	assert.Equal(t, "SourceArtifact::infrastructure/lambda.yml", a.TemplatePath)
 	assert.NotEmpty(t, a.BaseSHA256, "the widening is against the deployed template")
 
-	decided, err := store.DecideApproval(context.Background(), appApproval, pipeline.Decision{Approve: true, By: approver, At: w.clock.Now()})
+	decided, err := store.DecideApproval(context.Background(), key, pipeline.Decision{Approve: true, By: approver, At: w.clock.Now()})
 	require.NoError(t, err)
 	assert.Equal(t, pipeline.ApprovalApproved, decided.Status)
 
@@ -141,6 +145,7 @@ func TestExpiredApprovalFailsClearly(t *testing.T) {
 	w.push(uploads(t))
 
 	job := w.appJob("my-lambda-pipeline/BuildOutpu/b1")
+	key := appApproval(job)
 	_, res := w.run(job)
 	require.NotEmpty(t, res.ContinuationToken)
 	job = w.next(job, res, time.Hour)
@@ -157,7 +162,7 @@ func TestExpiredApprovalFailsClearly(t *testing.T) {
 	assert.Zero(t, w.cfn.Calls(awsfake.OpExecuteChangeSet)-1, "only the first deploy executed")
 
 	// And a late decision is refused.
-	_, err := store.DecideApproval(context.Background(), appApproval, pipeline.Decision{Approve: true, By: approver, At: w.clock.Now()})
+	_, err := store.DecideApproval(context.Background(), key, pipeline.Decision{Approve: true, By: approver, At: w.clock.Now()})
 	assert.ErrorIs(t, err, pipeline.ErrApprovalExpired)
 }
 
@@ -170,10 +175,11 @@ func TestRejectedWideningFailsWithTheReason(t *testing.T) {
 	w.push(uploads(t))
 
 	job := w.appJob("my-lambda-pipeline/BuildOutpu/b1")
+	key := appApproval(job)
 	_, res := w.run(job)
 	job = w.next(job, res, time.Minute)
 	decidedAt := w.clock.Now()
-	_, err := store.DecideApproval(context.Background(), appApproval, pipeline.Decision{By: approver, At: decidedAt, Reason: "uploads bucket is not ours"})
+	_, err := store.DecideApproval(context.Background(), key, pipeline.Decision{By: approver, At: decidedAt, Reason: "uploads bucket is not ours"})
 	require.NoError(t, err)
 
 	_, res = w.run(job)
@@ -182,6 +188,18 @@ func TestRejectedWideningFailsWithTheReason(t *testing.T) {
 	assert.Contains(t, res.FailureMessage, "uploads bucket is not ours")
 	assert.Equal(t, 1, w.cfn.Calls(awsfake.OpExecuteChangeSet), "only the first deploy executed")
 	assert.NotContains(t, w.stack(appStack).Template, "s3:PutObject")
+
+	// Retrying the stage is a new deploy (a new first job): it asks again, and the rejection
+	// stays on record.
+	retry := w.appJob("my-lambda-pipeline/BuildOutpu/b1")
+	_, res = w.run(retry)
+	require.True(t, res.Succeeded, res.FailureMessage)
+	assert.Contains(t, res.Summary, "waits for approval")
+	list, err := store.Approvals(context.Background(), samplePipeline, sampleExecution)
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	assert.Equal(t, pipeline.ApprovalRejected, list[0].Status)
+	assert.Equal(t, pipeline.ApprovalPending, list[1].Status)
 }
 
 // A first deploy has no current template: every role it creates is new, so it waits too
@@ -191,6 +209,7 @@ func TestFirstCreateWithRolesWaits(t *testing.T) {
 	store := w.approvals()
 	w.gated(store)
 	job := w.appJob("my-lambda-pipeline/BuildOutpu/b1")
+	key := appApproval(job)
 	_, res := w.run(job)
 	require.True(t, res.Succeeded)
 	assert.Contains(t, res.Summary, "FunctionRole: new-role")
@@ -198,7 +217,7 @@ func TestFirstCreateWithRolesWaits(t *testing.T) {
 	_, exists := w.cfn.Stack(appStack)
 	assert.False(t, exists, "nothing was created before the approval")
 
-	_, err := store.DecideApproval(context.Background(), appApproval, pipeline.Decision{Approve: true, By: approver, At: w.clock.Now()})
+	_, err := store.DecideApproval(context.Background(), key, pipeline.Decision{Approve: true, By: approver, At: w.clock.Now()})
 	require.NoError(t, err)
 	final, _ := w.runToEnd(w.next(job, res, 30*time.Second))
 	require.True(t, final.Succeeded, final.FailureMessage)
@@ -214,9 +233,10 @@ func TestApprovalCoversOnlyTheTemplateApproved(t *testing.T) {
 	w.gated(store)
 	w.push(uploads(t))
 	job := w.appJob("my-lambda-pipeline/BuildOutpu/b1")
+	key := appApproval(job)
 	_, res := w.run(job)
 	require.NotEmpty(t, res.ContinuationToken)
-	_, err := store.DecideApproval(context.Background(), appApproval, pipeline.Decision{Approve: true, By: approver, At: w.clock.Now()})
+	_, err := store.DecideApproval(context.Background(), key, pipeline.Decision{Approve: true, By: approver, At: w.clock.Now()})
 	require.NoError(t, err)
 
 	w.push([]byte(strings.Replace(string(uploads(t)), "my-lambda-uploads/*", "my-lambda-other/*", 1)))

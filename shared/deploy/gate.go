@@ -114,8 +114,9 @@ type admission struct {
 // execution), for the approval's key.
 type ApprovalTarget struct {
 	Pipeline, ExecutionID string
-	JobID                 string
-	TemplatePath          string
+	// Deploy is the deploy's token (its first job's id): a retried stage asks again.
+	Deploy       string
+	TemplatePath string
 }
 
 // admit computes the deploy's IAM widening against the stack's current template and, when
@@ -153,9 +154,9 @@ func (g *Gate) admit(ctx context.Context, stack string, body string, target Appr
 	}
 	now := g.now()
 	req := pipeline.Approval{
-		Key:    pipeline.ApprovalKey{Pipeline: target.Pipeline, ExecutionID: target.ExecutionID, Stack: stack},
+		Key:    pipeline.ApprovalKey{Pipeline: target.Pipeline, ExecutionID: target.ExecutionID, Stack: stack, Deploy: target.Deploy},
 		Status: pipeline.ApprovalPending, TemplatePath: target.TemplatePath, TemplateSHA256: adm.sha, BaseSHA256: baseSHA,
-		Widening: adm.changes, JobID: target.JobID, RequestedAt: now, Deadline: now.Add(g.expiry()),
+		Widening: adm.changes, RequestedAt: now, Deadline: now.Add(g.expiry()),
 	}
 	stored, err := g.Approvals.RequestApproval(ctx, req)
 	if err != nil {

@@ -192,7 +192,7 @@ func (h *JobHandler) Handle(ctx context.Context, job events.CodePipelineJob) (Jo
 	// holding the function while nobody decides.
 	if h.Gate != nil {
 		adm, err := h.Gate.admit(ctx, req.StackName, req.TemplateBody, ApprovalTarget{
-			Pipeline: params.Pipeline, ExecutionID: params.Execution, JobID: token, TemplatePath: params.TemplatePath})
+			Pipeline: params.Pipeline, ExecutionID: params.Execution, Deploy: token, TemplatePath: params.TemplatePath})
 		base := Outcome{StackName: req.StackName, ChangeSet: ChangeSetName(token), Progress: progress}
 		switch {
 		case err != nil && IsTransient(err) && retries < MaxTransientContinuations:

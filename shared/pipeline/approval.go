@@ -8,16 +8,19 @@ import (
 )
 
 // ApprovalKey names the approval of one deploy: the stack a deploy action of one pipeline
-// execution widens IAM on. An execution has two deploy actions (the pipeline's own stack, the
-// application's), so the stack is part of the key.
+// execution widens IAM on, and the deploy itself. An execution has two deploy actions (the
+// pipeline's own stack, the application's), so the stack is part of the key; a retried stage
+// is a new deploy (its first job has a new id), which asks again.
 type ApprovalKey struct {
 	Pipeline    string `json:"pipeline"`
 	ExecutionID string `json:"executionId"`
 	Stack       string `json:"stack"`
+	// Deploy is the deploy's token: the id of the job that started it.
+	Deploy string `json:"deploy"`
 }
 
 func (k ApprovalKey) String() string {
-	return fmt.Sprintf("%s/%s stack %s", k.Pipeline, k.ExecutionID, k.Stack)
+	return fmt.Sprintf("%s/%s stack %s (deploy %s)", k.Pipeline, k.ExecutionID, k.Stack, k.Deploy)
 }
 
 // ApprovalStatus is where an approval stands.
@@ -44,7 +47,6 @@ type Approval struct {
 	// Widening lists how the new template grants more than the stack's current one, one change
 	// a line (policy.Change.String: "ROLE: KIND: DETAIL").
 	Widening    []string  `json:"widening"`
-	JobID       string    `json:"jobId,omitempty"` // the job that asked
 	RequestedAt time.Time `json:"requestedAt"`
 	Deadline    time.Time `json:"deadline"` // undecided by then, the deploy fails: approval expired
 	DecidedBy   string    `json:"decidedBy,omitempty"`

@@ -19,8 +19,10 @@ import (
 // Approvals of deploys that widen IAM (docs/security.md, "Approval"): one item per deploy
 // action that asks,
 //
-//	approval     pk APPROVAL#<pipeline>#<execution>   sk STACK#<stack>
+//	approval     pk APPROVAL#<pipeline>#<execution>   sk STACK#<stack>#<deploy token>
 //
+// (the deploy token is the id of the deploy's first job: a retried stage asks again, and the
+// earlier decisions stay on record)
 // written by the deployer (RequestApproval; its role may touch APPROVAL# keys only, through a
 // dynamodb:LeadingKeys condition) and decided once by lp approve / lp reject with the caller's
 // credentials (DecideApproval, a conditional update). The items carry expiresAt like every
@@ -34,7 +36,7 @@ func approvalPK(pipelineName, executionID string) string {
 	return ApprovalPrefix + pipelineName + "#" + executionID
 }
 
-func approvalSK(stack string) string { return "STACK#" + stack }
+func approvalSK(stack, deploy string) string { return "STACK#" + stack + "#" + deploy }
 
 // approvalItem is an approval as stored.
 type approvalItem struct {
@@ -43,12 +45,12 @@ type approvalItem struct {
 	Pipeline       string   `dynamodbav:"pipeline"`
 	ExecutionID    string   `dynamodbav:"executionId"`
 	Stack          string   `dynamodbav:"stack"`
+	Deploy         string   `dynamodbav:"deploy"`
 	Status         string   `dynamodbav:"status"`
 	TemplatePath   string   `dynamodbav:"templatePath,omitempty"`
 	TemplateSHA256 string   `dynamodbav:"templateSha256"`
 	BaseSHA256     string   `dynamodbav:"baseSha256,omitempty"`
 	Widening       []string `dynamodbav:"widening"`
-	JobID          string   `dynamodbav:"jobId,omitempty"`
 	RequestedAt    string   `dynamodbav:"requestedAt"`
 	Deadline       string   `dynamodbav:"deadline"`
 	// DeadlineEpoch is Deadline in Unix seconds, for the decision's condition.
@@ -65,9 +67,9 @@ func (it approvalItem) approval() pipeline.Approval {
 		return t
 	}
 	return pipeline.Approval{
-		Key:    pipeline.ApprovalKey{Pipeline: it.Pipeline, ExecutionID: it.ExecutionID, Stack: it.Stack},
+		Key:    pipeline.ApprovalKey{Pipeline: it.Pipeline, ExecutionID: it.ExecutionID, Stack: it.Stack, Deploy: it.Deploy},
 		Status: pipeline.ApprovalStatus(it.Status), TemplatePath: it.TemplatePath, TemplateSHA256: it.TemplateSHA256,
-		BaseSHA256: it.BaseSHA256, Widening: it.Widening, JobID: it.JobID, RequestedAt: parse(it.RequestedAt),
+		BaseSHA256: it.BaseSHA256, Widening: it.Widening, RequestedAt: parse(it.RequestedAt),
 		Deadline: parse(it.Deadline), DecidedBy: it.DecidedBy, DecidedAt: parse(it.DecidedAt), Reason: it.Reason,
 	}
 }
@@ -75,13 +77,13 @@ func (it approvalItem) approval() pipeline.Approval {
 func approvalKeyAttrs(k pipeline.ApprovalKey) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
 		attrPK: &types.AttributeValueMemberS{Value: approvalPK(k.Pipeline, k.ExecutionID)},
-		attrSK: &types.AttributeValueMemberS{Value: approvalSK(k.Stack)},
+		attrSK: &types.AttributeValueMemberS{Value: approvalSK(k.Stack, k.Deploy)},
 	}
 }
 
 func validKey(k pipeline.ApprovalKey) error {
-	if k.Pipeline == "" || k.ExecutionID == "" || k.Stack == "" {
-		return fmt.Errorf("approval key %+v: pipeline, execution and stack are required", k)
+	if k.Pipeline == "" || k.ExecutionID == "" || k.Stack == "" || k.Deploy == "" {
+		return fmt.Errorf("approval key %+v: pipeline, execution, stack and deploy are required", k)
 	}
 	return nil
 }
@@ -98,10 +100,10 @@ func (d *Dynamo) RequestApproval(ctx context.Context, a pipeline.Approval) (pipe
 		return stored, err
 	}
 	item, err := attributevalue.MarshalMap(approvalItem{
-		PK: approvalPK(a.Key.Pipeline, a.Key.ExecutionID), SK: approvalSK(a.Key.Stack),
-		Pipeline: a.Key.Pipeline, ExecutionID: a.Key.ExecutionID, Stack: a.Key.Stack, Status: string(pipeline.ApprovalPending),
+		PK: approvalPK(a.Key.Pipeline, a.Key.ExecutionID), SK: approvalSK(a.Key.Stack, a.Key.Deploy),
+		Pipeline: a.Key.Pipeline, ExecutionID: a.Key.ExecutionID, Stack: a.Key.Stack, Deploy: a.Key.Deploy, Status: string(pipeline.ApprovalPending),
 		TemplatePath: a.TemplatePath, TemplateSHA256: a.TemplateSHA256, BaseSHA256: a.BaseSHA256, Widening: a.Widening,
-		JobID: a.JobID, RequestedAt: a.RequestedAt.UTC().Format(timeLayout), Deadline: a.Deadline.UTC().Format(timeLayout),
+		RequestedAt: a.RequestedAt.UTC().Format(timeLayout), Deadline: a.Deadline.UTC().Format(timeLayout),
 		DeadlineEpoch: a.Deadline.Unix(), ExpiresAt: d.expiresAt(),
 	})
 	if err != nil {
@@ -142,7 +144,8 @@ func (d *Dynamo) Approval(ctx context.Context, k pipeline.ApprovalKey) (pipeline
 	return it.approval(), nil
 }
 
-// Approvals lists the approvals of one execution (one per stack that asked), by stack.
+// Approvals lists the approvals of one execution (one per deploy that asked), by stack, then
+// oldest first.
 func (d *Dynamo) Approvals(ctx context.Context, pipelineName, executionID string) ([]pipeline.Approval, error) {
 	p := dynamodb.NewQueryPaginator(d.db, &dynamodb.QueryInput{
 		TableName: aws.String(d.table), ConsistentRead: aws.Bool(true),
@@ -163,7 +166,12 @@ func (d *Dynamo) Approvals(ctx context.Context, pipelineName, executionID string
 			out = append(out, it.approval())
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key.Stack < out[j].Key.Stack })
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Key.Stack != out[j].Key.Stack {
+			return out[i].Key.Stack < out[j].Key.Stack
+		}
+		return out[i].RequestedAt.Before(out[j].RequestedAt)
+	})
 	return out, nil
 }
 

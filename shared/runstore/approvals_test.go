@@ -14,10 +14,10 @@ import (
 
 func sampleApproval(at time.Time) pipeline.Approval {
 	return pipeline.Approval{
-		Key:    pipeline.ApprovalKey{Pipeline: "my-lambda-pipeline", ExecutionID: "3a2b1c0d-1111-4000-8000-000000000001", Stack: "my-lambda-app"},
+		Key:    pipeline.ApprovalKey{Pipeline: "my-lambda-pipeline", ExecutionID: "3a2b1c0d-1111-4000-8000-000000000001", Stack: "my-lambda-app", Deploy: "job-1"},
 		Status: pipeline.ApprovalPending, TemplatePath: "SourceArtifact::infrastructure/lambda.yml",
 		TemplateSHA256: "aa11", Widening: []string{"FunctionRole: added-action: s3:PutObject"},
-		JobID: "job-1", RequestedAt: at, Deadline: at.Add(20 * time.Hour),
+		RequestedAt: at, Deadline: at.Add(20 * time.Hour),
 	}
 }
 
@@ -33,19 +33,27 @@ func TestRequestApprovalKeepsTheFirst(t *testing.T) {
 	assert.Equal(t, pipeline.ApprovalPending, got.Status)
 
 	again := first
-	again.JobID, again.RequestedAt, again.Deadline = "job-2", at.Add(time.Minute), at.Add(21*time.Hour)
+	again.RequestedAt, again.Deadline = at.Add(time.Minute), at.Add(21*time.Hour)
 	got, err = store.RequestApproval(ctx, again)
 	require.NoError(t, err)
-	assert.Equal(t, "job-1", got.JobID)
+	assert.True(t, got.RequestedAt.Equal(first.RequestedAt))
 	assert.True(t, got.Deadline.Equal(first.Deadline))
 	assert.Equal(t, first.Widening, got.Widening)
 
+	// A retried stage is a new deploy: it asks again, and the first request stays on record.
+	retry := first
+	retry.Key.Deploy, retry.RequestedAt = "job-9", at.Add(2*time.Hour)
+	got, err = store.RequestApproval(ctx, retry)
+	require.NoError(t, err)
+	assert.Equal(t, retry.Key, got.Key)
+
 	list, err := store.Approvals(ctx, first.Key.Pipeline, first.Key.ExecutionID)
 	require.NoError(t, err)
-	require.Len(t, list, 1)
+	require.Len(t, list, 2)
 	assert.Equal(t, first.Key, list[0].Key)
+	assert.Equal(t, retry.Key, list[1].Key)
 
-	_, err = store.Approval(ctx, pipeline.ApprovalKey{Pipeline: "p", ExecutionID: "e", Stack: "s"})
+	_, err = store.Approval(ctx, pipeline.ApprovalKey{Pipeline: "p", ExecutionID: "e", Stack: "s", Deploy: "d"})
 	assert.ErrorIs(t, err, pipeline.ErrApprovalNotFound)
 }
 
@@ -102,7 +110,7 @@ func TestDecideApprovalRefusesExpiredAndMissing(t *testing.T) {
 	assert.Equal(t, pipeline.ApprovalRejected, rejected.Status)
 	assert.Equal(t, "not now", rejected.Reason)
 
-	_, err = store.DecideApproval(ctx, pipeline.ApprovalKey{Pipeline: "p", ExecutionID: "e", Stack: "s"}, pipeline.Decision{Approve: true, By: "x", At: at})
+	_, err = store.DecideApproval(ctx, pipeline.ApprovalKey{Pipeline: "p", ExecutionID: "e", Stack: "s", Deploy: "d"}, pipeline.Decision{Approve: true, By: "x", At: at})
 	assert.ErrorIs(t, err, pipeline.ErrApprovalNotFound)
 
 	_, err = store.DecideApproval(ctx, a.Key, pipeline.Decision{Approve: true, At: at})
