@@ -11,6 +11,9 @@ MAX_BINARY_BYTES := 8388608
 # CloudFormation, CodeCommit); it is kept off the hot path and has its own budget
 # (docs/benchmarks.md, "Binary sizes").
 MAX_NOTIFIER_BYTES := 10485760
+# The deployer links the policy gate's YAML parser and the DynamoDB client (approvals); it runs
+# once per deploy action, not per event, and has the same budget (docs/benchmarks.md).
+MAX_DEPLOYER_BYTES := 10485760
 
 .PHONY: help build build-local lp test contract lint bench fuzz replay demo tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction NotifierFunction)
 
@@ -21,8 +24,9 @@ build: ## build every function for Lambda (provided.al2023, arm64) into bin/<nam
 	@for f in $(FUNCTIONS); do \
 	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o $(BIN)/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
-	@scripts/sizes $(MAX_BINARY_BYTES) $(addprefix $(BIN)/,$(addsuffix /bootstrap,$(filter-out notifier,$(FUNCTIONS))))
+	@scripts/sizes $(MAX_BINARY_BYTES) $(addprefix $(BIN)/,$(addsuffix /bootstrap,$(filter-out notifier deployer,$(FUNCTIONS))))
 	@scripts/sizes $(MAX_NOTIFIER_BYTES) $(BIN)/notifier/bootstrap
+	@scripts/sizes $(MAX_DEPLOYER_BYTES) $(BIN)/deployer/bootstrap
 
 build-local: ## build every function for this machine (for the runtime emulator) into bin/local/<name>/bootstrap
 	@for f in $(FUNCTIONS); do \

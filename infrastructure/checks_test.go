@@ -820,6 +820,9 @@ func checkLogGroups(t *tmpl) []string {
 	return problems
 }
 
+// sampleExecutionID stands for what CodePipeline puts for #{codepipeline.PipelineExecutionId}.
+const sampleExecutionID = "3a2b1c0d-1111-4000-8000-000000000001"
+
 // invokeAction is a Lambda Invoke action of a pipeline, with its UserParameters parsed.
 type invokeAction struct {
 	stage, name string
@@ -856,6 +859,12 @@ func checkInvokeActions(t *tmpl, env *sampleEnv, repoRoot string) ([]invokeActio
 					problems = append(problems, fmt.Sprintf("%s: UserParameters: %v", where, err))
 					continue
 				}
+				// CodePipeline resolves its variables before invoking the deployer; its
+				// 1000-character limit applies to the configuration as written.
+				if len(raw) > deploy.MaxUserParameters {
+					problems = append(problems, fmt.Sprintf("%s: UserParameters of %d characters, CodePipeline allows %d", where, len(raw), deploy.MaxUserParameters))
+				}
+				raw = strings.ReplaceAll(raw, "#{codepipeline.PipelineExecutionId}", sampleExecutionID)
 				p, err := deploy.ParseUserParameters(raw)
 				if err != nil {
 					problems = append(problems, fmt.Sprintf("%s: %v (evaluated: %s)", where, err, raw))

@@ -388,6 +388,14 @@ func TestDeployerUserParameters(t *testing.T) {
 		}
 	}
 
+	// Both name the pipeline and its execution, the key of an approval when a deploy widens
+	// IAM (docs/security.md).
+	for _, a := range []invokeAction{self, dep} {
+		if a.params.Pipeline != sampleProject+"-pipeline" || a.params.Execution != sampleExecutionID {
+			t.Errorf("%s names pipeline %q, execution %q; want %s-pipeline and #{codepipeline.PipelineExecutionId}", a.name, a.params.Pipeline, a.params.Execution, sampleProject)
+		}
+	}
+
 	// Both stacks' roles come from the control plane's parameters.
 	for _, a := range []invokeAction{self, dep} {
 		if !strings.HasPrefix(a.params.RoleARN, "arn:aws:iam::123456789012:role/my-lambda-control-plane-") {

@@ -19,10 +19,12 @@ Usage:
   lp metrics [--project P] [--since 30d] [--json]           the four DORA keys per pipeline, with trends
   lp replay  [--json] [--render[=json]] [--strict] FILE...  feed recorded EventBridge events through the handlers
   lp policy check [--json] TEMPLATE...                      the deployer's policy gate on CloudFormation templates
+  lp approve [--deploy-stack S] EXECUTION_ID                       let a deploy that widens IAM go on
+  lp reject  [--reason TEXT] EXECUTION_ID                   fail a deploy that widens IAM
   lp init-local --endpoint URL [--table T]                  create the runs table in a local DynamoDB (dynalite)
   lp --version                                              the version and commit of this lp
 
-Where the runs are (runs, show, metrics; replay with --endpoint):
+Where the runs are (runs, show, metrics, approve, reject; replay with --endpoint):
   --stack NAME      the control-plane stack: its RunsTableName output names the table
                     (LP_STACK; else samconfig.toml's stack_name when run in the project folder)
   --table NAME      the table itself (LP_TABLE, RUNS_TABLE; default lambda-pipeline-runs)
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = metricsCmd(ctx, args[1:], stdout, getenv)
 	case "policy":
 		err = policyCmd(args[1:], stdout)
+	case "approve", "reject":
+		err = approveCmd(ctx, args[0] == "approve", args[1:], stdout, getenv)
 	case "replay":
 		err = replayCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "init-local":

@@ -172,6 +172,7 @@ func showCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 		return writeJSON(stdout, run)
 	}
 	printRun(stdout, run, time.Now(), useColour(stdout, getenv))
+	printApprovals(ctx, stdout, store, run, time.Now())
 	return nil
 }
 

@@ -7,10 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/deploy"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/policy"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
 
 func localEnv(name string) string {
@@ -60,13 +64,56 @@ func TestLocalRunsPlanEverySample(t *testing.T) {
 
 func TestBuildNamesMissingConfiguration(t *testing.T) {
 	_, err := build(func(string) string { return "" }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "RUNS_TABLE") {
+		t.Errorf("err = %v", err)
+	}
+	_, err = build(func(k string) string { return map[string]string{"RUNS_TABLE": "runs"}[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil || !strings.Contains(err.Error(), "AWS_REGION") {
 		t.Errorf("err = %v", err)
+	}
+	_, err = build(func(k string) string {
+		return map[string]string{"RUNS_TABLE": "runs", "APPROVAL_EXPIRY_HOURS": "48"}[k]
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "APPROVAL_EXPIRY_HOURS") {
+		t.Errorf("an expiry past CodePipeline's 24 hours: err = %v", err)
+	}
+}
+
+// The policy gate is wired into both entry points, with the runs table for approvals and the
+// rules from the environment (a push cannot change them).
+func TestBuildWiresThePolicyGate(t *testing.T) {
+	env := map[string]string{"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "x", "RUNS_TABLE": "runs"}
+	r, err := build(func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := r.Jobs.Gate
+	if g == nil || r.Custom.Gate != g || g.Stacks == nil || g.Clock == nil {
+		t.Fatalf("gate: %+v", g)
+	}
+	if _, ok := g.Approvals.(*runstore.Dynamo); !ok {
+		t.Errorf("approvals kept in %T, want the runs table", g.Approvals)
+	}
+	if g.Expiry != deploy.DefaultApprovalExpiry || !reflect.DeepEqual(g.Policy, policy.DefaultConfig()) {
+		t.Errorf("defaults: expiry %s, policy %+v", g.Expiry, g.Policy)
+	}
+
+	env["GATE_PRINCIPALS"] = "lambda.amazonaws.com"
+	env["GATE_RESOURCE_TYPES"] = "AWS::Lambda::*, AWS::IAM::Role"
+	env["APPROVAL_EXPIRY_HOURS"] = "4"
+	r, err = build(func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g = r.Jobs.Gate
+	if g.Expiry != 4*time.Hour || !reflect.DeepEqual(g.Policy.AllowedPrincipals, []string{"lambda.amazonaws.com"}) ||
+		!reflect.DeepEqual(g.Policy.AllowedResourceTypes, []string{"AWS::Lambda::*", "AWS::IAM::Role"}) {
+		t.Errorf("narrowed gate: expiry %s, policy %+v", g.Expiry, g.Policy)
 	}
 }
 
 func TestBuildWiresAWSClients(t *testing.T) {
-	env := map[string]string{"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "x"}
+	env := map[string]string{"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "x", "RUNS_TABLE": "runs"}
 	r, err := build(func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

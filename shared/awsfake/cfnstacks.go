@@ -26,6 +26,7 @@ const (
 	OpDeleteStack            = "DeleteStack"
 	OpContinueUpdateRollback = "ContinueUpdateRollback"
 	OpGetTemplateSummary     = "GetTemplateSummary"
+	OpGetTemplate            = "GetTemplate"
 )
 
 // Texts CloudFormation answers with.
@@ -276,6 +277,7 @@ func (f *CloudFormation) queryOps() map[string]func(url.Values) (any, *Error) {
 		OpDeleteStack:            f.deleteStack,
 		OpContinueUpdateRollback: f.continueUpdateRollback,
 		OpGetTemplateSummary:     f.getTemplateSummary,
+		OpGetTemplate:            f.getTemplate,
 	}
 }
 
@@ -1254,6 +1256,36 @@ func (f *CloudFormation) getTemplateSummary(form url.Values) (any, *Error) {
 		}
 	}
 	return xmlResult(OpGetTemplateSummary, res), nil
+}
+
+type xmlGetTemplateResult struct {
+	XMLName         xml.Name `xml:"GetTemplateResult"`
+	TemplateBody    string   `xml:"TemplateBody"`
+	StagesAvailable []string `xml:"StagesAvailable>member"`
+}
+
+// getTemplate answers the template of a stack (by name: live stacks only; by stack id:
+// deleted ones too), as written ("Original"): the template of its last completed operation,
+// which is also what a failed update rolled back to. A stack that only has an unexecuted
+// CREATE change set has none.
+func (f *CloudFormation) getTemplate(form url.Values) (any, *Error) {
+	name := form.Get("StackName")
+	if stage := form.Get("TemplateStage"); stage != "" && stage != "Original" {
+		return nil, cfnValidation("the fake answers TemplateStage Original only, not %s", stage)
+	}
+	if form.Get("ChangeSetName") != "" {
+		return nil, cfnValidation("the fake answers the template of a stack, not of a change set")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.liveStack(name)
+	if s == nil {
+		s = f.stacks[name]
+	}
+	if s == nil {
+		return nil, cfnValidation("Stack with id %s does not exist", name)
+	}
+	return xmlResult(OpGetTemplate, xmlGetTemplateResult{TemplateBody: f.stateOf(s).template, StagesAvailable: []string{"Original", "Processed"}}), nil
 }
 
 // xmlResponse is an awsQuery answer: <OpResponse><OpResult>…</OpResult><ResponseMetadata>.

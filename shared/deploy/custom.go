@@ -86,6 +86,9 @@ type CustomResource struct {
 	Reply    Replier
 	Poll     Poller
 	Log      *slog.Logger
+	// Gate checks Template before it is deployed (the rules only: the control plane's own
+	// deploy, run by whoever deploys template.yaml, has nobody else to wait for).
+	Gate *Gate
 	// DryRun validates the request and reports the answer it would give after deploying,
 	// without calling CloudFormation or replying (local runs: scripts/invoke).
 	DryRun bool
@@ -211,6 +214,11 @@ func (c *CustomResource) decide(ctx context.Context, ev cfn.Event, reply CustomR
 	req := Request{StackName: props.StackName, TemplateBody: string(c.Template), Parameters: props.Parameters,
 		Capabilities: pipelineCapabilities, RoleARN: props.RoleARN, Token: ev.RequestID,
 		KeepTemplate: ev.RequestType == cfn.RequestUpdate && ev.PhysicalResourceID == props.StackName}
+	if c.Gate != nil {
+		if msg := c.Gate.Check(req.StackName, "the deployer's built-in pipeline.yml", req.TemplateBody); msg != "" {
+			return c.keepOnFailure(ev, Outcome{}, failed(msg))
+		}
+	}
 	if c.DryRun {
 		reply.Status = cfn.StatusSuccess
 		reply.Reason = fmt.Sprintf("would deploy stack %s through change set %s with parameters %s, role %s (dry run: nothing sent to AWS)",

@@ -50,6 +50,9 @@ type JobHandler struct {
 	Artifacts ArtifactGetter
 	Poll      Poller
 	Log       *slog.Logger
+	// Gate is the policy gate and the approval of IAM widenings (gate.go). NewRouter always
+	// sets it; a handler without one deploys whatever it is given.
+	Gate *Gate
 	// DryRun validates the job and reads its template, then reports what it would deploy
 	// without calling CloudFormation or CodePipeline (local runs: scripts/invoke).
 	DryRun bool
@@ -167,6 +170,14 @@ func (h *JobHandler) Handle(ctx context.Context, job events.CodePipelineJob) (Jo
 	}
 	req.Token, req.Progress = token, progress
 
+	// The policy gate, before anything reaches CloudFormation: a refused template fails the
+	// action with every violation, and no change set is even created.
+	if h.Gate != nil {
+		if msg := h.Gate.Check(req.StackName, params.TemplatePath, req.TemplateBody); msg != "" {
+			return h.fail(ctx, rep, failure{cptypes.FailureTypeJobFailed, msg})
+		}
+	}
+
 	if h.DryRun {
 		rep.Result = JobPlanned
 		rep.Summary = fmt.Sprintf("would deploy stack %s through change set %s (template %s, %d bytes; overrides: %s; capabilities: %s; role: %s); nothing was sent to AWS",
@@ -174,6 +185,31 @@ func (h *JobHandler) Handle(ctx context.Context, job events.CodePipelineJob) (Jo
 			listOrNone(req.Capabilities), cmp.Or(req.RoleARN, "none"))
 		h.log().InfoContext(ctx, "job planned (dry run)", "jobId", job.ID, "stack", req.StackName, "changeSet", rep.ChangeSet, "plan", rep.Summary)
 		return rep, nil
+	}
+
+	// A deploy that widens IAM waits for a person: each job of the wait asks once and answers
+	// with a continuation token (which restarts CodePipeline's 20-minute clock) instead of
+	// holding the function while nobody decides.
+	if h.Gate != nil {
+		adm, err := h.Gate.admit(ctx, req.StackName, req.TemplateBody, ApprovalTarget{
+			Pipeline: params.Pipeline, ExecutionID: params.Execution, Deploy: token, TemplatePath: params.TemplatePath})
+		base := Outcome{StackName: req.StackName, ChangeSet: ChangeSetName(token), Progress: progress}
+		switch {
+		case err != nil && IsTransient(err) && retries < MaxTransientContinuations:
+			base.Status, base.Phase = StatusInProgress, PhaseAwaitingApproval
+			base.Reason = fmt.Sprintf("stack %s: the policy gate could not compare the templates or read the approval (%s); the next job looks again", req.StackName, apiMessage(err))
+			return h.continueJob(ctx, rep, req, base, retries+1)
+		case err != nil:
+			typ := cptypes.FailureTypeJobFailed
+			if IsPermissionError(err) {
+				typ = cptypes.FailureTypePermissionError
+			}
+			return h.fail(ctx, rep, failure{typ, fmt.Sprintf("policy gate for stack %s: %v", req.StackName, err)})
+		case adm.failure != nil:
+			return h.fail(ctx, rep, *adm.failure)
+		case adm.pending != nil:
+			return h.continueJob(ctx, rep, req, waiting(base, *adm.pending), 0)
+		}
 	}
 
 	out, err := h.Poll.Run(ctx, progress, func(ctx context.Context, p Progress) (Outcome, error) {

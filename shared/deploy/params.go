@@ -48,6 +48,11 @@ type UserParameters struct {
 	// plane gave it when it updates itself, and a default edited in infrastructure/lambda.yml
 	// takes effect on the next deploy.
 	ParameterOverrides map[string]ParameterOverride `json:"parameterOverrides,omitempty"`
+	// Pipeline and Execution name the pipeline execution the deploy belongs to (Execution is
+	// "#{codepipeline.PipelineExecutionId}", which CodePipeline resolves): a deploy that widens
+	// IAM waits for `lp approve EXECUTION`, keyed by them. Without them such a deploy fails.
+	Pipeline  string `json:"pipeline,omitempty"`
+	Execution string `json:"execution,omitempty"`
 }
 
 // ParameterOverride is one value of UserParameters.ParameterOverrides: either a literal string
@@ -86,7 +91,10 @@ var (
 	paramsArtifactNameRE = regexp.MustCompile(`^[a-zA-Z0-9_\-]{1,100}$`)
 	// CloudFormation parameter (logical) names.
 	paramsParameterNameRE = regexp.MustCompile(`^[a-zA-Z0-9]{1,255}$`)
-	paramsRoleARNRE       = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$`)
+	// CodePipeline pipeline names, and execution ids (UUIDs).
+	paramsPipelineNameRE = regexp.MustCompile(`^[A-Za-z0-9.@\-_]{1,100}$`)
+	paramsExecutionIDRE  = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	paramsRoleARNRE      = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$`)
 )
 
 const (
@@ -112,7 +120,7 @@ func ParseUserParameters(s string) (UserParameters, error) {
 	if err := json.Unmarshal([]byte(s), &fields); err != nil {
 		return p, fmt.Errorf("user parameters: not a JSON object: %w", err)
 	}
-	if err := paramsExactKeys("user parameters", fields, "stackName", "templatePath", "capabilities", "roleArn", "parameterOverrides"); err != nil {
+	if err := paramsExactKeys("user parameters", fields, "stackName", "templatePath", "capabilities", "roleArn", "parameterOverrides", "pipeline", "execution"); err != nil {
 		return p, err
 	}
 	if err := json.Unmarshal([]byte(s), &p); err != nil {
@@ -148,6 +156,15 @@ func (p UserParameters) Validate() error {
 			return fmt.Errorf("user parameters: capabilities: %q listed twice", c)
 		}
 		seen[c] = true
+	}
+	if p.Pipeline != "" && !paramsPipelineNameRE.MatchString(p.Pipeline) {
+		return fmt.Errorf("user parameters: pipeline: %q is not a CodePipeline pipeline name", p.Pipeline)
+	}
+	if p.Execution != "" && !paramsExecutionIDRE.MatchString(p.Execution) {
+		return fmt.Errorf("user parameters: execution: %q is not a pipeline execution id (want \"#{codepipeline.PipelineExecutionId}\")", p.Execution)
+	}
+	if (p.Pipeline == "") != (p.Execution == "") {
+		return errors.New("user parameters: pipeline and execution go together: give both or neither")
 	}
 	if p.RoleARN != "" && !paramsRoleARNRE.MatchString(p.RoleARN) {
 		return fmt.Errorf("user parameters: roleArn: %q is not an IAM role ARN", p.RoleARN)

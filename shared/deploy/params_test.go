@@ -159,6 +159,10 @@ func TestParseUserParametersRejects(t *testing.T) {
 		{"override missing artifact", `{` + ok + `,"parameterOverrides":{"K":{"attr":"key"}}}`, "not a CodePipeline artifact name"},
 		{"override unknown key", `{` + ok + `,"parameterOverrides":{"K":{"artifact":"B","attr":"key","region":"x"}}}`, `unknown key "region"`},
 		{"override GetArtifactAtt", `{` + ok + `,"parameterOverrides":{"K":{"Fn::GetArtifactAtt":["B","ObjectKey"]}}}`, `unknown key "Fn::GetArtifactAtt"`},
+		{"execution unresolved", `{` + ok + `,"pipeline":"p","execution":"#{codepipeline.PipelineExecutionId}"}`, "not a pipeline execution id"},
+		{"execution without pipeline", `{` + ok + `,"execution":"3f1c2a7e-8b4d-4c8e-9a51-6f0d2b7c9e11"}`, "go together"},
+		{"pipeline with a hash", `{` + ok + `,"pipeline":"p#x","execution":"3f1c2a7e-8b4d-4c8e-9a51-6f0d2b7c9e11"}`, "not a CodePipeline pipeline name"},
+		{"pipeline and execution", `{` + ok + `,"pipeline":"my-lambda-pipeline","execution":"3f1c2a7e-8b4d-4c8e-9a51-6f0d2b7c9e11"}`, ""},
 		{"long literal within limits", `{` + ok + `,"parameterOverrides":{"K":"` + strings.Repeat("x", 900) + `"}}`, ""},
 		{"too long for CodePipeline", `{` + ok + `,"parameterOverrides":{"K":"` + strings.Repeat("x", 1000) + `"}}`, "CodePipeline allows 1000"},
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/policy"
 )
 
 // Router is the deployer's Lambda entry point: one binary serves CodePipeline's jobs and the
@@ -38,20 +39,27 @@ type Config struct {
 	BaseEndpoint *string
 	// PipelineTemplate is the template the custom resource creates the pipeline stack from.
 	PipelineTemplate []byte
-	Log              *slog.Logger
+	// Gate is the policy gate of every deploy. Nil: the default rules (policy.DefaultConfig)
+	// and no approval store, so that a widening fails instead of deploying.
+	Gate *Gate
+	Log  *slog.Logger
 }
 
 // NewRouter wires the job handler and the custom resource over AWS clients.
 func NewRouter(c Config) *Router {
 	engine := &Engine{Stacks: c.Stacks, Region: c.Region}
+	gate := c.Gate
+	if gate == nil {
+		gate = &Gate{Policy: policy.DefaultConfig(), Stacks: c.Stacks}
+	}
 	var reply Replier = HTTPReplier{}
 	if aws.ToString(c.BaseEndpoint) != "" {
 		reply = LoopbackReplier{Log: c.Log}
 	}
 	return &Router{
 		Log:    c.Log,
-		Jobs:   &JobHandler{Engine: engine, Jobs: c.Jobs, Artifacts: &S3Getter{Region: c.Region, Endpoint: aws.ToString(c.BaseEndpoint)}, Log: c.Log},
-		Custom: &CustomResource{Engine: engine, Template: c.PipelineTemplate, Reply: reply, Log: c.Log},
+		Jobs:   &JobHandler{Engine: engine, Jobs: c.Jobs, Artifacts: &S3Getter{Region: c.Region, Endpoint: aws.ToString(c.BaseEndpoint)}, Gate: gate, Log: c.Log},
+		Custom: &CustomResource{Engine: engine, Template: c.PipelineTemplate, Reply: reply, Gate: gate, Log: c.Log},
 	}
 }
 
@@ -62,8 +70,8 @@ func NewRouter(c Config) *Router {
 func NewDryRunRouter(pipelineTemplate []byte, files map[string][]byte, log *slog.Logger) *Router {
 	return &Router{
 		Log:    log,
-		Jobs:   &JobHandler{Artifacts: ZipArtifacts{Files: files, Log: log}, Log: log, DryRun: true},
-		Custom: &CustomResource{Template: pipelineTemplate, Log: log, DryRun: true},
+		Jobs:   &JobHandler{Artifacts: ZipArtifacts{Files: files, Log: log}, Gate: &Gate{Policy: policy.DefaultConfig()}, Log: log, DryRun: true},
+		Custom: &CustomResource{Template: pipelineTemplate, Gate: &Gate{Policy: policy.DefaultConfig()}, Log: log, DryRun: true},
 	}
 }
 

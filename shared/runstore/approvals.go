@@ -1,0 +1,234 @@
+package runstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+)
+
+// Approvals of deploys that widen IAM (docs/security.md, "Approval"): one item per deploy
+// action that asks,
+//
+//	approval     pk APPROVAL#<pipeline>#<execution>   sk STACK#<stack>#<deploy token>
+//
+// (the deploy token is the id of the deploy's first job: a retried stage asks again, and the
+// earlier decisions stay on record)
+// written by the deployer (RequestApproval; its role may touch APPROVAL# keys only, through a
+// dynamodb:LeadingKeys condition) and decided once by lp approve / lp reject with the caller's
+// credentials (DecideApproval, a conditional update). The items carry expiresAt like every
+// other, for the table's TTL; the approval's own deadline is a separate attribute.
+
+// ApprovalPrefix starts the partition key of every approval item (the deployer's grant is
+// limited to it).
+const ApprovalPrefix = "APPROVAL#"
+
+func approvalPK(pipelineName, executionID string) string {
+	return ApprovalPrefix + pipelineName + "#" + executionID
+}
+
+func approvalSK(stack, deploy string) string { return "STACK#" + stack + "#" + deploy }
+
+// approvalItem is an approval as stored.
+type approvalItem struct {
+	PK             string   `dynamodbav:"pk"`
+	SK             string   `dynamodbav:"sk"`
+	Pipeline       string   `dynamodbav:"pipeline"`
+	ExecutionID    string   `dynamodbav:"executionId"`
+	Stack          string   `dynamodbav:"stack"`
+	Deploy         string   `dynamodbav:"deploy"`
+	Status         string   `dynamodbav:"status"`
+	TemplatePath   string   `dynamodbav:"templatePath,omitempty"`
+	TemplateSHA256 string   `dynamodbav:"templateSha256"`
+	BaseSHA256     string   `dynamodbav:"baseSha256,omitempty"`
+	Widening       []string `dynamodbav:"widening"`
+	RequestedAt    string   `dynamodbav:"requestedAt"`
+	Deadline       string   `dynamodbav:"deadline"`
+	// DeadlineEpoch is Deadline in Unix seconds, for the decision's condition.
+	DeadlineEpoch int64  `dynamodbav:"deadlineEpoch"`
+	DecidedBy     string `dynamodbav:"decidedBy,omitempty"`
+	DecidedAt     string `dynamodbav:"decidedAt,omitempty"`
+	Reason        string `dynamodbav:"reason,omitempty"`
+	ExpiresAt     int64  `dynamodbav:"expiresAt"`
+}
+
+func (it approvalItem) approval() pipeline.Approval {
+	parse := func(s string) time.Time {
+		t, _ := time.Parse(timeLayout, s)
+		return t
+	}
+	return pipeline.Approval{
+		Key:    pipeline.ApprovalKey{Pipeline: it.Pipeline, ExecutionID: it.ExecutionID, Stack: it.Stack, Deploy: it.Deploy},
+		Status: pipeline.ApprovalStatus(it.Status), TemplatePath: it.TemplatePath, TemplateSHA256: it.TemplateSHA256,
+		BaseSHA256: it.BaseSHA256, Widening: it.Widening, RequestedAt: parse(it.RequestedAt),
+		Deadline: parse(it.Deadline), DecidedBy: it.DecidedBy, DecidedAt: parse(it.DecidedAt), Reason: it.Reason,
+	}
+}
+
+func approvalKeyAttrs(k pipeline.ApprovalKey) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		attrPK: &types.AttributeValueMemberS{Value: approvalPK(k.Pipeline, k.ExecutionID)},
+		attrSK: &types.AttributeValueMemberS{Value: approvalSK(k.Stack, k.Deploy)},
+	}
+}
+
+func validKey(k pipeline.ApprovalKey) error {
+	if k.Pipeline == "" || k.ExecutionID == "" || k.Stack == "" || k.Deploy == "" {
+		return fmt.Errorf("approval key %+v: pipeline, execution, stack and deploy are required", k)
+	}
+	return nil
+}
+
+// RequestApproval stores a as PENDING unless an approval with its key exists, and returns the
+// stored approval: a, or the one an earlier job of the same deploy asked for (one GetItem; a
+// PutItem with attribute_not_exists(pk) the first time).
+func (d *Dynamo) RequestApproval(ctx context.Context, a pipeline.Approval) (pipeline.Approval, error) {
+	if err := validKey(a.Key); err != nil {
+		return pipeline.Approval{}, err
+	}
+	stored, err := d.Approval(ctx, a.Key)
+	if err == nil || !errors.Is(err, pipeline.ErrApprovalNotFound) {
+		return stored, err
+	}
+	item, err := attributevalue.MarshalMap(approvalItem{
+		PK: approvalPK(a.Key.Pipeline, a.Key.ExecutionID), SK: approvalSK(a.Key.Stack, a.Key.Deploy),
+		Pipeline: a.Key.Pipeline, ExecutionID: a.Key.ExecutionID, Stack: a.Key.Stack, Deploy: a.Key.Deploy, Status: string(pipeline.ApprovalPending),
+		TemplatePath: a.TemplatePath, TemplateSHA256: a.TemplateSHA256, BaseSHA256: a.BaseSHA256, Widening: a.Widening,
+		RequestedAt: a.RequestedAt.UTC().Format(timeLayout), Deadline: a.Deadline.UTC().Format(timeLayout),
+		DeadlineEpoch: a.Deadline.Unix(), ExpiresAt: d.expiresAt(),
+	})
+	if err != nil {
+		return pipeline.Approval{}, fmt.Errorf("marshal approval: %w", err)
+	}
+	_, err = d.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(d.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case errors.As(err, &ccf):
+		// Another job of the same deploy asked first.
+		return d.Approval(ctx, a.Key)
+	case err != nil:
+		return pipeline.Approval{}, fmt.Errorf("request approval %s: %w", a.Key, err)
+	}
+	a.Status = pipeline.ApprovalPending
+	return a, nil
+}
+
+// Approval reads one approval (consistent read); pipeline.ErrApprovalNotFound when there is
+// none.
+func (d *Dynamo) Approval(ctx context.Context, k pipeline.ApprovalKey) (pipeline.Approval, error) {
+	if err := validKey(k); err != nil {
+		return pipeline.Approval{}, err
+	}
+	out, err := d.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: approvalKeyAttrs(k), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return pipeline.Approval{}, fmt.Errorf("read approval %s: %w", k, err)
+	}
+	if len(out.Item) == 0 {
+		return pipeline.Approval{}, fmt.Errorf("approval %s: %w", k, pipeline.ErrApprovalNotFound)
+	}
+	var it approvalItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return pipeline.Approval{}, fmt.Errorf("decode approval %s: %w", k, err)
+	}
+	return it.approval(), nil
+}
+
+// Approvals lists the approvals of one execution (one per deploy that asked), by stack, then
+// oldest first.
+func (d *Dynamo) Approvals(ctx context.Context, pipelineName, executionID string) ([]pipeline.Approval, error) {
+	p := dynamodb.NewQueryPaginator(d.db, &dynamodb.QueryInput{
+		TableName: aws.String(d.table), ConsistentRead: aws.Bool(true),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: approvalPK(pipelineName, executionID)}},
+	})
+	var out []pipeline.Approval
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list approvals of %s/%s: %w", pipelineName, executionID, err)
+		}
+		for _, item := range page.Items {
+			var it approvalItem
+			if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+				return nil, fmt.Errorf("decode approval of %s/%s: %w", pipelineName, executionID, err)
+			}
+			out = append(out, it.approval())
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Key.Stack != out[j].Key.Stack {
+			return out[i].Key.Stack < out[j].Key.Stack
+		}
+		return out[i].RequestedAt.Before(out[j].RequestedAt)
+	})
+	return out, nil
+}
+
+// DecideApproval records a person's decision, once: one UpdateItem whose condition holds only
+// while the approval is PENDING and before its deadline. A lost condition is explained from
+// the item: pipeline.ErrApprovalNotFound, pipeline.ErrAlreadyDecided (with the stored
+// decision), or pipeline.ErrApprovalExpired.
+func (d *Dynamo) DecideApproval(ctx context.Context, k pipeline.ApprovalKey, dec pipeline.Decision) (pipeline.Approval, error) {
+	if err := validKey(k); err != nil {
+		return pipeline.Approval{}, err
+	}
+	if err := dec.Validate(); err != nil {
+		return pipeline.Approval{}, err
+	}
+	status := pipeline.ApprovalRejected
+	if dec.Approve {
+		status = pipeline.ApprovalApproved
+	}
+	update := "SET #status = :status, decidedBy = :by, decidedAt = :at"
+	values := map[string]types.AttributeValue{
+		":status":  &types.AttributeValueMemberS{Value: string(status)},
+		":pending": &types.AttributeValueMemberS{Value: string(pipeline.ApprovalPending)},
+		":by":      &types.AttributeValueMemberS{Value: dec.By},
+		":at":      &types.AttributeValueMemberS{Value: dec.At.UTC().Format(timeLayout)},
+		":now":     &types.AttributeValueMemberN{Value: strconv.FormatInt(dec.At.Unix(), 10)},
+	}
+	if dec.Reason != "" {
+		update += ", reason = :reason"
+		values[":reason"] = &types.AttributeValueMemberS{Value: dec.Reason}
+	}
+	out, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(d.table), Key: approvalKeyAttrs(k),
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String("#status = :pending AND deadlineEpoch > :now"),
+		ExpressionAttributeNames:  map[string]string{"#status": "status"},
+		ExpressionAttributeValues: values,
+		ReturnValues:              types.ReturnValueAllNew,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		stored, rerr := d.Approval(ctx, k)
+		switch {
+		case rerr != nil:
+			return pipeline.Approval{}, rerr
+		case stored.Status != pipeline.ApprovalPending:
+			return stored, fmt.Errorf("approval %s: %w: %s by %s at %s", k, pipeline.ErrAlreadyDecided,
+				stored.Status, stored.DecidedBy, stored.DecidedAt.UTC().Format(time.RFC3339))
+		default:
+			return stored, fmt.Errorf("approval %s: %w at %s", k, pipeline.ErrApprovalExpired, stored.Deadline.UTC().Format(time.RFC3339))
+		}
+	}
+	if err != nil {
+		return pipeline.Approval{}, fmt.Errorf("decide approval %s: %w", k, err)
+	}
+	var it approvalItem
+	if err := attributevalue.UnmarshalMap(out.Attributes, &it); err != nil {
+		return pipeline.Approval{}, fmt.Errorf("decode approval %s: %w", k, err)
+	}
+	return it.approval(), nil
+}
