@@ -18,6 +18,8 @@ Usage:
   lp replay [--json] [--render] FILE...              feed recorded EventBridge events through the handlers
   lp metrics [--project P] [--since 30d] [--json]    the four DORA keys per pipeline, with trends
   lp policy check [--json] TEMPLATE...               the deployer's policy gate on CloudFormation templates
+  lp project add NAME [--branch B] | remove NAME     declare a project (the control plane converges to it)
+  lp projects [--json]                               projects: repository, state, last run
 
 runs, show and metrics read the runs table: --table (or LP_TABLE / RUNS_TABLE), --endpoint (or
 AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL) and --region (or AWS_REGION). replay uses an
@@ -49,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = metricsCmd(ctx, args[1:], stdout, getenv)
 	case "policy":
 		err = policyCmd(args[1:], stdout)
+	case "project", "projects": // cmd/lp/projects.go
+		err = projectsDispatch(ctx, args, stdout, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

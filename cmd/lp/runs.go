@@ -71,6 +71,7 @@ func runsCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 	fs := flag.NewFlagSet("runs", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	pipelineName := fs.String("pipeline", getenv("PIPELINE_NAME"), "only this pipeline's runs")
+	project := fs.String("project", "", "only this project's runs (its pipeline, <project>-pipeline)")
 	limit := fs.Int("limit", 20, "at most this many runs")
 	asJSON := fs.Bool("json", false, "print JSON")
 	db := dbFlags(fs, getenv)
@@ -79,6 +80,9 @@ func runsCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 	}
 	if *limit < 1 || *limit > 1000 {
 		return usageError{"--limit must be from 1 to 1000"}
+	}
+	if *project != "" {
+		*pipelineName = pipeline.PipelineOf(*project)
 	}
 	store, err := db.open(ctx)
 	if err != nil {
