@@ -27,6 +27,7 @@ var resourceStarActions = map[string]string{
 	"codepipeline:PutJobFailureResult":  "job results have no resource-level permissions; the job id is the capability",
 	"cloudformation:GetTemplateSummary": "called with a template body, not a stack: there is no resource to name",
 	"logs:DescribeLogGroups":            "a list call without resource-level permissions, which CloudFormation's log group handler makes",
+	"cloudformation:DescribeStacks":     "without a stack name it lists the account's stacks (the converger finds its projects' by their tags): no resource to name",
 }
 
 // knownAttributes are the Fn::GetAtt attributes of the resource types these templates use
@@ -251,7 +252,7 @@ type functionSpec struct {
 
 // requiredEnvironment are the variables the control-plane functions read.
 var requiredEnvironment = []string{
-	"RUNS_TABLE", "PIPELINE_NAME", "REPOSITORY_NAME", "TRACKED_BRANCH", "TOPIC_ARN",
+	"RUNS_TABLE", "PROJECTS", "TOPIC_ARN",
 	"SLACK_WEBHOOK_PARAMETER", "RETENTION_DAYS", "LINK_EXPIRY_HOURS", "STALE_AFTER_MINUTES",
 }
 

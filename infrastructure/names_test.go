@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
 // adversarialProjects are valid project names chosen to collide if any pattern were a plain
@@ -38,89 +40,86 @@ const (
 	stackApp          = "app stack"
 )
 
-// controlPlaneStackFor names the control-plane stack of a project: samconfig.toml's default for
-// the sample project, <project>-control-plane otherwise.
-func controlPlaneStackFor(project string) string {
-	if project == sampleProject {
-		return controlPlaneStack
-	}
-	return project + "-control-plane"
-}
-
-func deployProject(t testing.TB, cp, p, app *tmpl, project string) (deployment, []string) {
+// One control plane per account serves every project (docs/projects.md): deployAccount deploys
+// it once (the sample stack name), and each project's pipeline and application stacks as the
+// converger and the pipeline create them.
+func deployAccount(t testing.TB, cp, p, app *tmpl, projects []string) (deployment, []deployment, []string) {
 	t.Helper()
-	d := deployment{project: project}
 	var problems []string
-	cpStack := controlPlaneStackFor(project)
-	cpEnv := newSampleEnv(cp, cpStack, map[string]any{"ProjectName": project})
+	cpEnv := newSampleEnv(cp, controlPlaneStack, nil)
 	bucketARN, err := cpEnv.physical("ArtifactsBucket", "Arn")
 	if err != nil {
 		t.Fatal(err)
 	}
 	bucket := strings.TrimPrefix(bucketARN.(string), "arn:aws:s3:::")
-	boundary := fmt.Sprintf("arn:aws:iam::123456789012:policy/lambda-pipeline/%s-ProjectBoundary-1A2B3C4D5E6F", cpStack)
-	envs := []struct {
-		stack, name string
-		env         *sampleEnv
-	}{
-		{stackControlPlane, cpStack, cpEnv},
-		{stackPipeline, project + "-pipeline", newSampleEnv(p, project+"-pipeline", map[string]any{
+	boundary := fmt.Sprintf("arn:aws:iam::123456789012:policy/lambda-pipeline/%s-ProjectBoundary-1A2B3C4D5E6F", controlPlaneStack)
+	control := deployment{}
+	problems = append(problems, collect(&control, stackControlPlane, controlPlaneStack, cpEnv)...)
+	var deps []deployment
+	for _, project := range projects {
+		d := deployment{project: project}
+		problems = append(problems, collect(&d, stackPipeline, project+"-pipeline", newSampleEnv(p, project+"-pipeline", map[string]any{
 			"ProjectName": project, "TrackedBranch": "main", "ArtifactsBucket": bucket,
-			"DeployerFunctionName": "lambda-pipeline-" + project + "-deployer", "RetentionDays": 90,
-			"PipelineStackRoleArn":   "arn:aws:iam::123456789012:role/" + cpStack + "-PipelineStackRole-1A2B3C4D5E6F",
-			"AppStackRoleArn":        "arn:aws:iam::123456789012:role/" + cpStack + "-AppStackRole-1A2B3C4D5E6F",
+			"DeployerFunctionName": controlPlaneStack + "-deployer", "RetentionDays": 90,
+			"PipelineStackRoleArn":   "arn:aws:iam::123456789012:role/" + controlPlaneStack + "-PipelineStackRole-1A2B3C4D5E6F",
+			"AppStackRoleArn":        "arn:aws:iam::123456789012:role/" + controlPlaneStack + "-AppStackRole-1A2B3C4D5E6F",
 			"PermissionsBoundaryArn": boundary,
-		})},
-		{stackApp, project + "-app", newSampleEnv(app, project+"-app", map[string]any{
+		}))...)
+		problems = append(problems, collect(&d, stackApp, project+"-app", newSampleEnv(app, project+"-app", map[string]any{
 			"ProjectName": project, "FunctionName": project + "_function", "PermissionsBoundaryArn": boundary,
 			"ArtifactsBucket": bucket, "ArtifactKey": project + "-pipeline/BuildOutpu/b1",
-		})},
+		}))...)
+		deps = append(deps, d)
 	}
-	for _, e := range envs {
-		d.resources = append(d.resources, ownedARN{e.stack, fmt.Sprintf("arn:aws:cloudformation:eu-west-1:123456789012:stack/%s/0f1e2d3c", e.name)})
-		boundaries := boundaryPolicies(e.env.t)
-		for _, id := range e.env.t.resourceIDs() {
-			arns, err := resourceARNs(e.env, id)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("%s %s: %v", e.stack, id, err))
+	return control, deps, problems
+}
+
+// collect adds one stack's resources and grants (Allow statements, Resource "*" aside) to d.
+func collect(d *deployment, stack, name string, env *sampleEnv) []string {
+	var problems []string
+	d.resources = append(d.resources, ownedARN{stack, fmt.Sprintf("arn:aws:cloudformation:eu-west-1:123456789012:stack/%s/0f1e2d3c", name)})
+	boundaries := boundaryPolicies(env.t)
+	for _, id := range env.t.resourceIDs() {
+		arns, err := resourceARNs(env, id)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s %s: %v", stack, id, err))
+		}
+		for _, a := range arns {
+			d.resources = append(d.resources, ownedARN{stack, a})
+		}
+		typ, props := env.t.resource(id)
+		var docs []any
+		switch {
+		case typ == "AWS::IAM::Role":
+			pols, _ := props["Policies"].([]any)
+			for _, p := range pols {
+				docs = append(docs, at(p, "PolicyDocument"))
 			}
-			for _, a := range arns {
-				d.resources = append(d.resources, ownedARN{e.stack, a})
-			}
-			typ, props := e.env.t.resource(id)
-			var docs []any
-			switch {
-			case typ == "AWS::IAM::Role":
-				pols, _ := props["Policies"].([]any)
-				for _, p := range pols {
-					docs = append(docs, at(p, "PolicyDocument"))
+		case typ == "AWS::IAM::ManagedPolicy" && !boundaries[id]:
+			docs = append(docs, props["PolicyDocument"])
+		}
+		for _, doc := range docs {
+			for _, s := range statements(doc) {
+				st := s.(map[string]any)
+				if st["Effect"] != "Allow" {
+					continue
 				}
-			case typ == "AWS::IAM::ManagedPolicy" && !boundaries[id]:
-				docs = append(docs, props["PolicyDocument"])
-			}
-			for _, doc := range docs {
-				for _, s := range statements(doc) {
-					st := s.(map[string]any)
-					if st["Effect"] != "Allow" {
+				for _, r := range stringList(st["Resource"]) {
+					pat, err := env.evalString(r)
+					if err != nil {
+						problems = append(problems, fmt.Sprintf("%s %s: %v", stack, id, err))
 						continue
 					}
-					for _, r := range stringList(st["Resource"]) {
-						pat, err := e.env.evalString(r)
-						if err != nil {
-							problems = append(problems, fmt.Sprintf("%s %s: %v", e.stack, id, err))
-							continue
-						}
-						if pat == "*" || pat == "" {
-							continue
-						}
-						sid, _ := st["Sid"].(string)
-						d.grants = append(d.grants, grantPattern{stack: e.stack, role: id, where: sid, pattern: pat})
+					if pat == "*" || pat == "" {
+						continue
 					}
+					sid, _ := st["Sid"].(string)
+					d.grants = append(d.grants, grantPattern{stack: stack, role: id, where: sid, pattern: pat})
 				}
 			}
 		}
 	}
-	return d, problems
+	return problems
 }
 
 // resourceARNs are the ARNs a resource has once deployed, with the sub-resources that IAM
@@ -165,37 +164,53 @@ func resourceARNs(e *sampleEnv, id string) ([]string, error) {
 	return nil, nil
 }
 
-// checkNameCollisions deploys every project of names side by side and reports (1) any grant of
-// one deployment whose pattern matches a resource of another, and (2) any pattern of a deploy
-// role (the CloudFormation roles a push acts through) that reaches beyond its own stack, but
-// for the artifacts the application stack reads.
+// checkNameCollisions deploys one control plane and every project of names side by side and
+// reports (1) any grant of a project's own roles (pipeline.yml, lambda.yml) that matches
+// another project's resource or the control plane's; (2) any pattern of a deploy role (the
+// CloudFormation roles a push acts through) that reaches the control plane, or a stack of the
+// other kind, but for the artifacts the application stack reads.
+//
+// What changed with one control plane per account: the two deploy roles are the account's,
+// shared by its projects, so they reach every project's stacks of their kind (a pusher of one
+// project can ask the deployer for another project's stack: docs/security.md). Their patterns
+// still end in a character no project name contains, so they reach nothing else.
 func checkNameCollisions(t testing.TB, cp, p, app *tmpl, names []string) []string {
-	var problems []string
-	deps := make([]deployment, len(names))
-	for i, n := range names {
-		d, probs := deployProject(t, cp, p, app, n)
-		deps[i] = d
-		problems = append(problems, probs...)
-	}
-	ownStack := map[string]string{"PipelineStackRole": stackPipeline, "AppStackRole": stackApp}
+	control, deps, problems := deployAccount(t, cp, p, app, names)
+	everyone := append([]deployment{control}, deps...)
 	for _, d := range deps {
 		for _, g := range d.grants {
-			for _, other := range deps {
+			for _, other := range everyone {
 				for _, r := range other.resources {
-					if !arnLike(g.pattern, r.arn) {
+					if !arnLike(g.pattern, r.arn) || other.project == d.project {
 						continue
 					}
-					if other.project != d.project {
-						problems = append(problems, fmt.Sprintf("project %q: %s %s (%s) grants %s, which matches project %q's %s resource %s",
-							d.project, g.stack, g.role, g.where, g.pattern, other.project, r.stack, r.arn))
+					// The boundary's documented exceptions (docs/security.md): the pipeline
+					// reads and writes the shared artifacts bucket and invokes the deployer.
+					if other.project == "" && (strings.HasPrefix(r.arn, "arn:aws:s3:::") || strings.HasSuffix(r.arn, ":function:"+controlPlaneStack+"-deployer")) &&
+						g.stack == stackPipeline {
 						continue
 					}
-					own, isDeployRole := ownStack[g.role]
-					artifacts := g.role == "AppStackRole" && g.where == "FunctionCode"
-					if isDeployRole && r.stack != own && !artifacts {
-						problems = append(problems, fmt.Sprintf("project %q: deploy role %s (%s) grants %s, which matches the %s's %s",
-							d.project, g.role, g.where, g.pattern, r.stack, r.arn))
+					who := fmt.Sprintf("project %q's", other.project)
+					if other.project == "" {
+						who = "the control plane's"
 					}
+					problems = append(problems, fmt.Sprintf("project %q: %s %s (%s) grants %s, which matches %s %s resource %s",
+						d.project, g.stack, g.role, g.where, g.pattern, who, r.stack, r.arn))
+				}
+			}
+		}
+	}
+	ownStack := map[string]string{"PipelineStackRole": stackPipeline, "AppStackRole": stackApp}
+	for _, g := range control.grants {
+		own, isDeployRole := ownStack[g.role]
+		if !isDeployRole || (g.role == "AppStackRole" && g.where == "FunctionCode") {
+			continue
+		}
+		for _, other := range everyone {
+			for _, r := range other.resources {
+				if arnLike(g.pattern, r.arn) && r.stack != own {
+					problems = append(problems, fmt.Sprintf("deploy role %s (%s) grants %s, which matches the %s's %s",
+						g.role, g.where, g.pattern, r.stack, r.arn))
 				}
 			}
 		}
@@ -206,13 +221,13 @@ func checkNameCollisions(t testing.TB, cp, p, app *tmpl, names []string) []strin
 func TestNamesCannotCollide(t *testing.T) {
 	cp, p, app := controlPlane(t), pipelineStack(t), lambdaStack(t)
 	for _, n := range adversarialProjects {
-		if !projectNamePattern(t, cp).MatchString(n) {
+		if !projectNamePattern(t, p).MatchString(n) || pipeline.ValidateProjectName(n) != nil {
 			t.Fatalf("%q is not a valid project name", n)
 		}
 	}
-	d, _ := deployProject(t, cp, p, app, sampleProject)
-	if len(d.grants) < 40 || len(d.resources) < 40 {
-		t.Fatalf("only %d grants and %d resources: the test would prove little", len(d.grants), len(d.resources))
+	control, deps, _ := deployAccount(t, cp, p, app, []string{sampleProject})
+	if n, m := len(control.grants)+len(deps[0].grants), len(control.resources)+len(deps[0].resources); n < 40 || m < 40 {
+		t.Fatalf("only %d grants and %d resources: the test would prove little", n, m)
 	}
 	expectNoProblems(t, checkNameCollisions(t, cp, p, app, adversarialProjects))
 }
@@ -225,16 +240,19 @@ func TestCheckNameCollisionsFails(t *testing.T) {
 		mutate func(r map[string]any)
 		want   string
 	}{
-		{"function prefix with a hyphen", func(r map[string]any) {
-			statementOf(r, "AppStackRole", "Functions")["Resource"] = map[string]any{"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${ProjectName}-*"}
-		}, `project "a": control plane AppStackRole (Functions) grants arn:aws:lambda:eu-west-1:123456789012:function:a-*, which matches project "a-b"'s app stack resource`},
-		{"role path without its slash", func(r map[string]any) {
-			statementOf(r, "PipelineStackRole", "RoleLifecycle")["Resource"] = map[string]any{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/lambda-pipeline/project/${ProjectName}*"}
-		}, `project "a": control plane PipelineStackRole (RoleLifecycle) grants arn:aws:iam::123456789012:role/lambda-pipeline/project/a*, which matches project "a-b"'s pipeline stack resource`},
+		{"function pattern without its underscore", func(r map[string]any) {
+			statementOf(r, "AppStackRole", "Functions")["Resource"] = map[string]any{"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:*"}
+		}, `deploy role AppStackRole (Functions) grants arn:aws:lambda:eu-west-1:123456789012:function:*, which matches the control plane's`},
+		{"role pattern without the project path", func(r map[string]any) {
+			statementOf(r, "PipelineStackRole", "RoleLifecycle")["Resource"] = map[string]any{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"}
+		}, `deploy role PipelineStackRole (RoleLifecycle) grants arn:aws:iam::123456789012:role/*, which matches the control plane's`},
 		{"deploy role reaching the control plane", func(r map[string]any) {
 			st := statementOf(r, "AppStackRole", "FunctionLogGroups")
-			st["Resource"] = append(st["Resource"].([]any), map[string]any{"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/lambda-pipeline-${ProjectName}-*"})
+			st["Resource"] = append(st["Resource"].([]any), map[string]any{"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/${AWS::StackName}-*"})
 		}, "deploy role AppStackRole (FunctionLogGroups)"},
+		{"pipeline role reaching the application stacks", func(r map[string]any) {
+			statementOf(r, "PipelineStackRole", "RoleLifecycle")["Resource"] = map[string]any{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/lambda-pipeline/project/*"}
+		}, `deploy role PipelineStackRole (RoleLifecycle) grants arn:aws:iam::123456789012:role/lambda-pipeline/project/*, which matches the app stack's`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cp := controlPlane(t).clone()
@@ -245,10 +263,11 @@ func TestCheckNameCollisionsFails(t *testing.T) {
 	}
 }
 
-// projectNamePattern is template.yaml's AllowedPattern for ProjectName.
-func projectNamePattern(t testing.TB, cp *tmpl) *regexp.Regexp {
+// projectNamePattern is pipeline.yml's AllowedPattern for ProjectName (the converger checks
+// the same with pipeline.ValidateProjectName).
+func projectNamePattern(t testing.TB, p *tmpl) *regexp.Regexp {
 	t.Helper()
-	s, ok := at(cp.section("Parameters"), "ProjectName", "AllowedPattern").(string)
+	s, ok := at(p.section("Parameters"), "ProjectName", "AllowedPattern").(string)
 	if !ok {
 		t.Fatal("ProjectName has no AllowedPattern")
 	}

@@ -29,18 +29,18 @@ func iamRead(action string) bool {
 
 // checkBoundaryConditions: every Allow of template.yaml that grants an IAM write is either a
 // boundaryKeyActions grant carrying StringEquals iam:PermissionsBoundary = the boundary the
-// PipelineStack passes on, or a write without that key restricted to the project's role
-// paths; nothing grants iam:DeleteRolePermissionsBoundary; every role with IAM writes also
+// deployer passes on to every project stack (its PERMISSIONS_BOUNDARY_ARN), or a write
+// without that key restricted to the projects' role paths; nothing grants iam:DeleteRolePermissionsBoundary; every role with IAM writes also
 // carries the two Deny statements that keep the boundary on whatever else it is granted.
 func checkBoundaryConditions(t *tmpl) []string {
 	var problems []string
 	report := func(where, format string, args ...any) {
 		problems = append(problems, fmt.Sprintf("%s: %s: %s", t.name, where, fmt.Sprintf(format, args...)))
 	}
-	_, cr := t.resource("PipelineStack")
-	boundary := cr["PermissionsBoundaryArn"]
+	// The converger gives every project stack this boundary (deploy.ProjectSettings).
+	boundary := at(t.section("Resources"), "DeployerFunction", "Properties", "Environment", "Variables", "PERMISSIONS_BOUNDARY_ARN")
 	if boundary == nil {
-		return []string{t.name + ": PipelineStack passes no PermissionsBoundaryArn"}
+		return []string{t.name + ": the deployer passes no PERMISSIONS_BOUNDARY_ARN to the project stacks"}
 	}
 	for _, id := range t.resourcesOfType("AWS::IAM::Role") {
 		_, props := t.resource(id)
@@ -105,7 +105,9 @@ func checkBoundaryConditions(t *tmpl) []string {
 				if len(other) > 0 {
 					for _, r := range stringList(st["Resource"]) {
 						sub, _ := at(r, "Fn::Sub").(string)
-						if !strings.Contains(sub, ":role/lambda-pipeline/project/${ProjectName}/") {
+						// One control plane serves every project: the projects' role paths
+						// (/lambda-pipeline/project/<P>/…), never a role of the control plane.
+						if !strings.Contains(sub, ":role/lambda-pipeline/project/*/") {
 							report(where, "grants %s on %v: writes without the boundary key only on the project's role paths", strings.Join(other, ", "), r)
 						}
 					}
@@ -296,7 +298,7 @@ func TestCheckBoundaryPolicyFails(t *testing.T) {
 					s.(map[string]any)["NotAction"] = "lambda:*"
 				}
 			}
-		}, "does not deny lambda:UpdateFunctionCode on arn:aws:lambda:eu-west-1:123456789012:function:lambda-pipeline-my-lambda-deployer"},
+		}, "does not deny lambda:UpdateFunctionCode on arn:aws:lambda:eu-west-1:123456789012:function:my-lambda-control-plane-deployer"},
 	})
 }
 

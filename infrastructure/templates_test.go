@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/deploy"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
 const repoRoot = ".."
@@ -42,13 +43,14 @@ const (
 // changed in code (derivedEvents).
 var ruleExpectations = map[string]ruleExpectation{
 	"OnPushRule": {
-		match: []string{"push-main"},
-		noMatch: []string{"push-other-branch", "push-tag", "branch-deleted",
-			"derived-main-deleted", "derived-other-repository"},
+		// Other branches and repositories reach on-push, which skips them in code (each
+		// project has its own branch; the rule cannot know them).
+		match:   []string{"push-main", "push-other-branch", "derived-other-repository"},
+		noMatch: []string{"push-tag", "branch-deleted", "derived-main-deleted"},
 	},
 	"OnPipelineEventRule": {
-		match:   []string{"pipeline-started", "pipeline-failed", "stage-failed", "action-failed-build"},
-		noMatch: []string{"push-main", "derived-other-pipeline"},
+		match:   []string{"pipeline-started", "pipeline-failed", "stage-failed", "action-failed-build", "derived-other-pipeline"},
+		noMatch: []string{"push-main", "derived-foreign-pipeline"},
 	},
 }
 
@@ -185,22 +187,28 @@ func derivedEvents(events map[string]map[string]any) map[string]map[string]any {
 			d["oldCommitId"] = d["commitId"]
 			delete(d, "commitId")
 		}),
-		// A push to main of another repository in the account.
+		// A push to main of another repository in the account: routed to on-push, which
+		// looks the repository up among the declared projects.
 		"derived-other-repository": edit("push-main", func(ev map[string]any) {
 			ev["resources"] = []any{"arn:aws:codecommit:eu-west-1:123456789012:someone-else"}
 			ev["detail"].(map[string]any)["repositoryName"] = "someone-else"
 		}),
-		// Another pipeline in the account.
+		// Another project's pipeline: the same rule.
 		"derived-other-pipeline": edit("pipeline-failed", func(ev map[string]any) {
 			ev["detail"].(map[string]any)["pipeline"] = "someone-elses-pipeline"
+		}),
+		// A pipeline outside the naming convention: not ours.
+		"derived-foreign-pipeline": edit("pipeline-failed", func(ev map[string]any) {
+			ev["detail"].(map[string]any)["pipeline"] = "release-train"
 		}),
 	}
 }
 
 // pipelineEventExpectations widens the expectations to every sample in events/, judged
-// independently of the patterns: CodePipeline state changes of the pipeline go to
-// on-pipeline-event; a branch push that leaves a commit on main of the repository goes to
-// on-push; nothing else goes to either.
+// independently of the patterns: CodePipeline state changes of any project's pipeline
+// (<P>-pipeline) go to on-pipeline-event; a branch push that leaves a commit, of any
+// repository, goes to on-push (which routes it by project and skips other branches in code:
+// one rule set serves every project, docs/projects.md); nothing else goes to either.
 func pipelineEventExpectations(events map[string]map[string]any) map[string]ruleExpectation {
 	exp := map[string]ruleExpectation{}
 	for id, e := range ruleExpectations {
@@ -214,11 +222,10 @@ func pipelineEventExpectations(events map[string]map[string]any) map[string]rule
 		dt, _ := ev["detail-type"].(string)
 		wants := map[string]bool{
 			"OnPipelineEventRule": ev["source"] == "aws.codepipeline" && strings.HasSuffix(dt, "Execution State Change") &&
-				at(ev, "detail", "pipeline") == samplePipelineStack,
+				strings.HasSuffix(asString(at(ev, "detail", "pipeline")), "-pipeline"),
 			"OnPushRule": ev["source"] == "aws.codecommit" && dt == "CodeCommit Repository State Change" &&
 				slices.Contains([]any{"referenceCreated", "referenceUpdated"}, at(ev, "detail", "event")) &&
-				at(ev, "detail", "repositoryName") == sampleProject &&
-				at(ev, "detail", "referenceType") == "branch" && at(ev, "detail", "referenceName") == "main",
+				at(ev, "detail", "referenceType") == "branch",
 		}
 		for id, e := range exp {
 			switch {
@@ -244,21 +251,19 @@ func TestEventRulesMatchSampleEvents(t *testing.T) {
 	expectNoProblems(t, checkEventRules(cp, newSampleEnv(cp, controlPlaneStack, nil), exp, events))
 }
 
-// The pattern follows the TrackedBranch parameter: with TrackedBranch=release, a push to main
-// no longer starts the pipeline and a push to release does.
-func TestOnPushRuleFollowsTrackedBranch(t *testing.T) {
+// One rule set for every project: the rules name no repository, branch or pipeline of any
+// one project (on-push and on-pipeline-event route by project in code).
+func TestEventRulesNameNoProject(t *testing.T) {
 	cp := controlPlane(t)
-	events := loadEvents(t)
-	release := deepCopy(events["push-main"]).(map[string]any)
-	release["detail"].(map[string]any)["referenceName"] = "release"
-	release["detail"].(map[string]any)["referenceFullName"] = "refs/heads/release"
-	events["push-release"] = release
-	env := newSampleEnv(cp, controlPlaneStack, map[string]any{"TrackedBranch": "release"})
-	exp := map[string]ruleExpectation{
-		"OnPushRule":          {match: []string{"push-release"}, noMatch: []string{"push-main"}},
-		"OnPipelineEventRule": ruleExpectations["OnPipelineEventRule"],
+	for _, id := range []string{"OnPushRule", "OnPipelineEventRule"} {
+		_, props := cp.resource(id)
+		raw, _ := json.Marshal(props["EventPattern"])
+		for _, word := range []string{"resources", "referenceName", "repositoryName", sampleProject} {
+			if strings.Contains(string(raw), word) {
+				t.Errorf("%s's pattern names %q: %s", id, word, raw)
+			}
+		}
 	}
-	expectNoProblems(t, checkEventRules(cp, env, exp, events))
 }
 
 func TestPipelineStructure(t *testing.T) {
@@ -338,15 +343,11 @@ func TestDeployerUserParameters(t *testing.T) {
 	if !ok {
 		t.Fatal("no SelfUpdate action")
 	}
-	cpEnv := newSampleEnv(cp, controlPlaneStack, nil)
-	_, crProps := cp.resource("PipelineStack")
-	crStack, err := cpEnv.evalString(crProps["StackName"])
-	if err != nil {
-		t.Fatal(err)
+	// The converger creates the pipeline stack as <project>-pipeline (deploy.ProjectStacks).
+	if crStack := pipeline.PipelineStackOf(sampleProject); self.params.StackName != crStack || crStack != samplePipelineStack {
+		t.Errorf("SelfUpdate deploys %q, but the control plane creates the pipeline stack as %q", self.params.StackName, crStack)
 	}
-	if self.params.StackName != crStack || crStack != samplePipelineStack {
-		t.Errorf("SelfUpdate deploys %q, but the control plane created the pipeline stack as %q", self.params.StackName, crStack)
-	}
+	_ = cp
 	if self.params.TemplatePath != "SourceArtifact::infrastructure/pipeline.yml" {
 		t.Errorf("SelfUpdate templatePath = %q", self.params.TemplatePath)
 	}
@@ -415,44 +416,15 @@ func TestDeployerUserParameters(t *testing.T) {
 	expectNoProblems(t, problems)
 }
 
-// The PipelineStack custom resource sets exactly the parameters of pipeline.yml, none of
-// which has a default, so that the pipeline's self-update keeps them.
-func TestPipelineStackCustomResource(t *testing.T) {
+// The converger sets exactly the parameters of pipeline.yml (deploy.ProjectSettings), none of
+// which has a default, so that the pipeline's self-update keeps them; and the deployer gets
+// every control-plane value it passes from template.yaml.
+func TestConvergerSetsEveryPipelineParameter(t *testing.T) {
 	cp, p := controlPlane(t), pipelineStack(t)
-	typ, props := cp.resource("PipelineStack")
-	if typ != "Custom::PipelineStack" {
-		t.Fatalf("PipelineStack is %q", typ)
-	}
-	if res, attr, _ := getAttArgs(at(props, "ServiceToken", "Fn::GetAtt")); res != "DeployerFunction" || attr != "Arn" {
-		t.Errorf("ServiceToken is not the deployer: %v", props["ServiceToken"])
-	}
-	if res, _, _ := getAttArgs(at(props, "RoleARN", "Fn::GetAtt")); res != "PipelineStackRole" {
-		t.Errorf("RoleARN is not PipelineStackRole: %v", props["RoleARN"])
-	}
-	resolved, err := newSampleEnv(cp, controlPlaneStack, nil).eval(props)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// CloudFormation hands custom resources their scalars as strings.
-	stringProps := map[string]any{}
-	for k, v := range resolved.(map[string]any) {
-		b, _ := json.Marshal(v)
-		if s, ok := v.(string); ok {
-			stringProps[k] = s
-		} else {
-			stringProps[k] = string(b)
-		}
-	}
-	parsed, err := deploy.ParsePipelineStackProperties(stringProps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if parsed.StackName != samplePipelineStack {
-		t.Errorf("StackName = %q", parsed.StackName)
-	}
 	declared := sortedKeys(p.section("Parameters"))
-	if got := sortedKeys(parsed.Parameters); !reflect.DeepEqual(got, declared) {
-		t.Errorf("PipelineStack sets %v; pipeline.yml declares %v", got, declared)
+	got := sortedKeys(deploy.ProjectSettings{}.Parameters(pipeline.Project{Name: sampleProject, Branch: "main"}))
+	if !reflect.DeepEqual(got, declared) {
+		t.Errorf("the converger sets %v; pipeline.yml declares %v", got, declared)
 	}
 	for _, name := range declared {
 		if name == "PermissionsBoundaryArn" {
@@ -467,11 +439,18 @@ func TestPipelineStackCustomResource(t *testing.T) {
 			t.Errorf("pipeline.yml parameter %s has a default: its self-update would reset the control plane's value to it", name)
 		}
 	}
+	env := at(cp.section("Resources"), "DeployerFunction", "Properties", "Environment", "Variables").(map[string]any)
+	for _, name := range []string{"CONTROL_PLANE", "ARTIFACTS_BUCKET", "PIPELINE_STACK_ROLE_ARN", "APP_STACK_ROLE_ARN", "PERMISSIONS_BOUNDARY_ARN"} {
+		if env[name] == nil {
+			t.Errorf("the deployer's environment lacks %s", name)
+		}
+	}
 	if at(cp.section("Resources"), "DeployerFunction", "Properties", "Timeout") == nil {
 		t.Error("the deployer has no explicit timeout")
 	}
-	if st, _ := props["ServiceTimeout"].(int); st <= 900 {
-		t.Errorf("ServiceTimeout = %v, want more than the deployer's 900 s timeout", props["ServiceTimeout"])
+	_, sched := cp.resource("ConvergeSchedule")
+	if res, attr, _ := getAttArgs(at(sched, "Targets", 0, "Arn", "Fn::GetAtt")); res != "DeployerFunction" || attr != "Arn" {
+		t.Errorf("ConvergeSchedule does not invoke the deployer: %v", sched["Targets"])
 	}
 }
 
@@ -505,7 +484,7 @@ func TestRunsTableDesign(t *testing.T) {
 func TestControlPlaneParametersAndOutputs(t *testing.T) {
 	cp := controlPlane(t)
 	defaults := map[string]any{
-		"ProjectName": "my-lambda", "TrackedBranch": "main", "SlackWebhookSecretName": "",
+		"Projects": "", "SlackWebhookSecretName": "",
 		"NotificationEmail": "", "RetentionDays": 90, "LinkExpiryHours": 24, "StaleAfterMinutes": 30,
 		"PermissionsBoundaryArn": "", "SlackWebhookKmsKeyArn": "",
 	}
@@ -530,14 +509,9 @@ func TestControlPlaneParametersAndOutputs(t *testing.T) {
 	}
 
 	env := newSampleEnv(cp, controlPlaneStack, nil)
+	// Per-project values (clone URLs, pipeline) are lp projects' to show, not outputs.
 	wantOutputs := map[string]string{
-		"RepositoryCloneUrlHttp": "https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/my-lambda",
-		"RepositoryCloneUrlSsh":  "ssh://git-codecommit.eu-west-1.amazonaws.com/v1/repos/my-lambda",
-		"RepositoryCloneUrlGrc":  "codecommit::eu-west-1://my-lambda",
-		"GitRemoteAddCommand":    "git remote add aws https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/my-lambda",
-		"PipelineName":           "my-lambda-pipeline",
-		"ApplicationStackName":   "my-lambda-app",
-		"TrackedBranch":          "main",
+		"AddProjectCommand": "lp project add NAME [--branch main]",
 	}
 	for name, want := range wantOutputs {
 		got, err := env.evalString(at(cp.section("Outputs"), name, "Value"))
@@ -551,9 +525,10 @@ func TestControlPlaneParametersAndOutputs(t *testing.T) {
 		}
 	}
 
-	repo := cp.section("Resources")["Repository"].(map[string]any)
-	if repo["DeletionPolicy"] != "Retain" || repo["UpdateReplacePolicy"] != "Retain" {
-		t.Error("the repository is not retained")
+	// Repositories are the converger's (never deleted: DeployerRole has no
+	// codecommit:DeleteRepository), not this template's.
+	if _, ok := cp.section("Resources")["Repository"]; ok {
+		t.Error("template.yaml declares a repository: it names no project")
 	}
 	if _, props := cp.resource("NotificationEmailSubscription"); props == nil ||
 		cp.section("Resources")["NotificationEmailSubscription"].(map[string]any)["Condition"] != "HasNotificationEmail" {
@@ -734,3 +709,5 @@ func TestDeployerFailuresAreKeptBriefly(t *testing.T) {
 		t.Errorf("no alarm watches %s", dest)
 	}
 }
+
+func asString(v any) string { s, _ := v.(string); return s }

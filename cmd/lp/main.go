@@ -19,8 +19,10 @@ Usage:
   lp metrics [--project P] [--since 30d] [--json]           the four DORA keys per pipeline, with trends
   lp replay  [--json] [--render[=json]] [--strict] FILE...  feed recorded EventBridge events through the handlers
   lp policy check [--json] TEMPLATE...                      the deployer's policy gate on CloudFormation templates
-  lp approve [--deploy-stack S] EXECUTION_ID                       let a deploy that widens IAM go on
+  lp approve [--deploy-stack S] EXECUTION_ID                let a deploy that widens IAM go on
   lp reject  [--reason TEXT] EXECUTION_ID                   fail a deploy that widens IAM
+  lp project add NAME [--branch B] | remove NAME            declare a project (the control plane converges to it)
+  lp projects [--json]                                      projects: repository, state, last run
   lp init-local --endpoint URL [--table T]                  create the runs table in a local DynamoDB (dynalite)
   lp --version                                              the version and commit of this lp
 
@@ -59,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = metricsCmd(ctx, args[1:], stdout, getenv)
 	case "policy":
 		err = policyCmd(args[1:], stdout)
+	case "project", "projects": // cmd/lp/projects.go
+		err = projectsDispatch(ctx, args, stdout, getenv)
 	case "approve", "reject":
 		err = approveCmd(ctx, args[0] == "approve", args[1:], stdout, getenv)
 	case "replay":

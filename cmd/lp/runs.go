@@ -25,6 +25,7 @@ lp runs --endpoint http://127.0.0.1:8000 --json`,
 func runsCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
 	fs := newFlags("runs")
 	pipelineName := fs.String("pipeline", getenv("PIPELINE_NAME"), "only this pipeline's runs (PIPELINE_NAME)")
+	project := fs.String("project", "", "only this project's runs (its pipeline, <project>-pipeline)")
 	limit := fs.Int("limit", 20, "at most this many runs, 1 to 1000")
 	wide := fs.Bool("wide", false, "full ids, every column, no truncation")
 	asJSON := fs.Bool("json", false, "print a JSON array (times that are not known are left out)")
@@ -37,6 +38,9 @@ func runsCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 	}
 	if *limit < 1 || *limit > 1000 {
 		return usageError{"--limit must be from 1 to 1000"}
+	}
+	if *project != "" {
+		*pipelineName = pipeline.PipelineOf(*project)
 	}
 	store, err := db.openRead(ctx)
 	if err != nil {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/codecommit"
 	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/policy"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/projects"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
 
@@ -43,11 +46,11 @@ func loadGate(env *lambdaio.Env) gateConfig {
 	return gateConfig{policy: cfg, expiry: time.Duration(hours) * time.Hour}
 }
 
-// build wires the router over AWS clients and the runs table (approvals), or dry runs under
-// LP_STORE=memory (scripts/invoke).
-func build(getenv func(string) string, log *slog.Logger) (*deploy.Router, error) {
+// build wires the router over AWS clients and the runs table (approvals), and the converger of
+// the account's projects, or dry runs under LP_STORE=memory (scripts/invoke).
+func build(getenv func(string) string, log *slog.Logger) (*handler, error) {
 	if getenv("LP_STORE") == "memory" {
-		return deploy.NewDryRunRouter(infrastructure.PipelineTemplate, infrastructure.Templates(), log), nil
+		return &handler{Router: deploy.NewDryRunRouter(infrastructure.PipelineTemplate, infrastructure.Templates(), log), log: log}, nil
 	}
 	env := lambdaio.NewEnv(getenv)
 	table := env.Required("RUNS_TABLE")
@@ -61,11 +64,47 @@ func build(getenv func(string) string, log *slog.Logger) (*deploy.Router, error)
 	}
 	clock := pipeline.SystemClock{}
 	stacks := cloudformation.NewFromConfig(cfg)
-	return deploy.NewRouter(deploy.Config{Stacks: stacks, Jobs: codepipeline.NewFromConfig(cfg), Region: cfg.Region,
+	db := dynamodb.NewFromConfig(cfg)
+	h := &handler{log: log, Router: deploy.NewRouter(deploy.Config{Stacks: stacks, Jobs: codepipeline.NewFromConfig(cfg), Region: cfg.Region,
 		BaseEndpoint: cfg.BaseEndpoint, PipelineTemplate: infrastructure.PipelineTemplate, Log: log,
 		Gate: &deploy.Gate{Policy: gate.policy, Stacks: stacks, Clock: clock, Expiry: gate.expiry,
-			Approvals: runstore.NewDynamo(dynamodb.NewFromConfig(cfg), table, clock)},
-	}), nil
+			Approvals: runstore.NewDynamo(db, table, clock)},
+	})}
+	if getenv("CONTROL_PLANE") == "" {
+		// A deployer without the control plane's settings (an older template): jobs only.
+		log.Warn("CONTROL_PLANE is not set: projects are not converged")
+		return h, nil
+	}
+	settings := deploy.ProjectSettings{
+		ControlPlane:           env.Required("CONTROL_PLANE"),
+		ArtifactsBucket:        env.Required("ARTIFACTS_BUCKET"),
+		DeployerFunctionName:   env.Required("AWS_LAMBDA_FUNCTION_NAME"),
+		PipelineStackRoleARN:   env.Required("PIPELINE_STACK_ROLE_ARN"),
+		AppStackRoleARN:        env.Required("APP_STACK_ROLE_ARN"),
+		PermissionsBoundaryARN: env.Required("PERMISSIONS_BOUNDARY_ARN"),
+		RetentionDays:          env.Int("RETENTION_DAYS", 90, 1, 3653),
+	}
+	if err := env.Err(); err != nil {
+		return nil, err
+	}
+	param, err := pipeline.ParseProjects(getenv("PROJECTS"))
+	if err != nil {
+		return nil, err
+	}
+	h.converger = &projects.Converger{
+		Store:        runstore.NewProjects(db, table),
+		Stacks:       &deploy.ProjectStacks{Stacks: stacks, Region: cfg.Region, Template: infrastructure.PipelineTemplate, Settings: settings},
+		Repositories: repositories{api: codecommit.NewFromConfig(cfg), controlPlane: settings.ControlPlane},
+		Clock:        clock,
+		Log:          log,
+		Parameter:    param,
+		// A change of any control-plane value a stack gets redeploys every project. The
+		// template's hash is not among them: an existing stack keeps the template the
+		// pipeline updated itself to (only a new stack is created from this one).
+		SpecExtra: []string{settings.ArtifactsBucket, settings.DeployerFunctionName, settings.PipelineStackRoleARN,
+			settings.AppStackRoleARN, settings.PermissionsBoundaryARN, strconv.Itoa(settings.RetentionDays)},
+	}
+	return h, nil
 }
 
 func splitList(s string) []string {

@@ -1,5 +1,6 @@
 // Command deployer deploys CloudFormation stacks through change sets, for CodePipeline's Lambda
-// Invoke jobs and for the PipelineStack custom resource. See docs/deployer.md.
+// Invoke jobs and for the PipelineStack custom resource, and converges the account's declared
+// projects to their pipeline stacks on a schedule. See docs/deployer.md and docs/projects.md.
 package main
 
 import (
@@ -12,10 +13,10 @@ import (
 
 func main() {
 	log := lambdaio.NewLogger()
-	r, err := build(os.Getenv, log)
+	h, err := build(os.Getenv, log)
 	if err != nil {
 		log.Error("configuration", "error", err.Error())
 		os.Exit(1)
 	}
-	lambda.Start(r.Handle)
+	lambda.Start(h.Handle)
 }

@@ -137,3 +137,48 @@ func TestBuildWiresAWSClients(t *testing.T) {
 		t.Errorf("against local stand-ins the answers go to loopback only, got %T", r.Custom.Reply)
 	}
 }
+
+func TestBuildWiresTheConvergerFromTheControlPlanesSettings(t *testing.T) {
+	env := map[string]string{"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "x",
+		"CONTROL_PLANE": "lambda-pipeline", "ARTIFACTS_BUCKET": "b", "AWS_LAMBDA_FUNCTION_NAME": "lambda-pipeline-deployer",
+		"PIPELINE_STACK_ROLE_ARN": "arn:aws:iam::123456789012:role/p", "APP_STACK_ROLE_ARN": "arn:aws:iam::123456789012:role/a",
+		"PERMISSIONS_BOUNDARY_ARN": "arn:aws:iam::123456789012:policy/b", "RUNS_TABLE": "t", "PROJECTS": "api, web:release"}
+	h, err := build(func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.converger == nil || len(h.converger.Parameter) != 2 || h.converger.Parameter[1].Branch != "release" {
+		t.Fatalf("converger: %+v", h.converger)
+	}
+	env["PROJECTS"] = "Not_A_Name"
+	if _, err := build(func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
+		t.Error("an invalid Projects parameter was accepted")
+	}
+	delete(env, "ARTIFACTS_BUCKET")
+	env["PROJECTS"] = ""
+	if _, err := build(func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "ARTIFACTS_BUCKET") {
+		t.Errorf("missing ARTIFACTS_BUCKET: %v", err)
+	}
+}
+
+func TestScheduledEventsConvergeAndOtherPayloadsAreRouted(t *testing.T) {
+	for raw, want := range map[string]bool{
+		`{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}`: true,
+		`{"action":"converge"}`:           true,
+		`{"CodePipeline.job":{"id":"x"}}`: false,
+		`{"RequestType":"Create"}`:        false,
+		`not json`:                        false,
+	} {
+		if got := isConverge([]byte(raw)); got != want {
+			t.Errorf("isConverge(%s) = %v", raw, got)
+		}
+	}
+	h, err := build(localEnv, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := h.Handle(context.Background(), []byte(`{"action":"converge"}`))
+	if err != nil || resp.Outcome != "skipped" {
+		t.Errorf("local converge: %+v %v", resp, err)
+	}
+}

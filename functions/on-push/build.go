@@ -11,6 +11,7 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/shared/codepipelineapi"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/config"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/projects"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pushstart"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
@@ -18,12 +19,20 @@ import (
 // build wires the handler: AWS clients from the environment or, under LP_STORE=memory
 // (scripts/invoke), a store in memory and stand-ins that log what they would ask (commits.go).
 func build(getenv func(string) string, log *slog.Logger) (*pushstart.Pushes, error) {
-	cfg, err := config.Load(getenv, "PIPELINE_NAME", "REPOSITORY_NAME")
+	cfg, err := config.Load(getenv)
 	if err != nil {
 		return nil, err
 	}
 	clock := pipeline.SystemClock{}
 	h := &pushstart.Pushes{Log: log, Clock: clock, PipelineName: cfg.PipelineName, RepositoryName: cfg.RepositoryName, Branch: cfg.TrackedBranch}
+	// One control plane for the account's projects: without PIPELINE_NAME (the per-account
+	// template sets none), pushes are routed by the repository's project (PROJECTS, then the
+	// table's PROJECT items).
+	multi := getenv("PIPELINE_NAME") == "" && !cfg.LocalStore
+	param, err := pipeline.ParseProjects(getenv("PROJECTS"))
+	if err != nil {
+		return nil, err
+	}
 	if cfg.LocalStore {
 		h.Store, h.Commits, h.Pipelines = runstore.NewMemory(), localAWS{log}, localAWS{log}
 		return h, nil
@@ -32,7 +41,11 @@ func build(getenv func(string) string, log *slog.Logger) (*pushstart.Pushes, err
 	if err != nil {
 		return nil, err
 	}
-	h.Store = runstore.NewDynamo(dynamodb.NewFromConfig(awsCfg), cfg.RunsTable, clock).WithRetention(cfg.Retention)
+	db := dynamodb.NewFromConfig(awsCfg)
+	h.Store = runstore.NewDynamo(db, cfg.RunsTable, clock).WithRetention(cfg.Retention)
+	if multi {
+		h.Projects = &projects.Lookup{Parameter: param, Store: runstore.NewProjects(db, cfg.RunsTable)}
+	}
 	h.Commits = commits{codecommit.NewFromConfig(awsCfg)}
 	h.Pipelines = codepipelineapi.Starter{API: codepipeline.NewFromConfig(awsCfg)}
 	return h, nil

@@ -59,12 +59,26 @@ func TestLocalStandInStartsARun(t *testing.T) {
 
 func TestBuildNamesMissingConfiguration(t *testing.T) {
 	_, err := build(func(string) string { return "" }, slog.New(slog.DiscardHandler))
-	if err == nil || !strings.Contains(err.Error(), "RUNS_TABLE") || !strings.Contains(err.Error(), "PIPELINE_NAME") || !strings.Contains(err.Error(), "REPOSITORY_NAME") {
+	// PIPELINE_NAME and REPOSITORY_NAME are optional: without them pushes are routed by
+	// project (the per-account template sets neither).
+	if err == nil || !strings.Contains(err.Error(), "RUNS_TABLE") {
 		t.Errorf("build = %v; want every missing variable named", err)
 	}
 	set := map[string]string{"RUNS_TABLE": "t", "PIPELINE_NAME": "p", "REPOSITORY_NAME": "r", "AWS_REGION": "eu-west-1", "TRACKED_BRANCH": "release"}
 	h, err := build(func(k string) string { return set[k] }, slog.New(slog.DiscardHandler))
 	if err != nil || h.Branch != "release" || h.PipelineName != "p" || h.RepositoryName != "r" {
 		t.Errorf("build = %+v, %v", h, err)
+	}
+}
+
+func TestBuildRoutesByProjectWithoutAPipelineName(t *testing.T) {
+	set := map[string]string{"RUNS_TABLE": "t", "AWS_REGION": "eu-west-1", "PROJECTS": "api, web:release"}
+	h, err := build(func(k string) string { return set[k] }, slog.New(slog.DiscardHandler))
+	if err != nil || h.Projects == nil {
+		t.Fatalf("build = %+v, %v; want pushes routed by project", h, err)
+	}
+	set["PROJECTS"] = "Bad_Name"
+	if _, err := build(func(k string) string { return set[k] }, slog.New(slog.DiscardHandler)); err == nil {
+		t.Error("an invalid PROJECTS was accepted")
 	}
 }

@@ -22,8 +22,8 @@ import (
 // build wires the reconciler: the runs table and CodePipeline from the environment or, under
 // LP_STORE=memory (scripts/invoke), an empty store in memory and a CodePipeline that knows no
 // execution, so that nothing is asked about.
-func build(getenv func(string) string, log *slog.Logger) (*reconcile.Reconciler, error) {
-	cfg, err := config.Load(getenv, "PIPELINE_NAME")
+func build(getenv func(string) string, log *slog.Logger) (*accountReconciler, error) {
+	cfg, err := config.Load(getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -33,16 +33,25 @@ func build(getenv func(string) string, log *slog.Logger) (*reconcile.Reconciler,
 	if cfg.LocalStore {
 		mem := runstore.NewMemory()
 		r.Runs, r.Executions, r.Recorder = mem, noPipeline{}, mem.Recorder(lambdaio.LogNotifier{Logger: log}, clock).OnEnded(metrics)
-		return r, nil
+		if r.PipelineName == "" {
+			r.PipelineName = "my-lambda-pipeline"
+		}
+		return &accountReconciler{Reconciler: r}, nil
 	}
 	awsCfg, err := awsconfig.FromEnv(getenv)
 	if err != nil {
 		return nil, err
 	}
-	store := runstore.NewDynamo(dynamodb.NewFromConfig(awsCfg), cfg.RunsTable, clock).WithRetention(cfg.Retention)
+	param, err := pipeline.ParseProjects(getenv("PROJECTS"))
+	if err != nil {
+		return nil, err
+	}
+	db := dynamodb.NewFromConfig(awsCfg)
+	store := runstore.NewDynamo(db, cfg.RunsTable, clock).WithRetention(cfg.Retention)
 	r.Runs, r.Recorder, r.Requeue = store, store.Recorder().OnEnded(metrics), store.Requeue
 	r.Executions = codepipelineapi.Reader{API: codepipeline.NewFromConfig(awsCfg)}
-	return r, nil
+	// Without PIPELINE_NAME (the per-account template): every declared project's pipeline.
+	return &accountReconciler{Reconciler: r, parameter: param, projects: runstore.NewProjects(db, cfg.RunsTable)}, nil
 }
 
 // noPipeline stands in for CodePipeline under LP_STORE=memory: it knows no execution, so a run

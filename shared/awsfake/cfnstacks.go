@@ -93,6 +93,7 @@ type StackState struct {
 	Capabilities  []string
 	RoleARN       string
 	Outputs       map[string]string
+	Tags          map[string]string
 	ChangeSets    []ChangeSetState // in creation order
 }
 
@@ -153,6 +154,7 @@ type stackState struct {
 	roleARN          string
 	resources        []fakeResource
 	outputs          map[string]string
+	tags             map[string]string // set by the change sets that name tags
 	changeSets       []*fakeChangeSet
 	pending          []transition
 	tokens           map[string]bool // ClientRequestTokens used on this stack
@@ -176,6 +178,7 @@ type fakeChangeSet struct {
 	params                     map[string]string
 	capabilities               []string
 	roleARN                    string
+	tags                       map[string]string // nil: the change set names no tags (the stack keeps its own)
 	created                    time.Time
 	pending                    []csStep
 }
@@ -244,7 +247,7 @@ func (f *CloudFormation) Stack(stack string) (StackState, bool) {
 	st := f.stateOf(s)
 	out := StackState{StackID: s.id, Name: s.name, Status: st.status, StatusReason: st.reason, Deleted: s.deleted,
 		Template: st.template, Parameters: maps.Clone(st.params), Capabilities: slices.Clone(st.capabilities),
-		RoleARN: st.roleARN, Outputs: maps.Clone(st.outputs)}
+		RoleARN: st.roleARN, Outputs: maps.Clone(st.outputs), Tags: maps.Clone(st.tags)}
 	for _, cs := range st.changeSets {
 		out.ChangeSets = append(out.ChangeSets, ChangeSetState{Name: cs.name, ID: cs.id, Type: cs.typ, Status: cs.status,
 			ExecutionStatus: cs.execStatus, StatusReason: cs.reason, ClientToken: cs.clientToken,
@@ -378,6 +381,27 @@ func formList(form url.Values, name string) []string {
 		}
 		out = append(out, v[0])
 	}
+}
+
+// formTags reads Tags.member.N.Key / .Value; nil when the request names no tags.
+func formTags(form url.Values) map[string]string {
+	var out map[string]string
+	for i := 1; ; i++ {
+		p := "Tags.member." + strconv.Itoa(i) + "."
+		key, ok := form[p+"Key"]
+		if !ok {
+			return out
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[key[0]] = form.Get(p + "Value")
+	}
+}
+
+type xmlTag struct {
+	Key   string `xml:"Key"`
+	Value string `xml:"Value"`
 }
 
 type paramIn struct {
@@ -581,6 +605,7 @@ func (f *CloudFormation) createChangeSet(form url.Values) (any, *Error) {
 	}
 	caps := formList(form, "Capabilities")
 	params := formParameters(form)
+	tags := formTags(form)
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -667,13 +692,13 @@ func (f *CloudFormation) createChangeSet(form url.Values) (any, *Error) {
 	cs := &fakeChangeSet{
 		id:   fmt.Sprintf("arn:aws:cloudformation:%s:%s:changeSet/%s/c5e7c000-0000-4000-8000-%012d", Region, fakeAccountID, name, f.seq),
 		name: name, typ: typ, status: "CREATE_PENDING", execStatus: "UNAVAILABLE", clientToken: form.Get("ClientToken"),
-		template: body, params: resolved, capabilities: caps, roleARN: form.Get("RoleARN"), created: f.now(),
+		template: body, params: resolved, capabilities: caps, roleARN: form.Get("RoleARN"), tags: tags, created: f.now(),
 	}
 	final := csStep{at: cs.created.Add(changeSetCreation), status: "CREATE_COMPLETE", execStatus: "AVAILABLE"}
 	if q := f.life.changeSetFails[stackName]; len(q) > 0 {
 		final.status, final.execStatus, final.reason = "FAILED", "UNAVAILABLE", q[0]
 		f.life.changeSetFails[stackName] = q[1:]
-	} else if typ == "UPDATE" && body == st.template && maps.Equal(resolved, st.params) {
+	} else if typ == "UPDATE" && body == st.template && maps.Equal(resolved, st.params) && (tags == nil || maps.Equal(tags, st.tags)) {
 		final.status, final.execStatus, final.reason = "FAILED", "UNAVAILABLE", f.life.noChanges
 	}
 	cs.pending = []csStep{{at: cs.created.Add(time.Second), status: "CREATE_IN_PROGRESS", execStatus: "UNAVAILABLE"}, final}
@@ -796,6 +821,12 @@ func (f *CloudFormation) executeChangeSet(form url.Values) (any, *Error) {
 		return nil, apiErr
 	}
 	cs.execStatus, cs.execToken = "EXECUTE_IN_PROGRESS", token
+	// Stack tags apply with the execution; a change set that names none leaves them
+	// ("UpdateStack": "If you don't specify this parameter, CloudFormation doesn't modify the
+	// stack's tags", https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_UpdateStack.html).
+	if cs.tags != nil {
+		st.tags = maps.Clone(cs.tags)
+	}
 	// "Executing a change set deletes all other change sets associated with the stack."
 	st.changeSets = []*fakeChangeSet{cs}
 	f.startExecution(s, st, cs, token)
@@ -1152,6 +1183,7 @@ type xmlStack struct {
 	Capabilities      []string       `xml:"Capabilities>member"`
 	Outputs           []xmlOutput    `xml:"Outputs>member"`
 	RoleARN           string         `xml:"RoleARN,omitempty"`
+	Tags              []xmlTag       `xml:"Tags>member"`
 }
 
 type xmlDescribeStacksResult struct {
@@ -1172,6 +1204,9 @@ func (f *CloudFormation) wireStack(s *fakeStack) xmlStack {
 	}
 	for _, k := range slices.Sorted(maps.Keys(st.outputs)) {
 		out.Outputs = append(out.Outputs, xmlOutput{k, st.outputs[k]})
+	}
+	for _, k := range slices.Sorted(maps.Keys(st.tags)) {
+		out.Tags = append(out.Tags, xmlTag{k, st.tags[k]})
 	}
 	return out
 }

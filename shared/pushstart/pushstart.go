@@ -43,6 +43,12 @@ type ExecutionStarter interface {
 	Start(ctx context.Context, pipelineName, commitID, token string) (executionID string, err error)
 }
 
+// ProjectFinder finds the declared project a repository belongs to (projects.Lookup), or
+// returns an error wrapping pipeline.ErrUndeclaredProject.
+type ProjectFinder interface {
+	ByRepository(ctx context.Context, repository string) (pipeline.Project, error)
+}
+
 // PushStore keeps push claims, skipped pushes and the pushed commit of each run.
 type PushStore interface {
 	ClaimPush(ctx context.Context, p pipeline.Push, token string, now time.Time, lease time.Duration) (pipeline.PushClaim, error)
@@ -67,11 +73,19 @@ type Pushes struct {
 	Log       *slog.Logger
 	Clock     pipeline.Clock
 
+	// Projects routes every repository's pushes to its project's pipeline (<P>-pipeline) and
+	// branch: one function for the account's projects. Nil: the single project below
+	// (PipelineName, RepositoryName, Branch), as a per-project deployment had it.
+	Projects ProjectFinder
+
 	PipelineName   string
 	RepositoryName string
 	Branch         string
 	Lease          time.Duration // zero: DefaultPushLease
 }
+
+// target is where a push goes: the pipeline of the repository's project and its branch.
+type target struct{ pipeline, repository, branch string }
 
 // Handle decides what one CodeCommit event does, and does it at most once per push of a commit
 // (a commit pushed again after pipeline.RerunAfter — a rollback — runs again):
@@ -96,9 +110,29 @@ func (h *Pushes) Handle(ctx context.Context, raw json.RawMessage) (lambdaio.Resp
 	now := h.Clock.Now()
 	attrs := []any{"eventId", p.ID, "repository", p.Repository, "event", p.Kind, "referenceType", p.RefType,
 		"reference", p.RefName, "commitId", p.CommitID}
-	resp := lambdaio.Response{Pipeline: h.PipelineName}
+	to := target{pipeline: h.PipelineName, repository: h.RepositoryName, branch: h.Branch}
+	undeclared := ""
+	if h.Projects != nil {
+		proj, err := h.Projects.ByRepository(ctx, p.Repository)
+		switch {
+		case errors.Is(err, pipeline.ErrUndeclaredProject):
+			undeclared = fmt.Sprintf("repository %s belongs to no declared project", p.Repository)
+		case err != nil:
+			err = fmt.Errorf("look up the project of %s: %w", p.Repository, err)
+			h.Log.ErrorContext(ctx, "project not looked up; returning the error so that Lambda retries it", append(attrs, "error", err.Error())...)
+			return lambdaio.Response{}, err
+		default:
+			to = target{pipeline: pipeline.PipelineOf(proj.Name), repository: proj.Name, branch: proj.Branch}
+			attrs = append(attrs, "project", proj.Name)
+		}
+	}
+	resp := lambdaio.Response{Pipeline: to.pipeline}
 
-	if reason := h.skipReason(p); reason != "" {
+	reason := undeclared
+	if reason == "" {
+		reason = to.skipReason(p)
+	}
+	if reason != "" {
 		if err := h.Store.RecordSkip(ctx, p, reason, now); err != nil {
 			err = fmt.Errorf("record skipped push %s: %w", p.ID, err)
 			h.Log.ErrorContext(ctx, "push not recorded; returning the error so that Lambda retries it", append(attrs, "error", err.Error())...)
@@ -134,7 +168,7 @@ func (h *Pushes) Handle(ctx context.Context, raw json.RawMessage) (lambdaio.Resp
 		return resp, nil
 	}
 
-	execID, skip, err := h.start(ctx, p, claim, now, attrs)
+	execID, skip, err := h.start(ctx, p, to.pipeline, claim, now, attrs)
 	if err != nil {
 		h.Log.ErrorContext(ctx, "run not started; returning the error so that Lambda retries it", append(attrs, "error", err.Error())...)
 		return resp, err
@@ -144,7 +178,7 @@ func (h *Pushes) Handle(ctx context.Context, raw json.RawMessage) (lambdaio.Resp
 		resp.Outcome, resp.Reason = lambdaio.OutcomeSkipped, skip
 		return resp, nil
 	}
-	h.Log.InfoContext(ctx, "run started", append(attrs, "pipeline", h.PipelineName, "executionId", execID, "attempts", claim.Attempts)...)
+	h.Log.InfoContext(ctx, "run started", append(attrs, "pipeline", to.pipeline, "executionId", execID, "attempts", claim.Attempts)...)
 	resp.Outcome, resp.ExecutionID, resp.Reason = lambdaio.OutcomeRecorded, execID, "run started"
 	return resp, nil
 }
@@ -152,7 +186,7 @@ func (h *Pushes) Handle(ctx context.Context, raw json.RawMessage) (lambdaio.Resp
 // start runs a held claim to its end: look the commit up, skip it or start its run, record
 // the push, settle the claim. It returns the execution id, or the reason the commit was
 // skipped.
-func (h *Pushes) start(ctx context.Context, p pipeline.Push, claim pipeline.PushClaim, now time.Time, attrs []any) (execID, skipped string, err error) {
+func (h *Pushes) start(ctx context.Context, p pipeline.Push, pipelineName string, claim pipeline.PushClaim, now time.Time, attrs []any) (execID, skipped string, err error) {
 	commit := pipeline.Commit{ID: p.CommitID, PushedAt: p.Time, URL: console.CommitURL(p.Region, p.Repository, p.CommitID)}
 	info, lookupErr := h.Commits.GetCommit(ctx, p.Repository, p.CommitID)
 	if lookupErr != nil {
@@ -170,14 +204,14 @@ func (h *Pushes) start(ctx context.Context, p pipeline.Push, claim pipeline.Push
 		}
 	}
 
-	execID, err = h.Pipelines.Start(ctx, h.PipelineName, p.CommitID, claim.Token)
+	execID, err = h.Pipelines.Start(ctx, pipelineName, p.CommitID, claim.Token)
 	if err != nil {
 		// Nothing started: free the claim so that the retry takes it at once.
-		return "", "", h.release(ctx, p, fmt.Errorf("start %s for commit %s: %w", h.PipelineName, p.CommitID, err))
+		return "", "", h.release(ctx, p, fmt.Errorf("start %s for commit %s: %w", pipelineName, p.CommitID, err))
 	}
 	// From here on the claim keeps its lease on failure: the retry, after the lease, starts
 	// again with the same token, which names the same execution.
-	if err := h.Store.RecordPush(ctx, pipeline.Key{Pipeline: h.PipelineName, ExecutionID: execID}, commit); err != nil {
+	if err := h.Store.RecordPush(ctx, pipeline.Key{Pipeline: pipelineName, ExecutionID: execID}, commit); err != nil {
 		return "", "", fmt.Errorf("record push of %s for execution %s: %w", p.CommitID, execID, err)
 	}
 	if err := h.Store.MarkPushStarted(ctx, p, execID, now); err != nil {
@@ -196,16 +230,16 @@ func (h *Pushes) release(ctx context.Context, p pipeline.Push, err error) error 
 }
 
 // skipReason says why a push runs nothing, or "" when it is a new commit on the tracked branch.
-func (h *Pushes) skipReason(p pipeline.Push) string {
+func (to target) skipReason(p pipeline.Push) string {
 	switch {
-	case p.Repository != h.RepositoryName:
-		return fmt.Sprintf("repository %s is not the tracked repository %s", p.Repository, h.RepositoryName)
+	case p.Repository != to.repository:
+		return fmt.Sprintf("repository %s is not the tracked repository %s", p.Repository, to.repository)
 	case p.Kind != pipeline.PushReferenceCreated && p.Kind != pipeline.PushReferenceUpdated && p.Kind != pipeline.PushReferenceDeleted:
 		return fmt.Sprintf("event %s moves no branch", p.Kind)
 	case p.RefType != "branch":
 		return fmt.Sprintf("%s %s is not a branch", p.RefType, p.RefName)
-	case p.RefName != h.Branch:
-		return fmt.Sprintf("branch %s is not the tracked branch %s", p.RefName, h.Branch)
+	case p.RefName != to.branch:
+		return fmt.Sprintf("branch %s is not the tracked branch %s", p.RefName, to.branch)
 	case p.Kind == pipeline.PushReferenceDeleted:
 		return fmt.Sprintf("branch %s was deleted", p.RefName)
 	}
