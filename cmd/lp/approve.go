@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -119,7 +120,7 @@ func pendingApproval(ctx context.Context, store *runstore.Dynamo, pipelineName, 
 
 // printWidening lists what a deploy widens, one change a line.
 func printWidening(w io.Writer, a pipeline.Approval) {
-	fmt.Fprintf(w, "IAM widening of %s (template %s, sha256 %s):\n", a.Key.Stack, cmpOr(a.TemplatePath, "?"), short(a.TemplateSHA256, 12))
+	fmt.Fprintf(w, "IAM widening of %s (template %s, sha256 %s):\n", a.Key.Stack, cmp.Or(a.TemplatePath, "?"), short(a.TemplateSHA256, 12))
 	for _, c := range a.Widening {
 		fmt.Fprintf(w, "  + %s\n", c)
 	}
@@ -159,7 +160,7 @@ func callerARN(ctx context.Context, region string, getenv func(string) string) (
 		return "", fmt.Errorf("load AWS configuration: %w", err)
 	}
 	var opts []func(*sts.Options)
-	if endpoint := firstSet(getenv("AWS_ENDPOINT_URL_STS"), getenv("AWS_ENDPOINT_URL")); endpoint != "" {
+	if endpoint := cmp.Or(getenv("AWS_ENDPOINT_URL_STS"), getenv("AWS_ENDPOINT_URL")); endpoint != "" {
 		opts = append(opts, func(o *sts.Options) { o.BaseEndpoint = aws.String(endpoint) })
 		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 			cfg.Credentials = staticLocal{}
@@ -173,11 +174,4 @@ func callerARN(ctx context.Context, region string, getenv func(string) string) (
 		return arn, nil
 	}
 	return "", errors.New("sts:GetCallerIdentity answered no ARN")
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

@@ -56,9 +56,9 @@ type dbOptions struct {
 func dbFlags(fs *flag.FlagSet, getenv func(string) string) *dbOptions {
 	o := &dbOptions{getenv: getenv}
 	fs.StringVar(&o.stack, "stack", getenv("LP_STACK"), "control-plane stack whose RunsTableName output names the table (LP_STACK; else samconfig.toml's stack_name)")
-	fs.StringVar(&o.table, "table", firstSet(getenv("LP_TABLE"), getenv("RUNS_TABLE")), "runs table name (LP_TABLE, RUNS_TABLE; default "+defaultTable+" unless --stack finds it)")
+	fs.StringVar(&o.table, "table", cmp.Or(getenv("LP_TABLE"), getenv("RUNS_TABLE")), "runs table name (LP_TABLE, RUNS_TABLE; default "+defaultTable+" unless --stack finds it)")
 	fs.StringVar(&o.endpoint, "endpoint", awsconfig.EndpointFor(getenv, dynamodb.ServiceID), "local DynamoDB endpoint, e.g. http://127.0.0.1:8000 for dynalite (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL)")
-	fs.StringVar(&o.region, "region", firstSet(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION")), "AWS region (AWS_REGION; else the profile's)")
+	fs.StringVar(&o.region, "region", cmp.Or(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION")), "AWS region (AWS_REGION; else the profile's)")
 	fs.StringVar(&o.profile, "profile", getenv("AWS_PROFILE"), "named profile from ~/.aws/config and ~/.aws/credentials (AWS_PROFILE)")
 	timeout := defaultTimeout
 	if v, err := time.ParseDuration(getenv("LP_TIMEOUT")); err == nil && v > 0 {

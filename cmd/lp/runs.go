@@ -300,15 +300,6 @@ func firstLine(s string) string {
 	return line
 }
 
-func firstSet(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}
-
 // zeroTime is how encoding/json writes a time.Time nobody set.
 const zeroTime = `"0001-01-01T00:00:00Z"`
 

@@ -7,12 +7,13 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/s3url"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/s3url"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -48,8 +49,8 @@ type S3Getter struct {
 	Endpoint string
 	// Client sends the request; default http.DefaultClient.
 	Client *http.Client
-	// Now is the signing time; default time.Now.
-	Now func() time.Time
+	// Clock tells the signing time; nil: the wall clock.
+	Clock pipeline.Clock
 	// MaxBytes bounds the object; default DefaultMaxArtifactBytes.
 	MaxBytes int64
 }
@@ -75,13 +76,10 @@ func (g *S3Getter) GetObject(ctx context.Context, creds aws.Credentials, bucket,
 		return nil, fmt.Errorf("get artifact s3://%s/%s: %w", bucket, key, err)
 	}
 	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
-	now := time.Now
-	if g.Now != nil {
-		now = g.Now
-	}
+	clock := wallClockOr(g.Clock)
 	// S3 signs the path as sent, escaped once.
 	signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
-	if err := signer.SignHTTP(ctx, creds, req, emptySHA256, "s3", g.Region, now().UTC()); err != nil {
+	if err := signer.SignHTTP(ctx, creds, req, emptySHA256, "s3", g.Region, clock.Now().UTC()); err != nil {
 		return nil, fmt.Errorf("get artifact s3://%s/%s: sign: %w", bucket, key, err)
 	}
 	client := g.Client

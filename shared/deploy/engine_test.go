@@ -205,7 +205,7 @@ func TestChangeSetNamesAreValid(t *testing.T) {
 func TestPollerStopsBeforeTheDeadline(t *testing.T) {
 	start := time.Now()
 	c := &clock{t: start}
-	p := deploy.Poller{Now: c.Now, Sleep: c.Sleep}
+	p := deploy.Poller{Clock: c, Sleep: c.Sleep}
 	// A Lambda invocation with 15 minutes left: polling stops 60 s (Reserve) before its end.
 	ctx, cancel := context.WithDeadline(context.Background(), start.Add(15*time.Minute))
 	defer cancel()
@@ -232,7 +232,7 @@ func TestPollerStopsBeforeTheDeadline(t *testing.T) {
 
 func TestPollerRetriesErrorsThenGivesUp(t *testing.T) {
 	c := &clock{t: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)}
-	p := deploy.Poller{Now: c.Now, Sleep: c.Sleep}
+	p := deploy.Poller{Clock: c, Sleep: c.Sleep}
 	transient := errors.New("connection reset")
 	calls := 0
 	out, err := p.Run(context.Background(), deploy.Progress{}, func(context.Context, deploy.Progress) (deploy.Outcome, error) {

@@ -6,12 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/lambda-pipeline/lambda-pipeline/shared/stackevents"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/stackevents"
 
 	"github.com/aws/aws-lambda-go/cfn"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,7 +48,7 @@ func TestGetObjectErrors(t *testing.T) {
 		_, _ = w.Write([]byte(`<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>`))
 	}))
 	defer srv.Close()
-	g := &S3Getter{Region: "eu-west-1", Endpoint: srv.URL, Now: func() time.Time { return time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC) }}
+	g := &S3Getter{Region: "eu-west-1", Endpoint: srv.URL, Clock: pipeline.ClockFunc(func() time.Time { return time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC) })}
 	_, err := g.GetObject(context.Background(), aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "s3cr3t", SessionToken: "t0k"}, "b", "k")
 	if !errors.Is(err, ErrArtifactMissing) || !strings.Contains(err.Error(), "NoSuchKey") || strings.Contains(err.Error(), "s3cr3t") {
 		t.Errorf("missing object: %v", err)

@@ -3,6 +3,8 @@ package deploy
 import (
 	"context"
 	"time"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
 // Poller repeats a step within one Lambda invocation until the deploy ends or the invocation's
@@ -10,9 +12,9 @@ import (
 // timeout. The zero value polls every 5 s, growing to 20 s, and stops 60 s before the
 // context's deadline.
 type Poller struct {
-	// Now and Sleep are the clock; tests make Sleep advance Now. Defaults: time.Now and a
-	// timer that ends early when ctx does.
-	Now   func() time.Time
+	// Clock and Sleep go together; tests make Sleep advance Clock. Defaults (the zero
+	// Poller): the wall clock and a timer that ends early when ctx does.
+	Clock pipeline.Clock
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Interval is the first wait between steps, MaxInterval the longest (waits grow by half
 	// each time).
@@ -36,12 +38,7 @@ const (
 	DefaultMaxErrors   = 3
 )
 
-func (p Poller) now() time.Time {
-	if p.Now != nil {
-		return p.Now()
-	}
-	return time.Now()
-}
+func (p Poller) now() time.Time { return wallClockOr(p.Clock).Now() }
 
 func (p Poller) sleep(ctx context.Context, d time.Duration) error {
 	if p.Sleep != nil {
@@ -114,4 +111,12 @@ func (p Poller) Run(ctx context.Context, progress Progress, step func(context.Co
 		}
 		interval = min(interval+interval/2, maxInterval)
 	}
+}
+
+// wallClockOr returns c, or the wall clock for a zero Poller or S3Getter.
+func wallClockOr(c pipeline.Clock) pipeline.Clock {
+	if c == nil {
+		return pipeline.SystemClock{}
+	}
+	return c
 }

@@ -143,7 +143,7 @@ func newWorld(t *testing.T) *world {
 }
 
 func (w *world) poller() deploy.Poller {
-	return deploy.Poller{Now: w.clock.Now, Sleep: w.clock.Sleep}
+	return deploy.Poller{Clock: w.clock, Sleep: w.clock.Sleep}
 }
 
 // putSource stores a ZIP with files as the source artifact at key.
