@@ -15,7 +15,7 @@ MAX_NOTIFIER_BYTES := 10485760
 # once per deploy action, not per event, and has the same budget (docs/benchmarks.md).
 MAX_DEPLOYER_BYTES := 10485760
 
-.PHONY: help build build-local lp test contract lint bench fuzz replay demo tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction NotifierFunction)
+.PHONY: help build build-local lp test contract lint bench bench-baseline coldstart fuzz replay demo tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction NotifierFunction)
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -68,8 +68,42 @@ lint: ## gofmt, vet and staticcheck
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-bench: tools ## run the benchmarks (numbers go to docs/benchmarks.md)
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+# `make bench`: every benchmark BENCH_COUNT times, in the text format benchstat reads, into
+# BENCH_OUT; compared with BENCH_BASELINE when there is one (`make bench-baseline` keeps a run as
+# the baseline). BENCH selects benchmarks (a -bench regexp), BENCH_PACKAGES the packages (by
+# default those with a Benchmark function). Figures depend on the machine and its load: each
+# result file starts and ends with the load average (docs/benchmarks.md).
+BENCH          ?= .
+BENCH_COUNT    ?= 6
+BENCH_DIR      ?= bench
+BENCH_OUT      ?= $(BENCH_DIR)/latest.txt
+BENCH_BASELINE ?= $(BENCH_DIR)/baseline.txt
+BENCH_PACKAGES ?= $(sort $(dir $(shell grep -rl --include='*_test.go' --exclude-dir=node_modules --exclude-dir=.git '^func Benchmark' .)))
+BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
+BENCHSTAT := $(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
+
+bench: tools ## run every benchmark BENCH_COUNT (6) times into bench/latest.txt; benchstat against bench/baseline.txt if any
+	@mkdir -p $(dir $(BENCH_OUT))
+	@set -o pipefail; { \
+	  echo "# make bench $$(date -u +%FT%TZ), commit $$(git describe --always --dirty 2>/dev/null), $$($(GO) env GOVERSION), $$(nproc) CPUs, $$(awk '/^MemTotal/ {printf "%.1f GiB", $$2/1048576}' /proc/meminfo 2>/dev/null)"; \
+	  echo "# load average before: $$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"; \
+	  $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) -timeout 60m $(BENCH_PACKAGES); \
+	  echo "# load average after: $$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"; \
+	} | tee $(BENCH_OUT).tmp
+	@mv $(BENCH_OUT).tmp $(BENCH_OUT)
+	@echo "wrote $(BENCH_OUT)"
+	@if [ -f $(BENCH_BASELINE) ]; then \
+	  echo "== benchstat $(BENCH_BASELINE) $(BENCH_OUT)"; $(BENCHSTAT) $(BENCH_BASELINE) $(BENCH_OUT); \
+	else \
+	  echo "no $(BENCH_BASELINE) to compare with: \`make bench-baseline\` keeps this run as the baseline"; \
+	fi
+
+bench-baseline: ## keep bench/latest.txt as the baseline that later `make bench` runs are compared with
+	@test -f $(BENCH_OUT) || { echo "no $(BENCH_OUT): run make bench first"; exit 1; }
+	cp $(BENCH_OUT) $(BENCH_BASELINE)
+
+coldstart: ## cold starts under the runtime emulator, less a Go hello-world's (N runs each, default 20; exits 1 over 20 ms)
+	$(GO) run ./shared/lambdarie/internal/coldstart -n $(or $(N),20)
 
 FUZZTIME ?= 60s
 FUZZ_PACKAGES := ./shared/ebevent/ ./shared/pipeline/ ./shared/notify/ ./shared/deploy/ ./infrastructure/

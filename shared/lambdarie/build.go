@@ -184,6 +184,24 @@ func Build(ctx context.Context, repoRoot, function, outDir string) (string, erro
 	if err != nil {
 		return "", err
 	}
+	return buildPackage(ctx, repoRoot, "./functions/"+fn, fn, outDir)
+}
+
+// HelloPackage is a Go hello-world Lambda function (aws-lambda-go, one handler returning
+// "hello"): the baseline whose cold start is the emulator's, the Go runtime's and
+// aws-lambda-go's, none of the project's.
+const HelloPackage = Module + "/shared/lambdarie/internal/hello"
+
+// HelloFunction is the name the cold-start figures give HelloPackage.
+const HelloFunction = "hello-world"
+
+// BuildHello compiles HelloPackage of repoRoot as Build compiles a function (for this machine,
+// CGO_ENABLED=0, BuildFlags) into outDir/bootstrap, and returns that path.
+func BuildHello(ctx context.Context, repoRoot, outDir string) (string, error) {
+	return buildPackage(ctx, repoRoot, HelloPackage, HelloFunction, outDir)
+}
+
+func buildPackage(ctx context.Context, repoRoot, pkg, name, outDir string) (string, error) {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return "", err
 	}
@@ -192,9 +210,9 @@ func Build(ctx context.Context, repoRoot, function, outDir string) (string, erro
 		return "", err
 	}
 	args := append([]string{"build"}, BuildFlags...)
-	args = append(args, "-o", out, "./functions/"+fn)
+	args = append(args, "-o", out, pkg)
 	if err := goCmd(ctx, repoRoot, args...); err != nil {
-		return "", fmt.Errorf("build %s: %w", fn, err)
+		return "", fmt.Errorf("build %s: %w", name, err)
 	}
 	return out, nil
 }
