@@ -20,7 +20,9 @@ import (
 // 2026-W48 (Mon 23 Nov – Mon 30 Nov).
 var monday = time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 
-func at(month time.Month, day, h, m int) time.Time { return time.Date(2026, month, day, h, m, 0, 0, time.UTC) }
+func at(month time.Month, day, h, m int) time.Time {
+	return time.Date(2026, month, day, h, m, 0, 0, time.UTC)
+}
 
 var (
 	all     = []string{"Source", "CreateUpdatePipeline", "BuildAndTest", "CreateUpdateLambda"}
