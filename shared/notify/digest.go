@@ -120,11 +120,11 @@ func RenderDigestSlack(d dora.Digest) ([]byte, error) {
 	b.header(":bar_chart: " + digestTitle(d))
 	b.context(digestSpan(d.Current.Window) + " · pipeline " + oneLine(d.Pipeline))
 	for _, r := range DigestRows(d) {
-		before := "last week " + r.Before
+		before := r.Before
 		if r.Trend != "" {
 			before += " · " + r.Trend
 		}
-		b.fields([][2]string{{escapeMrkdwn(r.Key), escapeMrkdwn(r.Now)}, {"Trend", escapeMrkdwn(before)}})
+		b.fields([][2]string{{escapeMrkdwn(r.Key), escapeMrkdwn(r.Now)}, {"Last week", escapeMrkdwn(before)}})
 	}
 	if note := digestNote(d); note != "" {
 		b.context(note)
