@@ -30,7 +30,7 @@ func digestCases() map[string]dora.Digest {
 			Previous: dora.Keys{Pipeline: "shop-pipeline", Window: w49.Previous(), Deployments: 1, DeploymentsPerDay: 1.0 / 7,
 				LeadTime: dora.Durations{Count: 1, Median: 15 * time.Minute}, DecisiveRuns: 1}},
 		"digest-broken": {Project: "a-project-name-24-chars-", Pipeline: "a-project-name-24-chars--pipeline", Week: "2026-W49",
-			Current: dora.Keys{Window: w49, DecisiveRuns: 2, FailedRuns: 2, ChangeFailureRate: 1, BrokenSince: &broken},
+			Current:  dora.Keys{Window: w49, DecisiveRuns: 2, FailedRuns: 2, ChangeFailureRate: 1, BrokenSince: &broken},
 			Previous: dora.Keys{Window: w49.Previous()}},
 	}
 }
