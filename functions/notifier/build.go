@@ -68,11 +68,9 @@ func build(getenv func(string) string, log *slog.Logger) (*notifier, error) {
 	if topic != "" {
 		sender.Channels = append(sender.Channels, &notify.SNS{API: sns.NewFromConfig(cfg), TopicARN: topic})
 	}
-	digests, err := newDigest(getenv, cfg, table, store, sender.Channels, clock, log)
-	if err != nil {
-		return nil, err
-	}
+	// A PROJECTS the digest cannot read must not hold up the notifications.
+	digests, digestErr := newDigest(getenv, cfg, table, store, sender.Channels, clock, log)
 	log.Info("notifier ready", "slack", slackRef != "" || localSlack != "", "sns", topic != "")
 	return &notifier{Notifications: &delivery.Notifications{Queue: store, Runs: store, Claims: store, Sender: sender, Log: log, Clock: clock},
-		Digest: digests, Log: log}, nil
+		Digest: digests, DigestErr: digestErr, Log: log}, nil
 }

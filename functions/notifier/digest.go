@@ -22,13 +22,20 @@ import (
 type notifier struct {
 	*delivery.Notifications
 	Digest *digest.Sender
-	Log    *slog.Logger
+	// DigestErr is why the digest cannot run (an unreadable PROJECTS): the notifications
+	// still go out, the digest's invocations are refused.
+	DigestErr error
+	Log       *slog.Logger
 }
 
 // Invoke routes one invocation by its payload. A payload that is neither is logged and
 // dropped: retrying it cannot help.
 func (h *notifier) Invoke(ctx context.Context, raw json.RawMessage) (any, error) {
 	if digest.IsRequest(raw) {
+		if h.DigestErr != nil {
+			h.Log.ErrorContext(ctx, "weekly digest not configured; dropped", "error", h.DigestErr.Error())
+			return nil, nil
+		}
 		rep, err := h.Digest.Send(ctx)
 		if err != nil {
 			// Lambda retries the invocation (twice); the projects sent are not sent again.

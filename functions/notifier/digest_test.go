@@ -38,11 +38,15 @@ func TestInvokeRoutesThePayload(t *testing.T) {
 	assert.Nil(t, out)
 }
 
-func TestBuildRefusesUnreadableProjects(t *testing.T) {
+func TestUnreadableProjectsStopTheDigestOnly(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	_, err := build(env(map[string]string{
+	h, err := build(env(map[string]string{
 		"RUNS_TABLE": "runs", "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
 		"PROJECTS": "Not A Name",
 	}), log)
-	assert.ErrorContains(t, err, "projects parameter")
+	require.NoError(t, err, "the notifications still go out")
+	assert.ErrorContains(t, h.DigestErr, "projects parameter")
+	out, err := h.Invoke(context.Background(), json.RawMessage(digest.Payload))
+	assert.NoError(t, err, "dropped: a retry cannot read it either")
+	assert.Nil(t, out)
 }
