@@ -486,7 +486,7 @@ func TestControlPlaneParametersAndOutputs(t *testing.T) {
 	defaults := map[string]any{
 		"Projects": "", "SlackWebhookSecretName": "",
 		"NotificationEmail": "", "RetentionDays": 90, "LinkExpiryHours": 24, "StaleAfterMinutes": 30,
-		"PermissionsBoundaryArn": "", "SlackWebhookKmsKeyArn": "",
+		"PermissionsBoundaryArn": "", "SlackWebhookKmsKeyArn": "", "WeeklyDigest": "off",
 	}
 	params := cp.section("Parameters")
 	if got := sortedKeys(params); !reflect.DeepEqual(got, sortedKeys(defaults)) {

@@ -27,7 +27,7 @@ const localSlackVar = "LP_LOCAL_SLACK_WEBHOOK_URL"
 
 // build wires the notifier from its environment. The Slack webhook URL is read on first use,
 // once per cold start, and never logged.
-func build(getenv func(string) string, log *slog.Logger) (*delivery.Notifications, error) {
+func build(getenv func(string) string, log *slog.Logger) (*notifier, error) {
 	env := lambdaio.NewEnv(getenv)
 	table := env.Required("RUNS_TABLE")
 	topic, slackRef := env.Optional("TOPIC_ARN", ""), env.Optional("SLACK_WEBHOOK_PARAMETER", "")
@@ -68,6 +68,9 @@ func build(getenv func(string) string, log *slog.Logger) (*delivery.Notification
 	if topic != "" {
 		sender.Channels = append(sender.Channels, &notify.SNS{API: sns.NewFromConfig(cfg), TopicARN: topic})
 	}
+	// A PROJECTS the digest cannot read must not hold up the notifications.
+	digests, digestErr := newDigest(getenv, cfg, table, store, sender.Channels, clock, log)
 	log.Info("notifier ready", "slack", slackRef != "" || localSlack != "", "sns", topic != "")
-	return &delivery.Notifications{Queue: store, Runs: store, Claims: store, Sender: sender, Log: log, Clock: clock}, nil
+	return &notifier{Notifications: &delivery.Notifications{Queue: store, Runs: store, Claims: store, Sender: sender, Log: log, Clock: clock},
+		Digest: digests, DigestErr: digestErr, Log: log}, nil
 }

@@ -1,7 +1,8 @@
 // Command notifier sends the failure and recovery notifications that on-pipeline-event queued:
 // the runs table's stream invokes it for each new claim item. It claims the notification,
 // looks up the details (CodeBuild, CloudWatch Logs, CloudFormation, S3), and posts to Slack
-// and SNS.
+// and SNS. The weekly schedule (template.yaml, WeeklyDigest) invokes it with
+// {"lp":"weekly-digest"} for the delivery metrics digest (shared/digest).
 package main
 
 import (
@@ -19,5 +20,5 @@ func main() {
 		log.Error("configuration", "error", err.Error())
 		os.Exit(1)
 	}
-	lambda.Start(h.Handle)
+	lambda.Start(h.Invoke)
 }

@@ -16,7 +16,7 @@ const module = "github.com/lambda-pipeline/lambda-pipeline/"
 // keep covering the whole tree.
 var (
 	domain   = []string{"shared/pipeline"}
-	useCases = []string{"shared/recording", "shared/pushstart", "shared/reconcile", "shared/delivery", "shared/projects"}
+	useCases = []string{"shared/recording", "shared/pushstart", "shared/reconcile", "shared/delivery", "shared/projects", "shared/digest"}
 	adapters = []string{"shared/runstore", "shared/notify", "shared/enrich", "shared/codepipelineapi", "shared/deploy", "shared/ebevent"}
 	// helpers are small packages with no I/O of their own beyond what their name says, that
 	// adapters and use cases may share (dora: the delivery metrics, pure over the domain; policy: the template gate).

@@ -140,6 +140,9 @@ func (h *Notifications) handleRecord(ctx context.Context, rec events.DynamoDBEve
 	if !ok || !q.Pending() {
 		return nil
 	}
+	if q.Notification.Type == pipeline.NotifyDigest {
+		return nil // a weekly digest's claim: shared/digest sends it, within the invocation that claimed it
+	}
 	n := q.Notification
 	run, err := pipeline.LoadRun(ctx, h.Runs, pipeline.Key{Pipeline: n.Pipeline, ExecutionID: n.ExecutionID})
 	if errors.Is(err, pipeline.ErrNotFound) {
