@@ -35,8 +35,8 @@ const (
 const (
 	AttrPipeline = "pipeline"
 	AttrProject  = "project" // the pipeline's project; absent when the name follows no project
-	AttrStatus   = "status" // FAILED or SUCCEEDED
-	AttrType     = "type"   // failed, recovered or push-to-start
+	AttrStatus   = "status"  // FAILED or SUCCEEDED
+	AttrType     = "type"    // failed, recovered or push-to-start
 )
 
 // SNSMessage is a rendered SNS publication: a subject and plain-text body that read well as
