@@ -39,6 +39,8 @@ func build(getenv func(string) string, log *slog.Logger) (*delivery.Notification
 	localSlack := env.Optional(localSlackVar, "")
 	settings := enrich.Settings{
 		RepositoryName: env.Optional("REPOSITORY_NAME", ""),
+		// A project's stacks derive from its pipeline's name (enrich); these two, set by a
+		// per-project deployment only, are the fallback for a pipeline named after no project.
 		StackNames: map[string]string{
 			enrich.StageCreateUpdatePipeline: env.Optional("PIPELINE_STACK_NAME", ""),
 			enrich.StageCreateUpdateLambda:   env.Optional("APP_STACK_NAME", ""),
