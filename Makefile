@@ -15,7 +15,7 @@ MAX_NOTIFIER_BYTES := 10485760
 # once per deploy action, not per event, and has the same budget (docs/benchmarks.md).
 MAX_DEPLOYER_BYTES := 10485760
 
-.PHONY: help build build-local lp test contract lint bench bench-baseline coldstart fuzz replay demo tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction NotifierFunction)
+.PHONY: help build build-local lp test contract lint bench bench-scale bench-baseline coldstart fuzz replay demo tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction NotifierFunction)
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -104,6 +104,11 @@ bench-baseline: ## keep bench/latest.txt as the baseline that later `make bench`
 
 coldstart: ## cold starts under the runtime emulator, less a Go hello-world's (N runs each, default 20; exits 1 over 20 ms)
 	$(GO) run ./shared/lambdarie/internal/coldstart -n $(or $(N),20)
+
+SCALE_PIPELINES ?= 1000
+SCALE_RUNS ?= 50
+bench-scale: ## replay SCALE_PIPELINES pipelines x SCALE_RUNS runs, interleaved, through on-pipeline-event's recorder (docs/benchmarks.md)
+	LP_BENCH_SCALE=1 SCALE_PIPELINES=$(SCALE_PIPELINES) SCALE_RUNS=$(SCALE_RUNS) $(GO) test -run '^$$' -bench BenchmarkReplayAccountScale -benchtime 1x -timeout 60m ./functions/on-pipeline-event/
 
 FUZZTIME ?= 60s
 FUZZ_PACKAGES := ./shared/ebevent/ ./shared/pipeline/ ./shared/notify/ ./shared/deploy/ ./infrastructure/

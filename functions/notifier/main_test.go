@@ -1,12 +1,21 @@
 package main
 
 import (
+	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/notify"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/notify/notifytest"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/projects"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -26,7 +35,12 @@ func TestBuildWithoutSlackOrTopic(t *testing.T) {
 		"APP_STACK_NAME": "my-lambda-app",
 	}), log)
 	require.NoError(t, err)
-	assert.Empty(t, h.Sender.Channels, "no webhook reference and no topic: no channel")
+	// No account webhook and no topic: only the Slack channel of the projects that name their
+	// own webhook.
+	require.Len(t, h.Sender.Channels, 1)
+	routed, ok := h.Sender.Channels[0].(*notify.ProjectSlack)
+	require.True(t, ok, "%T", h.Sender.Channels[0])
+	assert.Nil(t, routed.Default, "no account webhook")
 }
 
 func TestBuildWithSlackAndTopic(t *testing.T) {
@@ -60,4 +74,50 @@ func TestBuildWithLocalSlackReceiver(t *testing.T) {
 
 	_, err = build(env(with(localSlackVar, "https://hooks.slack.com/services/T/B/x")), log)
 	assert.ErrorContains(t, err, "127.0.0.1", "a real webhook never goes in a plain variable")
+}
+
+// TestFailuresGoToTheirProjectsWebhook wires the notifier's routing over the declarations
+// (one in the Projects parameter, one written by lp project add): alpha's failure goes to
+// alpha's webhook, beta's (no webhook of its own) and an undeclared project's to the default.
+func TestFailuresGoToTheirProjectsWebhook(t *testing.T) {
+	ctx := context.Background()
+	alphaHook, gammaHook, defaultHook := notifytest.NewSlack(t), notifytest.NewSlack(t), notifytest.NewSlack(t)
+	urls := map[string]*notifytest.SlackReceiver{"/alpha/slack": alphaHook, "/gamma/slack": gammaHook, "/account/slack": defaultHook}
+	reads := map[string]int{}
+	open := func(ref string) *notify.SlackChannel {
+		r := urls[ref]
+		return &notify.SlackChannel{
+			Poster:  notify.Slack{Client: r.Client(), AttemptTimeout: 2 * time.Second},
+			Resolve: func(context.Context) (string, error) { reads[ref]++; return r.URL(), nil },
+			Log:     slog.New(slog.DiscardHandler),
+		}
+	}
+	param, err := pipeline.ParseProjects(`[{"name":"alpha","branch":"main","slackWebhookParameter":"/alpha/slack"},{"name":"beta","branch":"main"}]`)
+	require.NoError(t, err)
+	table := runstore.NewProjectsMemory()
+	require.NoError(t, table.Declare(ctx, pipeline.Project{Name: "gamma", SlackWebhookParameter: "/gamma/slack"}, false, time.Time{}))
+	ch := &notify.ProjectSlack{
+		Default:  open("/account/slack"),
+		Projects: projectWebhooks{&projects.Lookup{Parameter: param, Store: table}},
+		Open:     open,
+	}
+	for _, p := range []string{"alpha", "beta", "gamma", "stranger", "alpha"} {
+		n := pipeline.Notification{Type: pipeline.NotifyFailed, Pipeline: pipeline.PipelineOf(p), ExecutionID: "exec-" + p, Attempt: 1}
+		require.NoError(t, ch.Send(ctx, notify.Compose(n, pipeline.Run{}, pipeline.Details{})), p)
+	}
+	got := func(r *notifytest.SlackReceiver) []string {
+		var out []string
+		for _, b := range r.Delivered() {
+			for _, p := range []string{"alpha", "beta", "gamma", "stranger"} {
+				if strings.Contains(string(b), p+"-pipeline") {
+					out = append(out, p)
+				}
+			}
+		}
+		return out
+	}
+	assert.Equal(t, []string{"alpha", "alpha"}, got(alphaHook))
+	assert.Equal(t, []string{"gamma"}, got(gammaHook))
+	assert.Equal(t, []string{"beta", "stranger"}, got(defaultHook))
+	assert.Equal(t, map[string]int{"/alpha/slack": 1, "/gamma/slack": 1, "/account/slack": 1}, reads, "each webhook read once")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/shared/dora"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/projects"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/recording"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
@@ -34,6 +35,17 @@ func build(getenv func(string) string, log *slog.Logger) (*recording.PipelineEve
 	if err != nil {
 		return nil, err
 	}
-	store := runstore.NewDynamo(dynamodb.NewFromConfig(awsCfg), cfg.RunsTable, clock).WithRetention(cfg.Retention)
-	return &recording.PipelineEvents{Recorder: store.Recorder().OnEnded(metrics), Log: log}, nil
+	db := dynamodb.NewFromConfig(awsCfg)
+	store := runstore.NewDynamo(db, cfg.RunsTable, clock).WithRetention(cfg.Retention)
+	h := &recording.PipelineEvents{Recorder: store.Recorder().OnEnded(metrics), Log: log}
+	// One control plane for the account's projects (no PIPELINE_NAME): each event says
+	// whether its pipeline belongs to a declared project (PROJECTS, then the PROJECT item).
+	if getenv("PIPELINE_NAME") == "" {
+		param, err := pipeline.ParseProjects(getenv("PROJECTS"))
+		if err != nil {
+			return nil, err
+		}
+		h.Projects = &projects.Lookup{Parameter: param, Store: runstore.NewProjects(db, cfg.RunsTable)}
+	}
+	return h, nil
 }

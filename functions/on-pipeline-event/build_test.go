@@ -5,12 +5,18 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/projects"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/recording"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -36,4 +42,41 @@ func TestBuildLocalRecordsASampleFailure(t *testing.T) {
 	assert.Equal(t, lambdaio.OutcomeRecorded, resp.Outcome)
 	assert.Equal(t, "FAILED", resp.Status)
 	assert.Len(t, resp.Notifications, 1, "a failure without history is reported")
+}
+
+// One control plane, many projects: an event of a declared project's pipeline names the
+// project; one of a pipeline that belongs to no declared project is recorded all the same,
+// its failure notified, and its response and log say "undeclared".
+func TestUndeclaredPipelineIsRecordedAndSaysSo(t *testing.T) {
+	raw, err := os.ReadFile("../../events/pipeline-failed.json")
+	require.NoError(t, err)
+	at := time.Date(2026, 11, 6, 15, 0, 0, 0, time.UTC)
+	clock := pipeline.ClockFunc(func() time.Time { return at })
+	for _, tc := range []struct {
+		name, declared string
+		wantProject    string
+		undeclared     bool
+	}{
+		{name: "declared", declared: "my-lambda", wantProject: "my-lambda"},
+		{name: "undeclared", declared: "other", undeclared: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs strings.Builder
+			store := runstore.NewMemory()
+			h := &recording.PipelineEvents{
+				Recorder: store.Recorder(lambdaio.LogNotifier{Logger: slog.New(slog.DiscardHandler)}, clock),
+				Projects: &projects.Lookup{Parameter: []pipeline.Project{{Name: tc.declared, Branch: "main"}}},
+				Log:      slog.New(slog.NewJSONHandler(&logs, nil)),
+			}
+			resp, err := h.Handle(context.Background(), json.RawMessage(raw))
+			require.NoError(t, err)
+			assert.Equal(t, lambdaio.OutcomeRecorded, resp.Outcome)
+			assert.Equal(t, tc.wantProject, resp.Project)
+			assert.Equal(t, tc.undeclared, resp.Undeclared)
+			assert.Len(t, resp.Notifications, 1, "a failure is notified, declared or not")
+			_, err = pipeline.LoadRun(context.Background(), store, pipeline.Key{Pipeline: resp.Pipeline, ExecutionID: resp.ExecutionID})
+			require.NoError(t, err, "the run is recorded")
+			assert.Equal(t, tc.undeclared, strings.Contains(logs.String(), `"project":"undeclared"`), logs.String())
+		})
+	}
 }

@@ -100,7 +100,8 @@ type Enricher struct {
 	RepositoryName string
 
 	// StackNames maps a deploy stage to the stack its action deploys, for when the action's
-	// result does not name it (the deployer reports the stack as its externalExecutionId).
+	// result does not name it (the deployer reports the stack as its externalExecutionId) and
+	// the pipeline follows no project's naming (a project's stacks derive from its name).
 	StackNames map[string]string
 
 	LinkExpiry time.Duration  // presigned link lifetime: default 24 h, bounded to [1 min, 7 days]

@@ -357,10 +357,26 @@ func TestDeployStackNameFromConfigurationWhenTheResultHasNone(t *testing.T) {
 		t.Errorf("root cause = %+v (%q)", d.RootCause, d.Degraded)
 	}
 
+	// A pipeline named after no project, and no configured name: the stack is not known.
 	w.e.StackNames = nil
-	d = w.e.Enrich(context.Background(), failed(), runWith(pipeline.StatusFailed, sourceStage(), deployStage("")))
+	n, run := failed(), runWith(pipeline.StatusFailed, sourceStage(), deployStage(""))
+	n.Pipeline, run.Pipeline = "Legacy_Pipeline", "Legacy_Pipeline"
+	d = w.e.Enrich(context.Background(), n, run)
 	if d.RootCause != nil || !slices.Contains(d.Degraded, "deploy root cause: stack name unknown for stage CreateUpdateLambda (cloudformation:DescribeStackEvents)") {
 		t.Errorf("no stack name: root cause %+v, degraded %q", d.RootCause, d.Degraded)
+	}
+}
+
+// One control plane for many projects: the stack of a project's deploy stage derives from its
+// pipeline's name (my-lambda-pipeline deploys my-lambda-app), with nothing configured, and
+// wins over a configured name, which is another project's.
+func TestDeployStackNameFromTheProject(t *testing.T) {
+	w := newWorld(t)
+	w.scriptStack()
+	w.e.StackNames = map[string]string{enrich.StageCreateUpdateLambda: "other-app"}
+	d := w.e.Enrich(context.Background(), failed(), runWith(pipeline.StatusFailed, sourceStage(), deployStage("")))
+	if d.RootCause == nil || d.RootCause.LogicalResourceID != "Function" || !strings.Contains(d.RootCause.StackName, appStack) {
+		t.Errorf("root cause = %+v (%q), want %s's", d.RootCause, d.Degraded, appStack)
 	}
 }
 

@@ -34,19 +34,40 @@ func stackRef(s string) string {
 	return ""
 }
 
-// stackOf returns the stack the failed action deploys, and whether the failure is a deploy at
-// all: the seed's deploy stages always are; another Lambda action is when its result names a
-// stack or StackNames maps its stage. The deployer reports the stack as externalExecutionId;
-// StackNames covers a result that does not say.
-func (e *Enricher) stackOf(f pipeline.Failure) (stack string, deploy bool) {
+// stackOf returns the stack the failed action of pipelineName deploys, and whether the
+// failure is a deploy at all: the seed's deploy stages always are; another Lambda action is
+// when its result names a stack or a stack is known for its stage. The deployer reports the
+// stack as externalExecutionId; for a result that does not say, the stage's stack is the
+// project's by the naming rule (P-pipeline deploys P-pipeline and P-app, shared/pipeline),
+// and StackNames (the per-project deployment's PIPELINE_STACK_NAME / APP_STACK_NAME) is the
+// fallback for a pipeline whose name follows no project.
+func (e *Enricher) stackOf(pipelineName string, f pipeline.Failure) (stack string, deploy bool) {
 	fromResult := stackRef(f.Result.ExternalID)
-	mapped := e.StackNames[f.Stage]
+	mapped := projectStack(pipelineName, f.Stage)
+	if mapped == "" {
+		mapped = e.StackNames[f.Stage]
+	}
 	deploy = f.Stage == StageCreateUpdateLambda || f.Stage == StageCreateUpdatePipeline ||
 		(f.Type.Provider == "Lambda" && (fromResult != "" || mapped != ""))
 	if fromResult != "" {
 		return fromResult, deploy
 	}
 	return mapped, deploy
+}
+
+// projectStack is the stack a deploy stage of a project's pipeline deploys, or "" when the
+// pipeline follows no project or the stage is not one of the seed's deploy stages.
+func projectStack(pipelineName, stage string) string {
+	p := pipeline.ProjectOfPipeline(pipelineName)
+	switch {
+	case p == "":
+		return ""
+	case stage == StageCreateUpdateLambda:
+		return pipeline.AppStackOf(p)
+	case stage == StageCreateUpdatePipeline:
+		return pipeline.PipelineStackOf(p)
+	}
+	return ""
 }
 
 // clockSlack allows for the clocks of CodePipeline and CloudFormation when comparing their times.
@@ -57,7 +78,11 @@ const clockSlack = time.Minute
 // deploy action (the deploy failed before it changed the stack, e.g. its change set was
 // refused: an older failure must not be told as this one's cause).
 func (e *Enricher) rootCause(ctx context.Context, n pipeline.Notification, run pipeline.Run, f pipeline.Failure, ns *notes) *pipeline.StackEvent {
-	stack, deploy := e.stackOf(f)
+	name := n.Pipeline
+	if name == "" {
+		name = run.Pipeline
+	}
+	stack, deploy := e.stackOf(name, f)
 	if !deploy || e.Stacks == nil {
 		return nil
 	}

@@ -26,9 +26,13 @@ const (
 // Response is what a handler returns. For asynchronous EventBridge invocations Lambda discards
 // it; under `scripts/invoke` and `sam local invoke` it shows what happened.
 type Response struct {
-	Outcome       string   `json:"outcome"`
-	Reason        string   `json:"reason,omitempty"`
-	Pipeline      string   `json:"pipeline,omitempty"`
+	Outcome  string `json:"outcome"`
+	Reason   string `json:"reason,omitempty"`
+	Pipeline string `json:"pipeline,omitempty"`
+	// Project is the declared project the pipeline belongs to; Undeclared says it belongs to
+	// none (its run is recorded all the same, docs/projects.md).
+	Project       string   `json:"project,omitempty"`
+	Undeclared    bool     `json:"undeclared,omitempty"`
 	ExecutionID   string   `json:"executionId,omitempty"`
 	Status        string   `json:"status,omitempty"`
 	Notifications []string `json:"notifications,omitempty"`

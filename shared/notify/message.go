@@ -23,8 +23,11 @@ import (
 
 // Message is what one notification says, independent of the channel.
 type Message struct {
-	Type        pipeline.NotificationType
-	Pipeline    string
+	Type     pipeline.NotificationType
+	Pipeline string
+	// Project is the project the pipeline belongs to by the naming rule (<project>-pipeline,
+	// pipeline.ProjectOfPipeline); empty for a pipeline whose name does not follow it.
+	Project     string
 	ExecutionID string
 	Attempt     int
 	// At is when the run ended (failed, succeeded).
@@ -88,6 +91,7 @@ func Compose(n pipeline.Notification, run pipeline.Run, d pipeline.Details) Mess
 		At:          n.At,
 		Commit:      composeCommit(run.Commit, d.Commit),
 	}
+	m.Project = pipeline.ProjectOfPipeline(m.Pipeline)
 	if m.At.IsZero() {
 		m.At = run.At
 	}

@@ -189,7 +189,11 @@ func (m Message) commonFields() [][2]string {
 	if m.Attempt > 1 {
 		exec += " (attempt " + strconv.Itoa(m.Attempt) + ")"
 	}
-	f := [][2]string{{"Pipeline", escapeMrkdwn(m.Pipeline)}, {"Execution", exec}}
+	var f [][2]string
+	if m.Project != "" {
+		f = append(f, [2]string{"Project", escapeMrkdwn(m.Project)})
+	}
+	f = append(f, [2]string{"Pipeline", escapeMrkdwn(m.Pipeline)}, [2]string{"Execution", exec})
 	if c := m.Commit; c.ID != "" {
 		f = append(f, [2]string{"Commit", link(c.URL, c.Short())})
 	}

@@ -34,8 +34,9 @@ const (
 // SNS message attributes, for subscription filter policies.
 const (
 	AttrPipeline = "pipeline"
-	AttrStatus   = "status" // FAILED or SUCCEEDED
-	AttrType     = "type"   // failed, recovered or push-to-start
+	AttrProject  = "project" // the pipeline's project; absent when the name follows no project
+	AttrStatus   = "status"  // FAILED or SUCCEEDED
+	AttrType     = "type"    // failed, recovered or push-to-start
 )
 
 // SNSMessage is a rendered SNS publication: a subject and plain-text body that read well as
@@ -93,7 +94,7 @@ func subject(m Message) string {
 
 // RenderSNS renders m for an SNS topic: the subject (fitted to SNS's rule), a plain-text body
 // that reads well as e-mail and stays within 256 KB with its attributes (the log tail gives way
-// first, keeping its last lines), and the pipeline, status and type attributes.
+// first, keeping its last lines), and the pipeline, project, status and type attributes.
 func RenderSNS(m Message) SNSMessage {
 	out := SNSMessage{
 		Subject:    subject(m),
@@ -101,6 +102,9 @@ func RenderSNS(m Message) SNSMessage {
 	}
 	if p := fitBytes(oneLine(m.Pipeline), snsMaxName); p != "" {
 		out.Attributes[AttrPipeline] = p
+	}
+	if m.Project != "" {
+		out.Attributes[AttrProject] = oneLine(m.Project)
 	}
 	attrBytes := 0
 	for k, v := range out.Attributes {
@@ -274,6 +278,9 @@ func (e *email) pushToStart(m Message) {
 
 // run writes the pipeline and execution, with the execution's console link beneath.
 func (e *email) run(m Message) {
+	if m.Project != "" {
+		e.kv("Project", m.Project)
+	}
 	e.kv("Pipeline", fitBytes(m.Pipeline, snsMaxName))
 	exec := fitBytes(m.ExecutionID, snsMaxName)
 	if m.Attempt > 1 {

@@ -24,7 +24,8 @@ func noDelay(int, error) (time.Duration, error) { return 0, nil }
 func noRetries(o *sns.Options) { o.RetryMaxAttempts = 1 }
 
 // TestSNSPublishThroughTheSDK sends rendered messages through the real aws-sdk-go-v2 client to
-// the awsQuery fake, and checks what arrived: subject, body and the three attributes.
+// the awsQuery fake, and checks what arrived: subject, body and the four attributes (the
+// project's among them, for subscription filter policies).
 func TestSNSPublishThroughTheSDK(t *testing.T) {
 	fake := notifytest.NewSNS(t, topicARN)
 	ch := &SNS{API: fake.Client(), TopicARN: topicARN}
@@ -45,10 +46,13 @@ func TestSNSPublishThroughTheSDK(t *testing.T) {
 		if p.TopicARN != topicARN || p.Subject != w.Subject || p.Message != w.Body {
 			t.Errorf("message %d: got subject %q (%d bytes of body), want %q", i, p.Subject, len(p.Message), w.Subject)
 		}
-		if len(p.Attributes) != 3 {
-			t.Errorf("message %d: attributes %v, want pipeline, status and type", i, p.Attributes)
+		if len(p.Attributes) != 4 {
+			t.Errorf("message %d: attributes %v, want pipeline, project, status and type", i, p.Attributes)
 		}
-		for _, k := range []string{AttrPipeline, AttrStatus, AttrType} {
+		if a := p.Attributes[AttrProject]; a.StringValue != "my-lambda" {
+			t.Errorf("message %d: project attribute %+v, want my-lambda (of %s)", i, a, fxPipeline)
+		}
+		for _, k := range []string{AttrPipeline, AttrProject, AttrStatus, AttrType} {
 			if a := p.Attributes[k]; a.DataType != "String" || a.StringValue != w.Attributes[k] {
 				t.Errorf("message %d: attribute %s = %+v, want String %q", i, k, a, w.Attributes[k])
 			}

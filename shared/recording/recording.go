@@ -6,6 +6,7 @@ package recording
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/ebevent"
@@ -16,7 +17,16 @@ import (
 // PipelineEvents handles CodePipeline execution state changes (the on-pipeline-event function).
 type PipelineEvents struct {
 	Recorder *pipeline.Recorder
+	// Projects finds the declared project of a pipeline (shared/projects.Lookup); nil (a
+	// per-project deployment, a local run) skips the look-up.
+	Projects ProjectLookup
 	Log      *slog.Logger
+}
+
+// ProjectLookup finds the declared project a pipeline belongs to; the error wraps
+// pipeline.ErrUndeclaredProject when it belongs to none.
+type ProjectLookup interface {
+	ByPipeline(ctx context.Context, pipelineName string) (pipeline.Project, error)
 }
 
 // Handle decodes, folds, stores and notifies. It decides, once, what to do with a failure:
@@ -33,6 +43,14 @@ func (h *PipelineEvents) Handle(ctx context.Context, raw json.RawMessage) (lambd
 		"stage", ev.Stage, "action", ev.Action, "state", string(ev.State), "attempt", ev.Attempt, "eventTime", ev.Time}
 	res, err := h.Recorder.Handle(ctx, ev)
 	resp := lambdaio.Response{Outcome: lambdaio.OutcomeRecorded, Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID, Status: string(res.Status)}
+	if err == nil {
+		resp.Project, resp.Undeclared = h.project(ctx, ev.Pipeline)
+		if resp.Undeclared {
+			attrs = append(attrs, "project", "undeclared")
+		} else if resp.Project != "" {
+			attrs = append(attrs, "project", resp.Project)
+		}
+	}
 	for _, n := range res.Sent {
 		resp.Notifications = append(resp.Notifications, n.Key())
 	}
@@ -50,6 +68,28 @@ func (h *PipelineEvents) Handle(ctx context.Context, raw json.RawMessage) (lambd
 		h.Log.InfoContext(ctx, "event ignored", append(attrs, "reason", res.Ignored, "runStatus", string(res.Status))...)
 		return resp, nil
 	}
-	h.Log.InfoContext(ctx, "event recorded", append(attrs, "runStatus", string(res.Status), "notifications", resp.Notifications)...)
+	msg := "event recorded"
+	if resp.Undeclared {
+		msg = "event recorded for a pipeline of no declared project (undeclared)"
+	}
+	h.Log.InfoContext(ctx, msg, append(attrs, "runStatus", string(res.Status), "notifications", resp.Notifications)...)
 	return resp, nil
+}
+
+// project names the declared project of pipelineName, or says it is undeclared. It runs
+// after the event is recorded and only labels the outcome: a failed look-up is logged, never
+// a reason to retry an event that is already stored.
+func (h *PipelineEvents) project(ctx context.Context, pipelineName string) (name string, undeclared bool) {
+	if h.Projects == nil {
+		return "", false
+	}
+	p, err := h.Projects.ByPipeline(ctx, pipelineName)
+	switch {
+	case errors.Is(err, pipeline.ErrUndeclaredProject):
+		return "", true
+	case err != nil:
+		h.Log.WarnContext(ctx, "project look-up failed; the event is recorded", "pipeline", pipelineName, "error", err.Error())
+		return "", false
+	}
+	return p.Name, false
 }
