@@ -6,6 +6,8 @@ package runstore
 
 import (
 	"context"
+
+	"github.com/aws/aws-lambda-go/events"
 	"slices"
 	"sync"
 	"time"
@@ -20,18 +22,36 @@ type Memory struct {
 	runs     map[pipeline.Key]*memRun
 	outcomes map[string][]pipeline.Outcome
 	claims   map[string]claim
+	notes    map[string]pipeline.Notification // queued notifications, by key
+	stream   []events.DynamoDBEventRecord     // records the table's stream would pass the notifier
+	seq      int
+	clock    pipeline.Clock
 	push     memPushes
 }
 
 // memRun is one run's history.
 type memRun struct {
-	obs  map[string]pipeline.Event // by observation id
-	push pipeline.Commit
+	obs    map[string]pipeline.Event // by observation id
+	push   pipeline.Commit
+	folded *pipeline.Run // the fold of obs and push, until either changes
+}
+
+// fold returns the run's fold, computed once per change.
+func (r *memRun) fold(k pipeline.Key) pipeline.Run {
+	if r.folded == nil {
+		run := r.history(k).Fold()
+		r.folded = &run
+	}
+	return *r.folded
 }
 
 type claim struct {
 	sent       bool
 	leaseUntil time.Time
+	attempts   int
+	queued     bool      // queued by the outbox (MemoryOutbox), as Dynamo's Outbox does
+	queuedAt   time.Time // when it was queued
+	channels   map[string]bool
 }
 
 var (
@@ -42,7 +62,8 @@ var (
 
 // NewMemory returns an empty store.
 func NewMemory() *Memory {
-	return &Memory{runs: map[pipeline.Key]*memRun{}, outcomes: map[string][]pipeline.Outcome{}, claims: map[string]claim{}}
+	return &Memory{runs: map[pipeline.Key]*memRun{}, outcomes: map[string][]pipeline.Outcome{}, claims: map[string]claim{},
+		notes: map[string]pipeline.Notification{}}
 }
 
 func (m *Memory) run(k pipeline.Key) *memRun {
@@ -64,6 +85,7 @@ func (m *Memory) Append(_ context.Context, ev pipeline.Event) (bool, error) {
 		return true, nil
 	}
 	r.obs[id] = ev
+	r.folded = nil
 	return false, nil
 }
 
@@ -71,7 +93,8 @@ func (m *Memory) Append(_ context.Context, ev pipeline.Event) (bool, error) {
 func (m *Memory) RecordPush(_ context.Context, k pipeline.Key, c pipeline.Commit) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.run(k).push = c
+	r := m.run(k)
+	r.push, r.folded = c, nil
 	return nil
 }
 
@@ -100,7 +123,7 @@ func (m *Memory) Runs() []pipeline.Run {
 	defer m.mu.Unlock()
 	out := make([]pipeline.Run, 0, len(m.runs))
 	for k, r := range m.runs {
-		out = append(out, r.history(k).Fold())
+		out = append(out, r.fold(k))
 	}
 	slices.SortFunc(out, pipeline.CompareRuns)
 	return out
@@ -133,7 +156,9 @@ func (m *Memory) Claim(_ context.Context, n pipeline.Notification, now time.Time
 	if ok && (c.sent || now.Before(c.leaseUntil)) {
 		return false, nil
 	}
-	m.claims[n.Key()] = claim{leaseUntil: now.Add(lease)}
+	c.leaseUntil = now.Add(lease)
+	c.attempts++
+	m.claims[n.Key()] = c
 	return true, nil
 }
 
@@ -141,7 +166,9 @@ func (m *Memory) Claim(_ context.Context, n pipeline.Notification, now time.Time
 func (m *Memory) Sent(_ context.Context, n pipeline.Notification, _ time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.claims[n.Key()] = claim{sent: true}
+	c := m.claims[n.Key()]
+	c.sent, c.leaseUntil = true, time.Time{}
+	m.claims[n.Key()] = c
 	return nil
 }
 
@@ -149,8 +176,17 @@ func (m *Memory) Sent(_ context.Context, n pipeline.Notification, _ time.Time) e
 func (m *Memory) Release(_ context.Context, n pipeline.Notification) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if c := m.claims[n.Key()]; !c.sent {
-		delete(m.claims, n.Key())
+	c, ok := m.claims[n.Key()]
+	if !ok || c.sent {
+		return nil
 	}
+	if !c.queued {
+		delete(m.claims, n.Key())
+		return nil
+	}
+	// As Dynamo's Release: lease 0, a change the stream's filter passes.
+	c.leaseUntil = time.Time{}
+	m.claims[n.Key()] = c
+	m.emit("MODIFY", n.Key())
 	return nil
 }
