@@ -46,15 +46,15 @@ type Delivery struct {
 
 // Report is what one seed did and what it broke.
 type Report struct {
-	Seed       uint64
-	Runs       int // executions simulated
-	Events     int // deliveries made (duplicates included)
-	Faults     map[FaultKind]int
+	Seed        uint64
+	Runs        int // executions simulated
+	Events      int // deliveries made (duplicates included)
+	Faults      map[FaultKind]int
 	AtLeastOnce int // duplicate messages of the documented at-least-once case
-	LostToDLQ  int // events and pushes whose every invocation failed
-	Violations []string
-	Deliveries []Delivery
-	Injected   []Fault
+	LostToDLQ   int // events and pushes whose every invocation failed
+	Violations  []string
+	Deliveries  []Delivery
+	Injected    []Fault
 }
 
 // Failed reports whether an invariant broke.
@@ -395,7 +395,9 @@ func (s *sim) check() {
 		runs[r.ExecutionID], known[r.ExecutionID] = r, true
 	}
 	want, silent := s.truth(known)
-	v := func(format string, args ...any) { s.report.Violations = append(s.report.Violations, fmt.Sprintf(format, args...)) }
+	v := func(format string, args ...any) {
+		s.report.Violations = append(s.report.Violations, fmt.Sprintf(format, args...))
+	}
 	for _, ch := range []string{notify.ChannelSlack, notify.ChannelSNS} {
 		got := s.rcv.got[ch]
 		keys := sortedKeys(want)
