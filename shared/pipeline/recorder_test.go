@@ -59,11 +59,6 @@ func (s *fakeStore) Load(_ context.Context, k Key) (History, error) {
 	return h, nil
 }
 
-func (s *fakeStore) run(k Key) Run {
-	h, _ := s.Load(context.Background(), k)
-	return h.Fold()
-}
-
 func (s *fakeStore) AddOutcome(_ context.Context, o Outcome, _ time.Time) ([]Outcome, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -87,14 +82,14 @@ func (s *fakeStore) HasOutcomes(_ context.Context, p string) (bool, error) {
 	return false, nil
 }
 
-func (s *fakeStore) Claim(_ context.Context, n Notification, _ time.Time, _ time.Duration) (bool, error) {
+func (s *fakeStore) Claim(_ context.Context, n Notification, _ time.Time, _ time.Duration) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.claims[n.Key()] != "" {
-		return false, nil
+		return 0, nil
 	}
 	s.claims[n.Key()] = "PENDING"
-	return true, nil
+	return 1, nil
 }
 
 func (s *fakeStore) Sent(_ context.Context, n Notification, _ time.Time) error {
@@ -104,7 +99,7 @@ func (s *fakeStore) Sent(_ context.Context, n Notification, _ time.Time) error {
 	return nil
 }
 
-func (s *fakeStore) Release(_ context.Context, n Notification) error {
+func (s *fakeStore) Release(_ context.Context, n Notification, _ Retry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.claims, n.Key())

@@ -52,6 +52,8 @@ type claim struct {
 	queued     bool      // queued by the outbox (MemoryOutbox), as Dynamo's Outbox does
 	queuedAt   time.Time // when it was queued
 	channels   map[string]bool
+	failed     bool   // given up (pipeline.ClaimFailed)
+	reason     string // the last attempt's error
 }
 
 var (
@@ -148,18 +150,18 @@ func (m *Memory) HasOutcomes(_ context.Context, p string) (bool, error) {
 	return len(m.outcomes[p]) > 0, nil
 }
 
-// Claim reserves n unless it was sent or another holder's lease is running.
-func (m *Memory) Claim(_ context.Context, n pipeline.Notification, now time.Time, lease time.Duration) (bool, error) {
+// Claim reserves n unless it was sent or given up, or another holder's lease is running.
+func (m *Memory) Claim(_ context.Context, n pipeline.Notification, now time.Time, lease time.Duration) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, ok := m.claims[n.Key()]
-	if ok && (c.sent || now.Before(c.leaseUntil)) {
-		return false, nil
+	if ok && (c.sent || c.failed || now.Before(c.leaseUntil)) {
+		return 0, nil
 	}
 	c.leaseUntil = now.Add(lease)
 	c.attempts++
 	m.claims[n.Key()] = c
-	return true, nil
+	return c.attempts, nil
 }
 
 // Sent marks n delivered.
@@ -172,21 +174,24 @@ func (m *Memory) Sent(_ context.Context, n pipeline.Notification, _ time.Time) e
 	return nil
 }
 
-// Release frees a pending claim.
-func (m *Memory) Release(_ context.Context, n pipeline.Notification) error {
+// Release ends a failed attempt on a pending claim (see pipeline.Claims).
+func (m *Memory) Release(_ context.Context, n pipeline.Notification, r pipeline.Retry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, ok := m.claims[n.Key()]
-	if !ok || c.sent {
+	if !ok || c.sent || c.failed {
 		return nil
 	}
-	if !c.queued {
-		delete(m.claims, n.Key())
-		return nil
+	if c.channels == nil {
+		c.channels = map[string]bool{}
 	}
-	// As Dynamo's Release: lease 0, a change the stream's filter passes.
-	c.leaseUntil = time.Time{}
+	for _, ch := range r.Delivered {
+		c.channels[ch] = true
+	}
+	c.leaseUntil, c.reason = r.RetryAt, r.Reason
+	if r.GiveUp {
+		c.failed, c.leaseUntil = true, time.Time{}
+	}
 	m.claims[n.Key()] = c
-	m.emit("MODIFY", n.Key())
 	return nil
 }

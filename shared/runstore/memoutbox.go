@@ -102,8 +102,11 @@ func (m *Memory) queued(key string) (pipeline.Queued, error) {
 		return pipeline.Queued{}, fmt.Errorf("claim %s: %w", key, pipeline.ErrNotFound)
 	}
 	q := pipeline.Queued{Notification: n, State: pipeline.ClaimPending, Channels: map[string]bool{}}
-	if c.sent {
+	switch {
+	case c.sent:
 		q.State = pipeline.ClaimSent
+	case c.failed:
+		q.State = pipeline.ClaimFailed
 	}
 	for ch := range c.channels {
 		q.Channels[ch] = true
@@ -137,7 +140,7 @@ func (m *Memory) Requeue(_ context.Context, cutoff, now time.Time) (int, error) 
 	n := 0
 	for _, k := range keys {
 		c := m.claims[k]
-		if !c.queued || c.sent || !c.queuedAt.Before(cutoff) || !c.leaseUntil.Before(now) {
+		if !c.queued || c.sent || c.failed || !c.queuedAt.Before(cutoff) || !c.leaseUntil.Before(now) {
 			continue
 		}
 		c.leaseUntil = time.Time{}
@@ -148,13 +151,15 @@ func (m *Memory) Requeue(_ context.Context, cutoff, now time.Time) (int, error) 
 	return n, nil
 }
 
-// Pending returns the queued notifications not sent yet, by key.
-func (m *Memory) Pending() []pipeline.Notification {
+// Pending returns the queued notifications neither sent nor given up, by key.
+func (m *Memory) Pending() []pipeline.Notification { return m.inState(false) }
+
+func (m *Memory) inState(failed bool) []pipeline.Notification {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []pipeline.Notification
 	for k, c := range m.claims {
-		if c.queued && !c.sent {
+		if c.queued && !c.sent && c.failed == failed {
 			out = append(out, m.notes[k])
 		}
 	}
@@ -170,4 +175,17 @@ func cmpString(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// GaveUp returns the notifications whose attempts were spent (pipeline.ClaimFailed), by key.
+func (m *Memory) GaveUp(ctx context.Context) ([]pipeline.Queued, error) {
+	var out []pipeline.Queued
+	for _, n := range m.inState(true) {
+		q, err := m.Queued(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, q)
+	}
+	return out, nil
 }

@@ -22,8 +22,9 @@ import (
 // store is runstore.Memory behind the fault injector: every call may be throttled, fail with
 // a 5xx, lose its answer after landing, or kill the function after landing.
 type store struct {
-	m  *runstore.Memory
-	in *injector
+	m   *runstore.Memory
+	in  *injector
+	rcv *receiver
 }
 
 var readFaults = []FaultKind{FaultThrottle, FaultServer, FaultTimeout}
@@ -95,7 +96,7 @@ func (s *store) HasOutcomes(ctx context.Context, p string) (bool, error) {
 	return s.m.HasOutcomes(ctx, p)
 }
 
-func (s *store) Claim(ctx context.Context, n pipeline.Notification, now time.Time, lease time.Duration) (ok bool, err error) {
+func (s *store) Claim(ctx context.Context, n pipeline.Notification, now time.Time, lease time.Duration) (ok int, err error) {
 	err = s.write(ctx, "", "Claim", n.Key(), func() (err error) {
 		ok, err = s.m.Claim(ctx, n, now, lease)
 		return err
@@ -104,15 +105,42 @@ func (s *store) Claim(ctx context.Context, n pipeline.Notification, now time.Tim
 }
 
 func (s *store) Sent(ctx context.Context, n pipeline.Notification, now time.Time) error {
-	return s.write(ctx, "", "Sent", n.Key(), func() error { return s.m.Sent(ctx, n, now) })
+	err := s.write(ctx, "", "Sent", n.Key(), func() error { return s.m.Sent(ctx, n, now) })
+	s.unrecorded(ctx, n, err)
+	return err
 }
 
-func (s *store) Release(ctx context.Context, n pipeline.Notification) error {
-	return s.write(ctx, "", "Release", n.Key(), func() error { return s.m.Release(ctx, n) })
+func (s *store) Release(ctx context.Context, n pipeline.Notification, r pipeline.Retry) error {
+	err := s.write(ctx, "", "Release", n.Key(), func() error { return s.m.Release(ctx, n, r) })
+	s.unrecorded(ctx, n, err)
+	return err
 }
 
 func (s *store) ChannelSent(ctx context.Context, n pipeline.Notification, channel string, now time.Time) error {
-	return s.write(ctx, channel, "ChannelSent", n.Key()+"|"+channel, func() error { return s.m.ChannelSent(ctx, n, channel, now) })
+	err := s.write(ctx, channel, "ChannelSent", n.Key()+"|"+channel, func() error { return s.m.ChannelSent(ctx, n, channel, now) })
+	if err != nil {
+		if kl := killOf(ctx); kl != nil {
+			kl.mu.Lock()
+			kl.unmarked[channel] = true
+			kl.mu.Unlock()
+		}
+	}
+	return err
+}
+
+// unrecorded notes the documented at-least-once case: a channel delivered, its own mark failed,
+// and the write that should have recorded it with the claim (Sent or Release) failed too, or
+// the function was killed before it.
+func (s *store) unrecorded(ctx context.Context, n pipeline.Notification, err error) {
+	kl := killOf(ctx)
+	if err == nil || kl == nil {
+		return
+	}
+	kl.mu.Lock()
+	defer kl.mu.Unlock()
+	for ch := range kl.unmarked {
+		s.rcv.mark(ch, n)
+	}
 }
 
 func (s *store) FromStream(ctx context.Context, rec events.DynamoDBEventRecord) (pipeline.Queued, bool, error) {
@@ -264,6 +292,16 @@ func (r *receiver) land(channel, key string, lost bool) {
 	if lost {
 		r.ambiguous[channel][key] = true
 	}
+}
+
+// mark makes n's deliveries on channel the documented at-least-once case.
+func (r *receiver) mark(channel string, n pipeline.Notification) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ambiguous[channel] == nil {
+		r.got[channel], r.ambiguous[channel] = map[string]int{}, map[string]bool{}
+	}
+	r.ambiguous[channel][string(n.Type)+"#"+n.ExecutionID] = true
 }
 
 func (r *receiver) try(channel, key string) {

@@ -133,12 +133,13 @@ type killed struct {
 	mu       sync.Mutex
 	all      bool
 	channels map[string]bool
+	unmarked map[string]bool // key|channel: delivered, but its mark failed
 }
 
 type killKey struct{}
 
 func withKill(ctx context.Context) (context.Context, *killed) {
-	k := &killed{channels: map[string]bool{}}
+	k := &killed{channels: map[string]bool{}, unmarked: map[string]bool{}}
 	return context.WithValue(ctx, killKey{}, k), k
 }
 
