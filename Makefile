@@ -12,7 +12,7 @@ MAX_BINARY_BYTES := 8388608
 # (docs/benchmarks.md, "Binary sizes").
 MAX_NOTIFIER_BYTES := 10485760
 
-.PHONY: help build build-local test lint bench fuzz replay demo tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction NotifierFunction)
+.PHONY: help build build-local test lint bench fuzz replay sim demo tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction NotifierFunction)
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -68,6 +68,10 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
 
 replay: ## replay recorded runs through the real handler code, with no AWS account
 	$(GO) run ./cmd/lp replay events/replay/*.ndjson
+
+SEEDS ?= 20000
+sim: ## run the deterministic simulation over SEEDS seeds (default 20000) and report seeds/s, runs and faults
+	$(GO) run ./cmd/lp sim --seeds $(SEEDS)
 
 demo: tools ## the local end-to-end demo: dynalite, a week of runs replayed, lp runs / show, the messages
 	scripts/demo

@@ -16,6 +16,9 @@ Usage:
   lp runs   [--pipeline P] [--limit N] [--json]      recent runs, newest first
   lp show   [--json] EXECUTION_ID                    one run: stages, actions, durations, links
   lp replay [--json] [--render] FILE...              feed recorded EventBridge events through the handlers
+  lp notifications [--json]                         notifications given up after every attempt failed
+  lp sim    [--seeds N] [--from S] [--all-features]  the deterministic simulation (docs/simulation.md)
+  lp sim    --replay FILE                            replay a failing seed's reproduction
 
 runs and show read the runs table: --table (or LP_TABLE / RUNS_TABLE), --endpoint (or
 AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL) and --region (or AWS_REGION). replay uses an
@@ -39,6 +42,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	switch args[0] {
 	case "replay":
 		err = replayCmd(ctx, args[1:], stdout, stderr, getenv)
+	case "notifications":
+		err = notificationsCmd(ctx, args[1:], stdout, getenv)
+	case "sim":
+		err = simCmd(ctx, args[1:], stdout, stderr)
 	case "runs":
 		err = runsCmd(ctx, args[1:], stdout, getenv)
 	case "show":
