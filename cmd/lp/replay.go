@@ -226,8 +226,10 @@ func toReplayRun(r pipeline.Run) replayRun {
 		t := r.EndedAt
 		out.EndedAt = &t
 	}
-	for name, st := range r.Stages {
-		out.Stages[name] = string(st.Status)
+	for name := range r.Stages {
+		// A stage whose stage events were lost gets its status from its actions (issue 9,
+		// defect 10).
+		out.Stages[name] = string(r.StageStatus(name))
 	}
 	return out
 }

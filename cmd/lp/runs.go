@@ -165,7 +165,7 @@ func printRun(w io.Writer, r pipeline.Run, now time.Time) {
 	tw.row("STAGE / ACTION", "STATUS", "ATTEMPT", "STARTED", "DURATION", "DETAIL")
 	for _, name := range r.StageNames() {
 		st := r.Stages[name]
-		tw.row(name, string(st.Status), fmt.Sprint(st.Attempt), clock(st.StartedAt), span(st.StartedAt, st.Progress, now), "")
+		tw.row(name, string(r.StageStatus(name)), fmt.Sprint(st.Attempt), clock(st.StartedAt), span(st.StartedAt, st.Progress, now), "")
 		for _, an := range st.ActionNames() {
 			a := st.Actions[an]
 			detail := a.Result.Summary
