@@ -119,6 +119,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	h := &recording.PipelineEvents{
 		Recorder: pipeline.NewRecorder(runs, outcomes, notes, clock),
 		Log:      slog.New(slog.NewJSONHandler(logw, nil)),
+		Clock:    clock,
 	}
 
 	report := replayReport{Runs: []replayRun{}, Notifications: []replayNotification{}}

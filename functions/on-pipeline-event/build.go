@@ -22,12 +22,12 @@ func build(getenv func(string) string, log *slog.Logger) (*recording.PipelineEve
 	}
 	clock := pipeline.SystemClock{}
 	if cfg.LocalStore {
-		return &recording.PipelineEvents{Recorder: runstore.NewMemory().Recorder(lambdaio.LogNotifier{Logger: log}, clock), Log: log}, nil
+		return &recording.PipelineEvents{Recorder: runstore.NewMemory().Recorder(lambdaio.LogNotifier{Logger: log}, clock), Log: log, Clock: clock}, nil
 	}
 	awsCfg, err := awsconfig.FromEnv(getenv)
 	if err != nil {
 		return nil, err
 	}
 	store := runstore.NewDynamo(dynamodb.NewFromConfig(awsCfg), cfg.RunsTable, clock).WithRetention(cfg.Retention)
-	return &recording.PipelineEvents{Recorder: store.Recorder(), Log: log}, nil
+	return &recording.PipelineEvents{Recorder: store.Recorder(), Log: log, Clock: clock}, nil
 }

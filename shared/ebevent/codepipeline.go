@@ -131,6 +131,9 @@ func pipelineEvent(env Envelope, t time.Time) (pipeline.Event, error) {
 		if err != nil {
 			return pipeline.Event{}, malformed("detail.start-time", "%q is not an RFC 3339 time", d.StartTime)
 		}
+		if err := checkPast("detail.start-time", st); err != nil {
+			return pipeline.Event{}, err
+		}
 		ev.StartTime = st.UTC()
 	}
 	if tr := d.ExecutionTrigger; tr != nil {

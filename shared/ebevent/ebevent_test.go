@@ -2,6 +2,7 @@ package ebevent
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,4 +233,40 @@ func TestAttemptAndVersionAsFloats(t *testing.T) {
 	ev, err = DecodePipelineEvent(mutate(t, "../../events/pipeline-failed.json", `detail.pipeline-execution-attempt=-`))
 	require.NoError(t, err)
 	assert.Equal(t, 1, ev.Attempt, "absent attempt means the first")
+}
+
+// TestImpossibleTimesAreRejectedByName: a zero or pre-CodePipeline time, in the envelope or in
+// detail.start-time, is malformed and the error names the field; a time more than MaxClockSkew
+// ahead of the receiver is refused by CheckTimes. Before (issue 9, defect 7) the zero time
+// decoded, and a FAILED dated years ahead was stored and ranked last for ever.
+func TestImpossibleTimesAreRejectedByName(t *testing.T) {
+	good := `{"version":"0","id":"e1","detail-type":"CodePipeline Pipeline Execution State Change","source":"aws.codepipeline","account":"1","time":"%s","region":"eu-west-1","resources":[],"detail":{"pipeline":"p","execution-id":"x","state":"FAILED","start-time":"%s"}}`
+	for _, c := range []struct{ time, start, field string }{
+		{"0001-01-01T00:00:00Z", "2026-03-02T08:00:00Z", "time"},
+		{"1970-01-01T00:00:00Z", "2026-03-02T08:00:00Z", "time"},
+		{"2026-03-02T08:00:00Z", "0001-01-01T00:00:00Z", "detail.start-time"},
+	} {
+		_, err := DecodePipelineEvent(fmt.Appendf(nil, good, c.time, c.start))
+		var e *Error
+		if !errors.As(err, &e) || e.Field != c.field || !errors.Is(err, ErrMalformed) {
+			t.Errorf("time %s start %s: err = %v, want malformed %s", c.time, c.start, err, c.field)
+		}
+	}
+	now := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	ev, err := DecodePipelineEvent(fmt.Appendf(nil, good, "2031-03-02T08:00:00Z", "2026-03-02T08:00:00Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e *Error
+	if err := CheckTimes(ev, now); !errors.As(err, &e) || e.Field != "time" {
+		t.Errorf("five years ahead: %v, want time refused", err)
+	}
+	ev.Time = now.Add(MaxClockSkew)
+	if err := CheckTimes(ev, now); err != nil {
+		t.Errorf("within the skew: %v", err)
+	}
+	ev.StartTime = now.Add(MaxClockSkew + time.Second)
+	if err := CheckTimes(ev, now); !errors.As(err, &e) || e.Field != "detail.start-time" {
+		t.Errorf("start-time ahead: %v", err)
+	}
 }

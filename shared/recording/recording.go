@@ -17,6 +17,9 @@ import (
 type PipelineEvents struct {
 	Recorder *pipeline.Recorder
 	Log      *slog.Logger
+	// Clock is the receiver's clock, against which events dated more than
+	// ebevent.MaxClockSkew ahead are refused; nil skips that check.
+	Clock pipeline.Clock
 }
 
 // Handle decodes, folds, stores and notifies. It decides, once, what to do with a failure:
@@ -25,6 +28,9 @@ type PipelineEvents struct {
 // idempotent) and, after its retries, keeps it in the dead-letter queue.
 func (h *PipelineEvents) Handle(ctx context.Context, raw json.RawMessage) (lambdaio.Response, error) {
 	ev, err := ebevent.DecodePipelineEvent(raw)
+	if err == nil && h.Clock != nil {
+		err = ebevent.CheckTimes(ev, h.Clock.Now())
+	}
 	if err != nil {
 		h.Log.WarnContext(ctx, "event rejected", "error", err.Error(), "bytes", len(raw))
 		return lambdaio.Response{Outcome: lambdaio.OutcomeRejected, Reason: err.Error()}, nil

@@ -203,7 +203,7 @@ func (s *sim) wire() {
 		s.cp.byCmt[e.Commit] = e
 	}
 	rec := pipeline.NewRecorder(s.st, s.st, outbox{s.st}, s.clock)
-	s.events = &recording.PipelineEvents{Recorder: rec, Log: log}
+	s.events = &recording.PipelineEvents{Recorder: rec, Log: log, Clock: s.clock}
 	slack := &notify.SlackChannel{Log: log, Poster: notify.Slack{URL: "https://hooks.slack.com/services/T0/B0/sim",
 		Client: &http.Client{Transport: slackTransport{in: s.in, rcv: s.rcv}},
 		Sleep:  func(context.Context, time.Duration) error { return nil }, Now: s.clock.Now}}
