@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -268,5 +269,31 @@ func TestImpossibleTimesAreRejectedByName(t *testing.T) {
 	ev.StartTime = now.Add(MaxClockSkew + time.Second)
 	if err := CheckTimes(ev, now); !errors.As(err, &e) || e.Field != "detail.start-time" {
 		t.Errorf("start-time ahead: %v", err)
+	}
+}
+
+// TestDocumentedLimits: names past CodePipeline's limits are refused by field; oversized free
+// text is clipped (issue 9, defect 9: a 300 KB error code passed into messages and broke the
+// DynamoDB write).
+func TestDocumentedLimits(t *testing.T) {
+	ev := func(stage, code string) []byte {
+		return fmt.Appendf(nil, `{"version":"0","id":"e1","detail-type":"CodePipeline Action Execution State Change","source":"aws.codepipeline","account":"1","time":"2026-03-02T08:00:00Z","region":"eu-west-1","resources":[],"detail":{"pipeline":"p","execution-id":"x","stage":%q,"action":"Build","state":"FAILED","execution-result":{"error-code":%q,"external-execution-summary":%q}}}`,
+			stage, code, strings.Repeat("s", 10_000))
+	}
+	var e *Error
+	_, err := DecodePipelineEvent(ev(strings.Repeat("S", 101), "JobFailed"))
+	if !errors.As(err, &e) || e.Field != "detail.stage" {
+		t.Errorf("101-character stage: %v", err)
+	}
+	_, err = DecodePipelineEvent(ev("Build and test", "JobFailed"))
+	if !errors.As(err, &e) || e.Field != "detail.stage" {
+		t.Errorf("a space in the stage name: %v", err)
+	}
+	got, err := DecodePipelineEvent(ev(strings.Repeat("S", 100), strings.Repeat("é", 150_000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Result.ErrorCode) > 100 || len(got.Result.Summary) > 2048 || !utf8.ValidString(got.Result.ErrorCode) {
+		t.Errorf("clipped to %d / %d bytes", len(got.Result.ErrorCode), len(got.Result.Summary))
 	}
 }
