@@ -195,17 +195,16 @@ func (r *Recorder) Decide(ctx context.Context, run Run, attempt int) ([]Notifica
 	if !ok || Silent(o) {
 		return nil, nil
 	}
-	pushToStart := IsPushToStart(run, o)
-	if !pushToStart && o.Trigger == (Trigger{}) && o.Status == StatusFailed && onlySourceStage(run) {
-		// The trigger is not known yet (the STARTED event has not arrived; the FAILED one
-		// may not carry it): a run that failed in Source and is the pipeline's first is the
-		// run on the empty repository.
-		has, err := r.outcomes.HasOutcomes(ctx, o.Pipeline)
-		if err != nil {
-			return nil, fmt.Errorf("read outcomes of %s: %w", o.Pipeline, err)
-		}
-		pushToStart = !has
+	if o.Status == StatusFailed && o.Trigger == (Trigger{}) && onlySourceStage(run) && run.Failure().Action == "" {
+		// Neither what started the run nor the Source action's error is known yet (the
+		// FAILED event came first): whether it is a failure or the empty repository's "push
+		// to start" waits for the reconciler's next pass, which decides again every run that
+		// ended in the last hour, and asks CodePipeline when the record still cannot tell.
+		// (Deciding on the late action event instead would cost every FAILED action event a
+		// read on the hot path.)
+		return nil, nil
 	}
+	pushToStart := IsPushToStart(run, o)
 	var decided []Notification
 	if pushToStart {
 		decided = Decide(nil, o, true)

@@ -227,8 +227,9 @@ func redRuns(runs []pipeline.Run) map[pipeline.Key]bool {
 // were lost) is first compared with CodePipeline, whose action executions tell the failures
 // that the stage retries followed.
 func (r *Reconciler) redrive(ctx context.Context, run pipeline.Run) error {
-	for k := 1; k < run.Attempt; k++ {
-		if _, ok := run.OutcomeOf(k); !ok {
+	unknown := run.Status == pipeline.StatusFailed && run.Trigger == (pipeline.Trigger{}) && run.Failure().Action == ""
+	for k := 1; k < run.Attempt || unknown && k == 1; k++ {
+		if _, ok := run.OutcomeOf(k); !ok || unknown {
 			after, found, err := r.reconcile(ctx, run, r.Clock.Now())
 			if err != nil {
 				return fmt.Errorf("redrive %s: %w", run.ExecutionID, err)
