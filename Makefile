@@ -15,7 +15,7 @@ MAX_NOTIFIER_BYTES := 10485760
 # once per deploy action, not per event, and has the same budget (docs/benchmarks.md).
 MAX_DEPLOYER_BYTES := 10485760
 
-.PHONY: help build build-local lp test contract lint bench bench-scale bench-baseline coldstart fuzz replay demo tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction NotifierFunction)
+.PHONY: help build build-local lp test contract lint bench bench-scale bench-baseline coldstart fuzz replay sim demo tools clean $(addprefix build-,OnPushFunction OnPipelineEventFunction DeployerFunction ReconcilerFunction NotifierFunction)
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -121,6 +121,10 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
 
 replay: ## replay recorded runs through the real handler code, with no AWS account
 	$(GO) run ./cmd/lp replay events/replay/*.ndjson
+
+SEEDS ?= 20000
+sim: ## run the deterministic simulation over SEEDS seeds (default 20000) and report seeds/s, runs and faults
+	$(GO) run ./shared/testing/simulation/cmd/sim --seeds $(SEEDS)
 
 demo: tools ## the local end-to-end demo: dynalite, a week of runs replayed, lp runs / show, the messages
 	scripts/demo

@@ -23,6 +23,7 @@ Usage:
   lp reject  [--reason TEXT] EXECUTION_ID                   fail a deploy that widens IAM
   lp project add NAME [--branch B] | remove NAME            declare a project (the control plane converges to it)
   lp projects [--json]                                      projects: repository, state, last run
+  lp notifications [--json]                                notifications given up after every attempt failed
   lp init-local --endpoint URL [--table T]                  create the runs table in a local DynamoDB (dynalite)
   lp --version                                              the version and commit of this lp
 
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	var err error
 	switch args[0] {
+	case "notifications":
+		err = notificationsCmd(ctx, args[1:], stdout, getenv)
 	case "runs":
 		err = runsCmd(ctx, args[1:], stdout, getenv)
 	case "show":

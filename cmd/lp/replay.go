@@ -26,9 +26,12 @@ type replayReport struct {
 	Runs          []replayRun          `json:"runs"`
 	Notifications []replayNotification `json:"notifications"`
 	Rejected      int                  `json:"rejected"`
-	Ignored       int                  `json:"ignored"`
-	Skipped       int                  `json:"skipped"`
-	Metrics       map[string]keysJSON  `json:"metrics"` // per pipeline, over the replayed window (metrics.go)
+	// StoreErrors counts events the store could not take (an item too large, a throttled
+	// table): the replay reports each on stderr and goes on with the next.
+	StoreErrors int                 `json:"storeErrors"`
+	Ignored     int                 `json:"ignored"`
+	Skipped     int                 `json:"skipped"`
+	Metrics     map[string]keysJSON `json:"metrics"` // per pipeline, over the replayed window (metrics.go)
 }
 
 type replayRun struct {
@@ -120,37 +123,11 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	h := &recording.PipelineEvents{
 		Recorder: pipeline.NewRecorder(runs, outcomes, notes, clock),
 		Log:      slog.New(slog.NewJSONHandler(logw, nil)),
+		Clock:    clock,
 	}
 
 	report := replayReport{Runs: []replayRun{}, Notifications: []replayNotification{}}
-	touched := map[pipeline.Key]bool{}
-	for _, in := range inputs {
-		if in.err != "" {
-			report.Rejected++
-			fmt.Fprintf(stderr, "%s: rejected: %s\n", in.where, in.err)
-			continue
-		}
-		if d, err := ebevent.Decode(in.data); err == nil && d.Push != nil {
-			// Pushes start executions through CodeCommit and CodePipeline, which a replay
-			// does not have; the executions' own events tell the rest.
-			report.Skipped++
-			fmt.Fprintf(stderr, "%s: skipped: a CodeCommit push (%s %s); replay records pipeline events\n", in.where, d.Push.Kind, d.Push.RefName)
-			continue
-		}
-		resp, err := h.Handle(ctx, in.data)
-		if err != nil {
-			return fmt.Errorf("%s: %w", in.where, err)
-		}
-		switch resp.Outcome {
-		case lambdaio.OutcomeRejected:
-			report.Rejected++
-			fmt.Fprintf(stderr, "%s: rejected: %s\n", in.where, resp.Reason)
-			continue
-		case lambdaio.OutcomeIgnored:
-			report.Ignored++
-		}
-		touched[pipeline.Key{Pipeline: resp.Pipeline, ExecutionID: resp.ExecutionID}] = true
-	}
+	touched := replayInputs(ctx, h.Handle, inputs, &report, stderr)
 
 	final := map[pipeline.Key]pipeline.Run{}
 	for k := range touched {
@@ -217,8 +194,10 @@ func toReplayRun(r pipeline.Run) replayRun {
 		t := r.EndedAt
 		out.EndedAt = &t
 	}
-	for name, st := range r.Stages {
-		out.Stages[name] = string(st.Status)
+	for name := range r.Stages {
+		// A stage whose stage events were lost gets its status from its actions (issue 9,
+		// defect 10).
+		out.Stages[name] = string(r.StageStatus(name))
 	}
 	return out
 }
@@ -243,8 +222,8 @@ func printReplay(w io.Writer, rep replayReport, runs []pipeline.Run) {
 		fmt.Fprintln(w, "notifications: none")
 	}
 	notifyLines(w, rep.Notifications) // one line each, cut to fit (render.go)
-	fmt.Fprintf(w, "\n%d runs, %d notifications, %d events ignored (duplicate or stale), %d rejected, %d skipped\n",
-		len(rep.Runs), len(rep.Notifications), rep.Ignored, rep.Rejected, rep.Skipped)
+	fmt.Fprintf(w, "\n%d runs, %d notifications; events: %d duplicate or stale, %d rejected, %d skipped, %d store errors\n",
+		len(rep.Runs), len(rep.Notifications), rep.Ignored, rep.Rejected, rep.Skipped, rep.StoreErrors)
 }
 
 // input is one event of a replay file, or the reason it could not be read as one.
@@ -289,4 +268,43 @@ func split(name string, data []byte) []input {
 		out = append(out, input{where: name, err: err.Error()})
 	}
 	return out
+}
+
+// replayInputs hands each input to handle (on-pipeline-event's handler), counting in report what
+// was rejected, skipped, ignored or not recorded, and returns the runs the recorded events touched.
+func replayInputs(ctx context.Context, handle func(context.Context, json.RawMessage) (lambdaio.Response, error), inputs []input, report *replayReport, stderr io.Writer) map[pipeline.Key]bool {
+	touched := map[pipeline.Key]bool{}
+	for _, in := range inputs {
+		if in.err != "" {
+			report.Rejected++
+			fmt.Fprintf(stderr, "%s: rejected: %s\n", in.where, in.err)
+			continue
+		}
+		if d, err := ebevent.Decode(in.data); err == nil && d.Push != nil {
+			// Pushes start executions through CodeCommit and CodePipeline, which a replay
+			// does not have; the executions' own events tell the rest.
+			report.Skipped++
+			fmt.Fprintf(stderr, "%s: skipped: a CodeCommit push (%s %s); replay records pipeline events\n", in.where, d.Push.Kind, d.Push.RefName)
+			continue
+		}
+		resp, err := handle(ctx, in.data)
+		if err != nil {
+			// One event the store refused must not cost the rest of the file (issue 9,
+			// defect 9): count it, say which, go on.
+			report.StoreErrors++
+			fmt.Fprintf(stderr, "%s: not recorded: %v\n", in.where, err)
+			continue
+		}
+		switch resp.Outcome {
+		case lambdaio.OutcomeRejected:
+			report.Rejected++
+			fmt.Fprintf(stderr, "%s: rejected: %s\n", in.where, resp.Reason)
+			continue
+		case lambdaio.OutcomeIgnored:
+			report.Ignored++
+		}
+		touched[pipeline.Key{Pipeline: resp.Pipeline, ExecutionID: resp.ExecutionID}] = true
+	}
+
+	return touched
 }

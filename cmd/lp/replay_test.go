@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
 )
 
 func noEnv(string) string { return "" }
@@ -199,4 +202,28 @@ func TestReplayRender(t *testing.T) {
 	require.Len(t, payloads, 2)
 	assert.Contains(t, string(payloads[0].Slack), `"blocks"`)
 	assert.Equal(t, "failed", payloads[0].SNS.Attributes["type"])
+}
+
+// TestReplayCountsStoreErrorsAndGoesOn: an event the store refuses is counted and reported,
+// and the events after it are still recorded (issue 9, defect 9: the replay stopped the whole
+// file at the first store error).
+func TestReplayCountsStoreErrorsAndGoesOn(t *testing.T) {
+	data, err := os.ReadFile("testdata/scenarios/shared/success.ndjson")
+	require.NoError(t, err)
+	inputs := split("success.ndjson", data)
+	calls := 0
+	handle := func(_ context.Context, raw json.RawMessage) (lambdaio.Response, error) {
+		calls++
+		if calls == 2 {
+			return lambdaio.Response{}, fmt.Errorf("record stage event: %w", errors.New("ValidationException: Item size has exceeded the maximum allowed size"))
+		}
+		return lambdaio.Response{Outcome: lambdaio.OutcomeRecorded, Pipeline: "payments", ExecutionID: "e"}, nil
+	}
+	var report replayReport
+	var stderr bytes.Buffer
+	touched := replayInputs(context.Background(), handle, inputs, &report, &stderr)
+	assert.Equal(t, len(inputs), calls, "every event after the failing one is handed on")
+	assert.Equal(t, 1, report.StoreErrors)
+	assert.Contains(t, stderr.String(), "success.ndjson:2: not recorded: record stage event: ValidationException")
+	assert.Len(t, touched, 1)
 }

@@ -245,7 +245,7 @@ func printRun(w io.Writer, r pipeline.Run, now time.Time, colour bool) {
 	var links []link
 	for _, name := range r.StageNames() {
 		st := r.Stages[name]
-		g.add(name, string(st.Status), fmt.Sprint(st.Attempt), clock(st.StartedAt), span(st.StartedAt, st.Progress, now), "")
+		g.add(name, string(r.StageStatus(name)), fmt.Sprint(st.Attempt), clock(st.StartedAt), span(st.StartedAt, st.Progress, now), "")
 		for _, an := range st.ActionNames() {
 			a := st.Actions[an]
 			g.add("  "+an, string(a.Status), fmt.Sprint(a.Attempt), clock(a.StartedAt), span(a.StartedAt, a.Progress, now),

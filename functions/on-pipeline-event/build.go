@@ -29,7 +29,7 @@ func build(getenv func(string) string, log *slog.Logger) (*recording.PipelineEve
 	metrics := dora.Emit(os.Stdout, log, dora.DefaultRule())
 	if cfg.LocalStore {
 		r := runstore.NewMemory().Recorder(lambdaio.LogNotifier{Logger: log}, clock).OnEnded(metrics)
-		return &recording.PipelineEvents{Recorder: r, Log: log}, nil
+		return &recording.PipelineEvents{Recorder: r, Log: log, Clock: clock}, nil
 	}
 	awsCfg, err := awsconfig.FromEnv(getenv)
 	if err != nil {
@@ -37,7 +37,7 @@ func build(getenv func(string) string, log *slog.Logger) (*recording.PipelineEve
 	}
 	db := dynamodb.NewFromConfig(awsCfg)
 	store := runstore.NewDynamo(db, cfg.RunsTable, clock).WithRetention(cfg.Retention)
-	h := &recording.PipelineEvents{Recorder: store.Recorder().OnEnded(metrics), Log: log}
+	h := &recording.PipelineEvents{Recorder: store.Recorder().OnEnded(metrics), Log: log, Clock: clock}
 	// One control plane for the account's projects (no PIPELINE_NAME): each event says
 	// whether its pipeline belongs to a declared project (PROJECTS, then the PROJECT item).
 	if getenv("PIPELINE_NAME") == "" {

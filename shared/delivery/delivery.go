@@ -63,6 +63,8 @@ func (s *Sender) Notify(ctx context.Context, n pipeline.Notification, run pipeli
 	// The channels run side by side, so that a Slack that hangs until its retries are spent
 	// cannot use up the time SNS needs.
 	errs := make([]error, len(s.Channels))
+	delivered := make([]bool, len(s.Channels))
+	markErrs := make([]error, len(s.Channels))
 	var wg sync.WaitGroup
 	for i, ch := range s.Channels {
 		if s.done[ch.Name()] {
@@ -73,11 +75,27 @@ func (s *Sender) Notify(ctx context.Context, n pipeline.Notification, run pipeli
 				errs[i] = fmt.Errorf("%s: %w", ch.Name(), err)
 				return
 			}
-			errs[i] = s.mark(ctx, n, ch.Name())
+			delivered[i] = true
+			markErrs[i] = s.mark(ctx, n, ch.Name())
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	var names []string
+	for i, ch := range s.Channels {
+		if delivered[i] {
+			names = append(names, ch.Name())
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		// The delivered channels travel with the error, so that the claim remembers them
+		// even when their own marks failed: a retry must not post them again.
+		return &pipeline.DeliveryError{Delivered: names, Err: err}
+	}
+	if err := errors.Join(markErrs...); err != nil {
+		s.Log.WarnContext(ctx, "delivered, but a channel mark was not written; the claim is marked sent instead", "notification", n.Key(), "error", err.Error())
+		return &pipeline.DeliveryError{Delivered: names, Err: errors.Join(pipeline.ErrUnmarked, err)}
+	}
+	return nil
 }
 
 func (s *Sender) mark(ctx context.Context, n pipeline.Notification, channel string) error {
@@ -152,15 +170,26 @@ func (h *Notifications) handleRecord(ctx context.Context, rec events.DynamoDBEve
 	}
 	d := &pipeline.Direct{Claims: h.Claims, Notifier: h.Sender.With(q.Channels), Clock: h.Clock, Lease: cmp.Or(h.Lease, DefaultLease)}
 	sent, err := d.Dispatch(ctx, n, run)
-	if err != nil {
+	switch {
+	case errors.Is(err, pipeline.ErrGaveUp):
+		// Visible for good: the claim is FAILED (`lp notifications`), and this log line is
+		// what the template's alarm counts.
+		h.Log.ErrorContext(ctx, "notification given up", "notification", n.Key(), "error", err.Error())
+		return nil
+	case errors.Is(err, pipeline.ErrAttemptFailed):
+		// The attempt is over and recorded: the claim waits for its backoff, then the
+		// reconciler hands it back. Failing the record would only hold up the shard.
+		h.Log.WarnContext(ctx, "notification attempt failed; it is retried after its backoff", "notification", n.Key(), "error", err.Error())
+		return nil
+	case err != nil:
 		return err
 	}
 	if !sent {
-		// Someone holds the claim. If it is still PENDING, that sender may have died: fail
-		// the record so the stream retries it after the lease; a SENT claim is done.
-		if q, err := h.Queue.Queued(ctx, n); err == nil && q.Pending() {
-			return fmt.Errorf("%s is being sent by another invocation; retrying after its lease", n.Key())
-		}
+		// Someone else holds the claim, or it is waiting for its backoff: either way the
+		// holder, or the reconciler once the lease is over, finishes it. Failing the record
+		// would hold up the shard for as long as the lease (issue 9, defect 12).
+		h.Log.InfoContext(ctx, "notification held by another attempt", "notification", n.Key())
+		return nil
 	}
 	h.Log.InfoContext(ctx, "notification", "notification", n.Key(), "sent", sent, "channelsBefore", q.Channels)
 	return nil

@@ -160,7 +160,9 @@ func TestFailedEventDeliveredConcurrentlyNotifiesOnce(t *testing.T) {
 }
 
 // TestSlackOutageDeliveredOnceAfterwards: Slack is down for the first invocation; SNS goes out
-// at once; the stream's retry delivers to Slack and does not publish to SNS again.
+// at once; the attempt ends with a backoff (the shard is not held up: no batch item failure),
+// and the next attempt, once the backoff is over, delivers to Slack and does not publish to SNS
+// again.
 func TestSlackOutageDeliveredOnceAfterwards(t *testing.T) {
 	rig := newNotifierRig(t)
 	ctx := context.Background()
@@ -173,11 +175,16 @@ func TestSlackOutageDeliveredOnceAfterwards(t *testing.T) {
 
 	resp, err := rig.notifier.Handle(ctx, streamInsert(n, "200"))
 	require.NoError(t, err)
-	require.Len(t, resp.BatchItemFailures, 1, "the record is handed back for retry")
-	assert.Equal(t, "200", resp.BatchItemFailures[0].ItemIdentifier)
+	assert.Empty(t, resp.BatchItemFailures, "a failed attempt does not hold up the shard")
 	assert.Empty(t, rig.slack.Delivered())
 	assert.Len(t, rig.sns.Published(), 1, "SNS does not wait for Slack")
 
+	resp, err = rig.notifier.Handle(ctx, streamInsert(n, "200"))
+	require.NoError(t, err)
+	assert.Empty(t, resp.BatchItemFailures)
+	assert.Empty(t, rig.slack.Delivered(), "backing off")
+
+	rig.notifier.Claims = claimsAt{rig.store, time.Now().Add(pipeline.NotifyBackoff(1) + time.Second)}
 	resp, err = rig.notifier.Handle(ctx, streamInsert(n, "200"))
 	require.NoError(t, err)
 	assert.Empty(t, resp.BatchItemFailures)
@@ -251,10 +258,11 @@ func TestUnreadableWebhookHoldsUpSlackOnly(t *testing.T) {
 	n := pipeline.Notification{Type: pipeline.NotifyFailed, Pipeline: "payments", ExecutionID: "0d000000-0000-4000-8000-000000000002"}
 	resp, err := rig.notifier.Handle(ctx, streamInsert(n, "400"))
 	require.NoError(t, err)
-	assert.Len(t, resp.BatchItemFailures, 1)
+	assert.Empty(t, resp.BatchItemFailures)
 	assert.Len(t, snsFake.Published(), 1)
 	assert.Empty(t, slack.Posts())
 
+	rig.notifier.Claims = claimsAt{rig.store, time.Now().Add(pipeline.NotifyBackoff(1) + time.Second)}
 	resp, err = rig.notifier.Handle(ctx, streamInsert(n, "400"))
 	require.NoError(t, err)
 	assert.Empty(t, resp.BatchItemFailures)
@@ -274,13 +282,13 @@ func TestCrashedSenderIsOvertakenAfterItsLease(t *testing.T) {
 	}
 	n := pipeline.Notification{Type: pipeline.NotifyFailed, Pipeline: "payments", ExecutionID: "0d000000-0000-4000-8000-000000000002"}
 	clock := time.Now()
-	ok, err := rig.store.Claim(ctx, n, clock, DefaultLease) // the crashed invocation
+	attempt, err := rig.store.Claim(ctx, n, clock, DefaultLease) // the crashed invocation
 	require.NoError(t, err)
-	require.True(t, ok)
+	require.Equal(t, 1, attempt)
 
 	resp, err := rig.notifier.Handle(ctx, streamInsert(n, "500"))
 	require.NoError(t, err)
-	assert.Len(t, resp.BatchItemFailures, 1, "held by a sender that may be dead: retry")
+	assert.Empty(t, resp.BatchItemFailures, "held by a sender that may be dead: the reconciler hands it back; the shard goes on")
 	assert.Empty(t, rig.slack.Posts())
 
 	// Spent stream retries: the reconciler requeues it once the lease has run out.
@@ -305,7 +313,7 @@ type claimsAt struct {
 	at time.Time
 }
 
-func (c claimsAt) Claim(ctx context.Context, n pipeline.Notification, _ time.Time, lease time.Duration) (bool, error) {
+func (c claimsAt) Claim(ctx context.Context, n pipeline.Notification, _ time.Time, lease time.Duration) (int, error) {
 	return c.Dynamo.Claim(ctx, n, c.at, lease)
 }
 

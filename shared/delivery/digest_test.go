@@ -18,9 +18,9 @@ import (
 func TestDigestClaimOnTheStreamIsLeftToTheDigest(t *testing.T) {
 	rig := newNotifierRig(t)
 	n := pipeline.DigestNotification("shop-pipeline", "2026-W49", time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC))
-	ok, err := rig.store.Claim(context.Background(), n, time.Now(), time.Minute)
+	attempt, err := rig.store.Claim(context.Background(), n, time.Now(), time.Minute)
 	require.NoError(t, err)
-	require.True(t, ok)
+	require.Equal(t, 1, attempt)
 
 	resp, err := rig.notifier.Handle(context.Background(), streamInsert(n, "1"))
 	require.NoError(t, err)

@@ -148,16 +148,17 @@ func (s *Sender) project(ctx context.Context, project string, cur dora.Window, w
 	d := dora.Digest{Project: project, Pipeline: name, Week: week,
 		Current: dora.ComputePipeline(runs, name, cur, s.Rule), Previous: dora.ComputePipeline(runs, name, prev, s.Rule)}
 	n := pipeline.DigestNotification(name, week, cur.Until)
-	ok, err := s.Claims.Claim(ctx, n, s.Clock.Now(), Lease)
+	attempt, err := s.Claims.Claim(ctx, n, s.Clock.Now(), Lease)
 	if err != nil {
 		return 0, err
 	}
-	if !ok {
+	if attempt == 0 {
 		return done, nil
 	}
 	if err := s.deliver(ctx, n, d); err != nil {
-		// Free the claim for the retry; if even that fails, the lease runs out on its own.
-		if rerr := s.Claims.Release(ctx, n); rerr != nil {
+		// Free the claim for the schedule's retry at once; if even that fails, the lease runs
+		// out on its own. A digest is retried as long as the week's schedule retries it.
+		if rerr := s.Claims.Release(ctx, n, pipeline.Retry{RetryAt: s.Clock.Now(), Reason: err.Error()}); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("release claim: %w", rerr))
 		}
 		return 0, err

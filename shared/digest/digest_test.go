@@ -71,6 +71,7 @@ type claims struct {
 }
 
 type claim struct {
+	attempts int
 	state    string
 	until    time.Time
 	channels map[string]bool
@@ -78,19 +79,20 @@ type claim struct {
 
 func newClaims() *claims { return &claims{items: map[string]*claim{}} }
 
-func (c *claims) Claim(_ context.Context, n pipeline.Notification, now time.Time, lease time.Duration) (bool, error) {
+func (c *claims) Claim(_ context.Context, n pipeline.Notification, now time.Time, lease time.Duration) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	it, ok := c.items[n.Key()]
 	if ok && (it.state != pipeline.ClaimPending || now.Before(it.until)) {
-		return false, nil
+		return 0, nil
 	}
 	if !ok {
 		it = &claim{channels: map[string]bool{}}
 		c.items[n.Key()] = it
 	}
 	it.state, it.until = pipeline.ClaimPending, now.Add(lease)
-	return true, nil
+	it.attempts++
+	return it.attempts, nil
 }
 
 func (c *claims) Sent(_ context.Context, n pipeline.Notification, _ time.Time) error {
@@ -100,10 +102,14 @@ func (c *claims) Sent(_ context.Context, n pipeline.Notification, _ time.Time) e
 	return nil
 }
 
-func (c *claims) Release(_ context.Context, n pipeline.Notification) error {
+func (c *claims) Release(_ context.Context, n pipeline.Notification, r pipeline.Retry) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.items[n.Key()].until = time.Time{}
+	it := c.items[n.Key()]
+	it.until = r.RetryAt
+	for _, ch := range r.Delivered {
+		it.channels[ch] = true
+	}
 	return nil
 }
 

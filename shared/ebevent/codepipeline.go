@@ -2,7 +2,9 @@ package ebevent
 
 import (
 	"encoding/json"
+	"regexp"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
@@ -99,6 +101,22 @@ func pipelineEvent(env Envelope, t time.Time) (pipeline.Event, error) {
 	if level == pipeline.LevelAction && d.Action == "" {
 		return pipeline.Event{}, malformed("detail.action", "missing")
 	}
+	if err := checkName("detail.pipeline", d.Pipeline); err != nil {
+		return pipeline.Event{}, err
+	}
+	if level >= pipeline.LevelStage {
+		if err := checkName("detail.stage", d.Stage); err != nil {
+			return pipeline.Event{}, err
+		}
+	}
+	if level == pipeline.LevelAction {
+		if err := checkName("detail.action", d.Action); err != nil {
+			return pipeline.Event{}, err
+		}
+	}
+	if len(d.ExecutionID) > maxExecutionID {
+		return pipeline.Event{}, malformed("detail.execution-id", "%d characters: not a pipeline execution id", len(d.ExecutionID))
+	}
 	var version, attempt number
 	if err := version.decode("version", d.Version); err != nil {
 		return pipeline.Event{}, jsonError("detail", err)
@@ -131,6 +149,9 @@ func pipelineEvent(env Envelope, t time.Time) (pipeline.Event, error) {
 		if err != nil {
 			return pipeline.Event{}, malformed("detail.start-time", "%q is not an RFC 3339 time", d.StartTime)
 		}
+		if err := checkPast("detail.start-time", st); err != nil {
+			return pipeline.Event{}, err
+		}
 		ev.StartTime = st.UTC()
 	}
 	if tr := d.ExecutionTrigger; tr != nil {
@@ -140,7 +161,10 @@ func pipelineEvent(env Envelope, t time.Time) (pipeline.Event, error) {
 		ev.ActionType = pipeline.ActionType{Owner: ty.Owner, Category: ty.Category, Provider: ty.Provider, Version: string(ty.Version)}
 	}
 	if r := d.ExecutionResult; r != nil {
-		ev.Result = pipeline.ExecutionResult{ExternalID: r.ExternalExecutionID, Summary: r.ExternalExecutionSummary, URL: r.ExternalExecutionURL, ErrorCode: r.ErrorCode}
+		// Free text is clipped to CodePipeline's documented limits, so that an oversized
+		// field can neither break the store's item nor a message.
+		ev.Result = pipeline.ExecutionResult{ExternalID: clipText(r.ExternalExecutionID, maxExternalID), Summary: clipText(r.ExternalExecutionSummary, maxSummary),
+			URL: clipText(r.ExternalExecutionURL, maxURL), ErrorCode: clipText(r.ErrorCode, maxErrorCode)}
 	}
 	var err error
 	if ev.InputArtifacts, err = artifacts("detail.input-artifacts", d.InputArtifacts); err != nil {
@@ -155,6 +179,48 @@ func pipelineEvent(env Envelope, t time.Time) (pipeline.Event, error) {
 		ev.ID = syntheticID(env)
 	}
 	return ev, nil
+}
+
+// CodePipeline's documented limits. Pipeline, stage and action names: 1–100 characters of
+// [A-Za-z0-9.@\-_] (AWS CodePipeline API Reference, "PipelineDeclaration", "StageDeclaration",
+// "ActionDeclaration": https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_PipelineDeclaration.html,
+// …/API_StageDeclaration.html, …/API_ActionDeclaration.html). Execution ids are UUIDs
+// ("PipelineExecution", …/API_PipelineExecution.html), bounded here at 200 characters. An action's
+// external execution id is at most 1,500 characters and its summary at most 2,048
+// ("ExecutionDetails", …/API_ExecutionDetails.html); error codes and URLs have no documented
+// bound, and are kept to 100 and 2,048 characters.
+const (
+	maxName        = 100
+	maxExecutionID = 200 // a UUID; AWS's own sample events carry an ARN there
+	maxExternalID  = 1500
+	maxSummary     = 2048
+	maxErrorCode   = 100
+	maxURL         = 2048
+)
+
+var nameChars = regexp.MustCompile(`^[A-Za-z0-9.@\-_]+$`)
+
+// checkName refuses a pipeline, stage or action name CodePipeline would not accept.
+func checkName(field, name string) error {
+	if len(name) > maxName {
+		return malformed(field, "%d characters, more than CodePipeline's %d", len(name), maxName)
+	}
+	if !nameChars.MatchString(name) {
+		return malformed(field, "%q has characters CodePipeline does not allow in a name", truncate(name, 60))
+	}
+	return nil
+}
+
+// clipText cuts s to at most n bytes, between UTF-8 characters, marking the cut.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 func artifacts(field string, in []ArtifactInfo) ([]pipeline.Artifact, error) {

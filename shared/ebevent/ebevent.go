@@ -156,10 +156,46 @@ func decodeEnvelope(data []byte) (Envelope, time.Time, error) {
 	if err != nil {
 		return Envelope{}, time.Time{}, malformed("time", "%q is not an RFC 3339 time", env.Time)
 	}
+	if err := checkPast("time", t); err != nil {
+		return Envelope{}, time.Time{}, err
+	}
 	if len(env.Detail) == 0 || bytes.Equal(env.Detail, []byte("null")) {
 		return Envelope{}, time.Time{}, malformed("detail", "missing")
 	}
 	return env, t.UTC(), nil
+}
+
+// Event times the decoder accepts. CodePipeline was launched on 9 July 2015 ("AWS
+// CodePipeline – Now Generally Available", https://aws.amazon.com/about-aws/whats-new/2015/07/aws-codepipeline-now-generally-available/):
+// an earlier time, and the zero time in particular, is impossible. MaxClockSkew bounds how far
+// an event may be dated ahead of the receiver's clock (CheckTimes): EventBridge stamps events
+// with AWS's clock, which Lambda's hosts share, so minutes ahead already means a forged or
+// broken event, and one dated years ahead would otherwise rank last for ever.
+var earliestEventTime = time.Date(2015, 7, 9, 0, 0, 0, 0, time.UTC)
+
+// MaxClockSkew is how far ahead of the receiver's clock an event time may be.
+const MaxClockSkew = 15 * time.Minute
+
+// checkPast refuses a time before CodePipeline existed.
+func checkPast(field string, t time.Time) error {
+	if t.Before(earliestEventTime) {
+		return malformed(field, "%s is before CodePipeline existed (%s): not a real event time", t.Format(time.RFC3339), earliestEventTime.Format("2006-01-02"))
+	}
+	return nil
+}
+
+// CheckTimes refuses an event dated more than MaxClockSkew ahead of now (the receiver's clock),
+// naming the field: "time", or "detail.start-time". The error is ErrMalformed: the event is
+// dropped, not retried (a retry sees the same time).
+func CheckTimes(ev pipeline.Event, now time.Time) error {
+	limit := now.Add(MaxClockSkew)
+	if ev.Time.After(limit) {
+		return malformed("time", "%s is more than %s ahead of the receiver's clock (%s)", ev.Time.Format(time.RFC3339), MaxClockSkew, now.UTC().Format(time.RFC3339))
+	}
+	if ev.StartTime.After(limit) {
+		return malformed("detail.start-time", "%s is more than %s ahead of the receiver's clock (%s)", ev.StartTime.Format(time.RFC3339), MaxClockSkew, now.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // strictUnmarshal decodes one JSON value and refuses trailing data.

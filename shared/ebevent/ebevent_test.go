@@ -2,11 +2,13 @@ package ebevent
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -221,4 +223,66 @@ func TestAttemptAndVersionAsFloats(t *testing.T) {
 	ev, err = DecodePipelineEvent(mutate(t, "../../events/pipeline-failed.json", `detail.pipeline-execution-attempt=-`))
 	require.NoError(t, err)
 	assert.Equal(t, 1, ev.Attempt, "absent attempt means the first")
+}
+
+// TestImpossibleTimesAreRejectedByName: a zero or pre-CodePipeline time, in the envelope or in
+// detail.start-time, is malformed and the error names the field; a time more than MaxClockSkew
+// ahead of the receiver is refused by CheckTimes. Before (issue 9, defect 7) the zero time
+// decoded, and a FAILED dated years ahead was stored and ranked last for ever.
+func TestImpossibleTimesAreRejectedByName(t *testing.T) {
+	good := `{"version":"0","id":"e1","detail-type":"CodePipeline Pipeline Execution State Change","source":"aws.codepipeline","account":"1","time":"%s","region":"eu-west-1","resources":[],"detail":{"pipeline":"p","execution-id":"x","state":"FAILED","start-time":"%s"}}`
+	for _, c := range []struct{ time, start, field string }{
+		{"0001-01-01T00:00:00Z", "2026-03-02T08:00:00Z", "time"},
+		{"1970-01-01T00:00:00Z", "2026-03-02T08:00:00Z", "time"},
+		{"2026-03-02T08:00:00Z", "0001-01-01T00:00:00Z", "detail.start-time"},
+	} {
+		_, err := DecodePipelineEvent(fmt.Appendf(nil, good, c.time, c.start))
+		var e *Error
+		if !errors.As(err, &e) || e.Field != c.field || !errors.Is(err, ErrMalformed) {
+			t.Errorf("time %s start %s: err = %v, want malformed %s", c.time, c.start, err, c.field)
+		}
+	}
+	now := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	ev, err := DecodePipelineEvent(fmt.Appendf(nil, good, "2031-03-02T08:00:00Z", "2026-03-02T08:00:00Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e *Error
+	if err := CheckTimes(ev, now); !errors.As(err, &e) || e.Field != "time" {
+		t.Errorf("five years ahead: %v, want time refused", err)
+	}
+	ev.Time = now.Add(MaxClockSkew)
+	if err := CheckTimes(ev, now); err != nil {
+		t.Errorf("within the skew: %v", err)
+	}
+	ev.StartTime = now.Add(MaxClockSkew + time.Second)
+	if err := CheckTimes(ev, now); !errors.As(err, &e) || e.Field != "detail.start-time" {
+		t.Errorf("start-time ahead: %v", err)
+	}
+}
+
+// TestDocumentedLimits: names past CodePipeline's limits are refused by field; oversized free
+// text is clipped (issue 9, defect 9: a 300 KB error code passed into messages and broke the
+// DynamoDB write).
+func TestDocumentedLimits(t *testing.T) {
+	ev := func(stage, code string) []byte {
+		return fmt.Appendf(nil, `{"version":"0","id":"e1","detail-type":"CodePipeline Action Execution State Change","source":"aws.codepipeline","account":"1","time":"2026-03-02T08:00:00Z","region":"eu-west-1","resources":[],"detail":{"pipeline":"p","execution-id":"x","stage":%q,"action":"Build","state":"FAILED","execution-result":{"error-code":%q,"external-execution-summary":%q}}}`,
+			stage, code, strings.Repeat("s", 10_000))
+	}
+	var e *Error
+	_, err := DecodePipelineEvent(ev(strings.Repeat("S", 101), "JobFailed"))
+	if !errors.As(err, &e) || e.Field != "detail.stage" {
+		t.Errorf("101-character stage: %v", err)
+	}
+	_, err = DecodePipelineEvent(ev("Build and test", "JobFailed"))
+	if !errors.As(err, &e) || e.Field != "detail.stage" {
+		t.Errorf("a space in the stage name: %v", err)
+	}
+	got, err := DecodePipelineEvent(ev(strings.Repeat("S", 100), strings.Repeat("é", 150_000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Result.ErrorCode) > 100 || len(got.Result.Summary) > 2048 || !utf8.ValidString(got.Result.ErrorCode) {
+		t.Errorf("clipped to %d / %d bytes", len(got.Result.ErrorCode), len(got.Result.Summary))
+	}
 }

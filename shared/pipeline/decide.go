@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -34,20 +35,49 @@ type Notification struct {
 }
 
 // Key identifies the notification for its claim, so that it is sent once however often it is
-// decided: one failure per execution, one recovery per execution, one push-to-start per pipeline.
+// decided: one failure, one recovery, one push-to-start per execution. (push-to-start was keyed
+// per pipeline: a later run taken for one, wrongly, was then never reported at all.)
 func (n Notification) Key() string {
-	switch n.Type {
-	case NotifyPushToStart:
-		return strings.Join([]string{string(n.Type), n.Pipeline}, "#")
-	}
 	return strings.Join([]string{string(n.Type), n.Pipeline, n.ExecutionID}, "#")
 }
 
-// IsPushToStart reports whether an ended run is the one CodePipeline started when the pipeline
-// was created, failing in Source because the repository has no commit on the branch yet. No
-// stage after Source has started in such a run.
+// IsPushToStart reports whether an ended run failed only because the repository has no commit
+// on the tracked branch yet, from what proves it (issue 9, defect 3), never from missing
+// history: the run failed in Source and no later stage started, and either CodePipeline
+// started it when the pipeline was created (trigger CreatePipeline), or the Source action's
+// error says the branch or the repository is missing or empty (CodePipeline reports a
+// ConfigurationError then; see "Troubleshooting CodePipeline",
+// https://docs.aws.amazon.com/codepipeline/latest/userguide/troubleshooting.html). A Source
+// failure with the trigger unknown and any other error is a failure.
 func IsPushToStart(run Run, o Outcome) bool {
-	return o.Status == StatusFailed && o.Trigger.Type == TriggerCreatePipeline && onlySourceStage(run)
+	if o.Status != StatusFailed || !onlySourceStage(run) {
+		return false
+	}
+	return o.Trigger.Type == TriggerCreatePipeline || o.Trigger == (Trigger{}) && emptySourceError(run)
+}
+
+// emptyBranch matches the Source action's messages for a repository without the tracked
+// branch: "The branch main does not exist in the repository app", "no branch named main was
+// found", "The repository app is empty".
+var emptyBranch = regexp.MustCompile(`(?i)branch \S+ (does not exist|was not found)|no branch named|repository \S+ is empty|empty repository`)
+
+// emptySourceError reports whether a failed Source action of the run says its branch or
+// repository is missing or empty.
+func emptySourceError(run Run) bool {
+	for _, st := range run.Stages {
+		for _, a := range st.Actions {
+			if a.Status == StatusFailed && (a.Type.Category == "Source" || st.Name == "Source") &&
+				a.Result.ErrorCode == "ConfigurationError" && emptyBranch.MatchString(a.Result.Summary) {
+				return true
+			}
+		}
+	}
+	for _, f := range run.Failures {
+		if f.Stage == "Source" && f.Result.ErrorCode == "ConfigurationError" && emptyBranch.MatchString(f.Result.Summary) {
+			return true
+		}
+	}
+	return false
 }
 
 // onlySourceStage reports whether no stage after Source has started in the run.

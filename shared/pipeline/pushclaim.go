@@ -81,13 +81,15 @@ func (p Push) Commit() string {
 const (
 	ClaimPending = "PENDING"
 	ClaimSent    = "SENT"
+	// ClaimFailed: every attempt failed (MaxNotifyAttempts); nothing sends it any more.
+	ClaimFailed = "FAILED"
 )
 
 // Queued is a decided notification as the notifier finds it: its claim's state and the
 // channels that delivered it already.
 type Queued struct {
 	Notification Notification
-	State        string // ClaimPending or ClaimSent
+	State        string // ClaimPending, ClaimSent or ClaimFailed
 	Channels     map[string]bool
 }
 

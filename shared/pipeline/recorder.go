@@ -37,16 +37,54 @@ type OutcomeStore interface {
 	HasOutcomes(ctx context.Context, pipeline string) (bool, error)
 }
 
-// Claims makes each notification go out once: Claim before sending, Release after.
+// Claims makes each notification go out once: Claim before sending, then Sent, or Release
+// after a failed attempt.
 type Claims interface {
-	// Claim reserves n for this caller for lease. It returns false when n was sent already,
-	// or when another caller holds an unexpired lease on it.
-	Claim(ctx context.Context, n Notification, now time.Time, lease time.Duration) (bool, error)
+	// Claim reserves n for this caller for lease. It returns the attempt this claim starts
+	// (1 for the first), or 0 when n was sent or given up already, or when another caller
+	// holds an unexpired lease on it.
+	Claim(ctx context.Context, n Notification, now time.Time, lease time.Duration) (attempt int, err error)
 	// Sent marks a claimed notification as delivered.
 	Sent(ctx context.Context, n Notification, now time.Time) error
-	// Release gives up a claim whose sending failed, so that the retry can take it at once.
-	Release(ctx context.Context, n Notification) error
+	// Release ends a failed attempt in one write: it records the channels that delivered
+	// during it, and either leaves the claim PENDING with a lease until r.RetryAt (the next
+	// attempt may take it from then on) or, when r.GiveUp, marks it ClaimFailed for good.
+	Release(ctx context.Context, n Notification, r Retry) error
 }
+
+// Retry is how a failed attempt ends (Claims.Release).
+type Retry struct {
+	Delivered []string  // channels that delivered during the attempt (their marks may have failed)
+	RetryAt   time.Time // the next attempt may start then
+	GiveUp    bool      // the attempts are spent: the claim becomes ClaimFailed
+	Reason    string    // the attempt's error, for the person reading a given-up claim
+}
+
+// MaxNotifyAttempts bounds how often one notification is attempted. With NotifyBackoff the
+// attempts span about four hours (and the reconciler's requeue period on top), which outlasts
+// the Slack and SNS incidents that retrying can ride out; what still fails is given up,
+// visibly (ClaimFailed, `lp notifications`, a log line the template's alarm counts).
+const MaxNotifyAttempts = 8
+
+// NotifyBackoff is how long after failed attempt a notification waits: 1 min, doubling,
+// capped at one hour.
+func NotifyBackoff(attempt int) time.Duration {
+	d := time.Minute
+	for i := 1; i < attempt && d < time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, time.Hour)
+}
+
+// DeliveryError is a notifier's failure that says which channels delivered anyway, so that
+// the claim remembers them and a retry does not repeat them.
+type DeliveryError struct {
+	Delivered []string
+	Err       error
+}
+
+func (e *DeliveryError) Error() string { return e.Err.Error() }
+func (e *DeliveryError) Unwrap() error { return e.Err }
 
 // Notifier delivers a notification about a run (Slack, SNS, or a collector in replay).
 type Notifier interface {
@@ -182,17 +220,16 @@ func (r *Recorder) decide(ctx context.Context, run Run, attempt int) (decided, s
 	if !ok || Silent(o) {
 		return nil, nil, nil
 	}
-	pushToStart := IsPushToStart(run, o)
-	if !pushToStart && o.Trigger == (Trigger{}) && o.Status == StatusFailed && onlySourceStage(run) {
-		// The trigger is not known yet (the STARTED event has not arrived; the FAILED one
-		// may not carry it): a run that failed in Source and is the pipeline's first is the
-		// run on the empty repository.
-		has, err := r.outcomes.HasOutcomes(ctx, o.Pipeline)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read outcomes of %s: %w", o.Pipeline, err)
-		}
-		pushToStart = !has
+	if o.Status == StatusFailed && o.Trigger == (Trigger{}) && onlySourceStage(run) && run.Failure().Action == "" {
+		// Neither what started the run nor the Source action's error is known yet (the
+		// FAILED event came first): whether it is a failure or the empty repository's "push
+		// to start" waits for the reconciler's next pass, which decides again every run that
+		// ended in the last hour, and asks CodePipeline when the record still cannot tell.
+		// (Deciding on the late action event instead would cost every FAILED action event a
+		// read on the hot path.)
+		return nil, nil, nil
 	}
+	pushToStart := IsPushToStart(run, o)
 	if pushToStart {
 		decided = Decide(nil, o, true)
 	} else {
@@ -247,22 +284,53 @@ func (d *Direct) Dispatch(ctx context.Context, n Notification, run Run) (bool, e
 	if lease <= 0 {
 		lease = DefaultLease
 	}
-	ok, err := d.Claims.Claim(ctx, n, d.Clock.Now(), lease)
+	attempt, err := d.Claims.Claim(ctx, n, d.Clock.Now(), lease)
 	if err != nil {
 		return false, fmt.Errorf("claim %s: %w", n.Key(), err)
 	}
-	if !ok {
+	if attempt == 0 {
 		return false, nil
 	}
-	if err := d.Notifier.Notify(ctx, n, run); err != nil {
-		// Free the claim for the retry; if even that fails, the lease runs out on its own.
-		if rerr := d.Claims.Release(ctx, n); rerr != nil {
+	err = d.Notifier.Notify(ctx, n, run)
+	var de *DeliveryError
+	errors.As(err, &de)
+	if err != nil && !errors.Is(err, ErrUnmarked) {
+		// End the attempt: remember what was delivered, and wait NotifyBackoff before the
+		// next (or give up). If even that write fails, the lease runs out on its own.
+		r := Retry{RetryAt: d.Clock.Now().Add(NotifyBackoff(attempt)), GiveUp: attempt >= MaxNotifyAttempts, Reason: err.Error()}
+		if de != nil {
+			r.Delivered = de.Delivered
+		}
+		if rerr := d.Claims.Release(ctx, n, r); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("release claim: %w", rerr))
 		}
-		return false, fmt.Errorf("send %s: %w", n.Key(), err)
+		if r.GiveUp {
+			return false, fmt.Errorf("send %s: giving up after %d attempts: %w", n.Key(), attempt, errors.Join(err, ErrGaveUp))
+		}
+		return false, fmt.Errorf("send %s (attempt %d of %d): %w", n.Key(), attempt, MaxNotifyAttempts, errors.Join(err, ErrAttemptFailed))
 	}
 	if err := d.Claims.Sent(ctx, n, d.Clock.Now()); err != nil {
+		// Every channel delivered: whatever happens, no retry may send it again. Release
+		// records the channels (their own marks may have failed too) in another write.
+		r := Retry{RetryAt: d.Clock.Now(), Reason: err.Error()}
+		if de != nil {
+			r.Delivered = de.Delivered
+		}
+		if rerr := d.Claims.Release(ctx, n, r); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("release claim: %w", rerr))
+		}
 		return true, fmt.Errorf("mark %s sent: %w", n.Key(), err)
 	}
 	return true, nil
 }
+
+// ErrAttemptFailed marks the error of a delivery attempt that failed and was released (or
+// given up): the next attempt waits for its backoff, and nothing is gained by retrying at once.
+var ErrAttemptFailed = errors.New("delivery attempt failed")
+
+// ErrUnmarked is a notifier's report that every channel delivered but some of their
+// per-channel marks were not written; Dispatch then marks the whole claim sent.
+var ErrUnmarked = errors.New("delivered, but not every channel's mark was written")
+
+// ErrGaveUp marks the error of a notification whose attempts are spent.
+var ErrGaveUp = errors.New("notification given up")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -82,14 +83,14 @@ func (s *fakeStore) HasOutcomes(_ context.Context, p string) (bool, error) {
 	return false, nil
 }
 
-func (s *fakeStore) Claim(_ context.Context, n Notification, _ time.Time, _ time.Duration) (bool, error) {
+func (s *fakeStore) Claim(_ context.Context, n Notification, _ time.Time, _ time.Duration) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.claims[n.Key()] != "" {
-		return false, nil
+		return 0, nil
 	}
 	s.claims[n.Key()] = "PENDING"
-	return true, nil
+	return 1, nil
 }
 
 func (s *fakeStore) Sent(_ context.Context, n Notification, _ time.Time) error {
@@ -99,7 +100,7 @@ func (s *fakeStore) Sent(_ context.Context, n Notification, _ time.Time) error {
 	return nil
 }
 
-func (s *fakeStore) Release(_ context.Context, n Notification) error {
+func (s *fakeStore) Release(_ context.Context, n Notification, _ Retry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.claims, n.Key())
@@ -155,6 +156,15 @@ func withoutTrigger(events []Event) []Event {
 	return out
 }
 
+// noTrigger strips execution-trigger from the events, keeping their order.
+func noTrigger(events []Event) []Event {
+	out := slices.Clone(events)
+	for i := range out {
+		out[i].Trigger = Trigger{}
+	}
+	return out
+}
+
 func keys(ns []Notification) []string {
 	out := make([]string, 0, len(ns))
 	for _, n := range ns {
@@ -192,10 +202,14 @@ func TestNotificationDecisions(t *testing.T) {
 		{"cancelled by self-update is silent", concat(canceled("p", "a", at(0)), succeeded("p", "b", at(20))), []string{}},
 		{"retried and passed: failed then recovered", retried("p", "a", at(0)), []string{"failed#p#a", "recovered#p#a"}},
 		{"pipelines do not affect each other", concat(failedAt("p", "a", at(0), 2), succeeded("q", "b", at(20))), []string{"failed#p#a"}},
-		{"empty repository says push to start", emptyRepository("p", "a", at(0)), []string{"push-to-start#p"}},
-		{"push to start is no failure to recover from", concat(emptyRepository("p", "a", at(0)), succeeded("p", "b", at(20))), []string{"push-to-start#p"}},
-		{"push to start when the FAILED event carries no trigger and comes first", concat(withoutTrigger(emptyRepository("p", "a", at(0)))), []string{"push-to-start#p"}},
-		{"a later run failing in Source is a failure", concat(succeeded("p", "a", at(0)), withoutTrigger(emptyRepository("p", "b", at(20)))), []string{"failed#p#b"}},
+		{"empty repository says push to start", emptyRepository("p", "a", at(0)), []string{"push-to-start#p#a"}},
+		{"push to start is no failure to recover from", concat(emptyRepository("p", "a", at(0)), succeeded("p", "b", at(20))), []string{"push-to-start#p#a"}},
+		// The decision waits for the reconciler's next pass (reconcile: redrive), rather
+		// than guess from missing history (issue 9, defect 3).
+		{"nothing yet when the FAILED event carries no trigger and comes first", concat(withoutTrigger(emptyRepository("p", "a", at(0)))), []string{}},
+		// Decided from what proves it (issue 9, defect 3): the trigger, or the Source error.
+		{"a later run whose branch is gone says push to start, not nothing", concat(succeeded("p", "a", at(0)), noTrigger(emptyRepository("p", "b", at(20)))), []string{"push-to-start#p#b"}},
+		{"a first run failing in Source for another reason is a failure", noTrigger(sourceFailed("p", "a", at(0))), []string{"failed#p#a"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

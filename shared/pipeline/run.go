@@ -186,6 +186,52 @@ func (r Run) Duration(now time.Time) time.Duration {
 	return now.Sub(r.StartedAt)
 }
 
+// StageStatus is a stage's status as far as the run's events tell it. A stage whose own stage
+// events were lost (only its actions' arrived) takes its status from its actions: FAILED if one
+// failed, IN_PROGRESS if one is running, SUCCEEDED if they all succeeded and the run is over or
+// has gone past the stage, CANCELED if one was abandoned; otherwise IN_PROGRESS.
+func (r Run) StageStatus(name string) Status {
+	st := r.Stages[name]
+	if st.Status != "" || len(st.Actions) == 0 {
+		return st.Status
+	}
+	all, abandoned := true, false
+	for _, a := range st.Actions {
+		switch a.Status {
+		case StatusFailed:
+			return StatusFailed
+		case StatusInProgress, StatusStopping:
+			return StatusInProgress
+		case StatusAbandoned:
+			abandoned = true
+		}
+		all = all && a.Status == StatusSucceeded
+	}
+	switch {
+	case abandoned:
+		return StatusCanceled
+	case all && (r.Status.Terminal() || r.laterStageStarted(st)):
+		return StatusSucceeded
+	}
+	return StatusInProgress
+}
+
+// laterStageStarted reports whether another stage started after every action of st began.
+func (r Run) laterStageStarted(st Stage) bool {
+	var last time.Time
+	for _, a := range st.Actions {
+		if a.At.After(last) {
+			last = a.At
+		}
+	}
+	for name, other := range r.Stages {
+		if name != st.Name && !other.StartedAt.Before(last) {
+			return true
+		}
+	}
+	return false
+}
+
 // StageNames returns the run's stages in the order they started.
 func (r Run) StageNames() []string {
 	names := make([]string, 0, len(r.Stages))

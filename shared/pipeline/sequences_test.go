@@ -157,3 +157,17 @@ func emptyRepository(pipeline, exec string, start time.Time) []Event {
 	})
 	return b.events
 }
+
+// sourceFailed: a run failing in Source for a reason other than an empty repository.
+func sourceFailed(pipeline, exec string, start time.Time) []Event {
+	events := emptyRepository(pipeline, exec, start)
+	for i := range events {
+		if events[i].Level == LevelAction && events[i].State == StateFailed {
+			events[i].Result = ExecutionResult{Summary: "Access denied to the repository", ErrorCode: "PermissionError"}
+		}
+		if events[i].Level == LevelPipeline {
+			events[i].Trigger = Trigger{Type: "StartPipelineExecution"}
+		}
+	}
+	return events
+}

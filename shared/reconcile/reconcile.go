@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
@@ -36,6 +35,15 @@ const (
 	// DefaultLookback covers the longest a run can wait on CodePipeline's side: a manual
 	// approval waits up to seven days.
 	DefaultLookback = 8 * 24 * time.Hour
+	// RedecideWithin is how long after a decisive run ended its notification decision is
+	// taken again on every pass: longer than Lambda's asynchronous retries of the event that
+	// ended it (about 3 minutes) plus a few passes, so that a decision whose every delivery
+	// failed after the end was recorded (the run is terminal; nothing else would look at
+	// it) is still taken. The claims keep the message single.
+	RedecideWithin = time.Hour
+	// RequeueAfter: a notification queued at least this long ago whose lease or backoff is
+	// over is handed back to the notifier.
+	RequeueAfter = 2 * time.Minute
 )
 
 // EventPrefix starts the ids of the events the reconciler makes up.
@@ -94,10 +102,29 @@ func (r *Reconciler) Handle(ctx context.Context, raw json.RawMessage) (Reconcile
 		return resp, err
 	}
 	var errs []error
+	red := redRuns(runs)
 	for _, run := range runs {
 		attrs := []any{"pipeline", run.Pipeline, "executionId", run.ExecutionID, "status", string(run.Status), "startedAt", run.Began()}
 		switch {
-		case redrivable(run):
+		case red[run.Key()]:
+			// The pipeline's newest decisive run failed: CodePipeline may know that a
+			// stage retry turned it green while its events were lost (issue 9, defect
+			// 12). One look per red pipeline and pass; the decision is redriven too.
+			resp.Checked++
+			after, _, err := r.reconcile(ctx, run, now)
+			if err == nil && after.Status == run.Status {
+				err = r.redrive(ctx, after)
+			}
+			if err != nil {
+				r.Log.ErrorContext(ctx, "red run not rechecked", append(attrs, "error", err.Error())...)
+				errs = append(errs, err)
+			} else if after.Status == run.Status {
+				resp.Redriven++
+			} else {
+				resp.Settled++
+				r.Log.InfoContext(ctx, "red run changed", append(attrs, "newStatus", string(after.Status))...)
+			}
+		case redrivable(run, now):
 			if err := r.redrive(ctx, run); err != nil {
 				r.Log.ErrorContext(ctx, "run not redriven", append(attrs, "error", err.Error())...)
 				errs = append(errs, err)
@@ -125,7 +152,7 @@ func (r *Reconciler) Handle(ctx context.Context, raw json.RawMessage) (Reconcile
 		}
 	}
 	if r.Requeue != nil {
-		n, err := r.Requeue(ctx, now.Add(-staleAfter), now)
+		n, err := r.Requeue(ctx, now.Add(-RequeueAfter), now)
 		resp.Requeued = n
 		if err != nil {
 			r.Log.ErrorContext(ctx, "notifications not requeued", "error", err.Error())
@@ -166,17 +193,61 @@ func (r *Reconciler) reconcile(ctx context.Context, run pipeline.Run, now time.T
 	return after, true, nil
 }
 
-// redrivable reports whether run was ended by the reconciler with a status that notifies. Its
-// notification was decided when it ended; deciding it again on later passes (within Lookback)
-// sends it if that pass failed to, since the run, now terminal, is otherwise not looked at
-// again. The claims keep it to one message.
-func redrivable(run pipeline.Run) bool {
-	return strings.HasPrefix(run.EventID, EventPrefix) && run.Status.Decisive()
+// redrivable reports whether run ended decisively within RedecideWithin. Its notification was
+// decided when it ended; deciding it again on the next passes sends it if every delivery of
+// the event that ended it failed after the end was recorded, since the run, now terminal, is
+// otherwise not looked at again. The claims keep it to one message. The work is bounded by
+// the runs that ended in the last hour, not by the history.
+func redrivable(run pipeline.Run, now time.Time) bool {
+	return run.Status.Decisive() && !run.EndedAt.IsZero() && now.Sub(run.EndedAt) < RedecideWithin
+}
+
+// redRuns returns, per pipeline, its newest decisive run when that run failed.
+func redRuns(runs []pipeline.Run) map[pipeline.Key]bool {
+	newest := map[string]pipeline.Run{}
+	for _, r := range runs {
+		if !r.Status.Decisive() {
+			continue
+		}
+		if have, ok := newest[r.Pipeline]; !ok || r.EndedAt.After(have.EndedAt) {
+			newest[r.Pipeline] = r
+		}
+	}
+	out := map[pipeline.Key]bool{}
+	for _, r := range newest {
+		if r.Status == pipeline.StatusFailed {
+			out[r.Key()] = true
+		}
+	}
+	return out
 }
 
 // redrive takes the notification decision of the run's ended attempt again, on the run as read.
+// A run that ended in attempt n > 1 without the outcomes of the earlier attempts (their events
+// were lost) is first compared with CodePipeline, whose action executions tell the failures
+// that the stage retries followed.
 func (r *Reconciler) redrive(ctx context.Context, run pipeline.Run) error {
-	if _, err := r.Recorder.Decide(ctx, run, max(run.Attempt, 1)); err != nil {
+	unknown := run.Status == pipeline.StatusFailed && run.Trigger == (pipeline.Trigger{}) && run.Failure().Action == ""
+	for k := 1; k < run.Attempt || unknown && k == 1; k++ {
+		if _, ok := run.OutcomeOf(k); !ok || unknown {
+			after, found, err := r.reconcile(ctx, run, r.Clock.Now())
+			if err != nil {
+				return fmt.Errorf("redrive %s: %w", run.ExecutionID, err)
+			}
+			if found {
+				run = after
+			}
+			break
+		}
+	}
+	// Every ended attempt: a retried run's first failure is decided on its own.
+	var errs []error
+	for _, o := range run.Outcomes {
+		if _, err := r.Recorder.Decide(ctx, run, o.Attempt); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("redrive %s: %w", run.ExecutionID, err)
 	}
 	return nil
@@ -193,7 +264,8 @@ func (r *Reconciler) redrive(ctx context.Context, run pipeline.Run) error {
 // executions, so that a second pass repeats the first one's events exactly, and the store
 // keeps them once. ExecutionEvents is pure.
 func ExecutionEvents(run pipeline.Run, exec pipeline.ExecutionView, now time.Time) []pipeline.Event {
-	attempt := currentAttempt(run)
+	retried := retriedFailures(exec.Actions)
+	attempt := max(currentAttempt(run), len(retried)+1)
 	base := pipeline.Event{Pipeline: run.Pipeline, ExecutionID: run.ExecutionID, Attempt: attempt, Version: exec.Version}
 	id := func(element string, s pipeline.State) string {
 		return EventPrefix + run.ExecutionID + "-" + element + "-" + string(s) + "-" + strconv.Itoa(attempt)
@@ -201,6 +273,30 @@ func ExecutionEvents(run pipeline.Run, exec pipeline.ExecutionView, now time.Tim
 
 	latest := latestActions(exec.Actions)
 	var events []pipeline.Event
+	// A failed action execution that the same action ran again after is a stage retry: the
+	// attempt it ended failed (CodePipeline only retries a failed stage of a failed
+	// execution). The API gives no attempt numbers; they are counted from the retries, so
+	// that a run retried green whose events were lost still tells its failure and sends
+	// "recovered" (issue 9, defect 12).
+	for i, a := range retried {
+		k := i + 1
+		if k >= attempt {
+			break
+		}
+		ev := base
+		ev.Attempt = k
+		at := cmp.Or(a.UpdatedAt, a.StartTime)
+		pre := EventPrefix + run.ExecutionID + "-"
+		suf := "-" + string(pipeline.StateFailed) + "-" + strconv.Itoa(k)
+		act := ev
+		act.ID, act.Level, act.Stage, act.Action, act.State, act.Time, act.StartTime = pre+"action-"+a.Stage+"-"+a.Action+suf, pipeline.LevelAction, a.Stage, a.Action, pipeline.StateFailed, at, a.StartTime
+		act.ActionExecutionID, act.ActionRegion, act.ActionType, act.Result, act.InputArtifacts, act.OutputArtifacts = a.ExecutionID, a.Region, a.Type, a.Result, a.Input, a.Output
+		st := ev
+		st.ID, st.Level, st.Stage, st.State, st.Time = pre+"stage-"+a.Stage+suf, pipeline.LevelStage, a.Stage, pipeline.StateFailed, at
+		pl := ev
+		pl.ID, pl.Level, pl.State, pl.Time, pl.Trigger = pre+"pipeline"+suf, pipeline.LevelPipeline, pipeline.StateFailed, at, exec.Trigger
+		events = append(events, act, st, pl)
+	}
 	stages := map[string][]pipeline.ActionExecution{}
 	var stageOrder []string
 	for _, a := range latest {
@@ -248,6 +344,26 @@ func ExecutionEvents(run pipeline.Run, exec pipeline.ExecutionView, now time.Tim
 		ev.Time = cmp.Or(latestUpdate(latest), latestKnown(run), now)
 	}
 	return append(events, ev)
+}
+
+// retriedFailures returns the failed action executions that the same action ran again after,
+// oldest first: one per stage retry.
+func retriedFailures(actions []pipeline.ActionExecution) []pipeline.ActionExecution {
+	var out []pipeline.ActionExecution
+	for _, a := range actions {
+		if a.State != pipeline.StateFailed {
+			continue
+		}
+		if slices.ContainsFunc(actions, func(b pipeline.ActionExecution) bool {
+			return b.Stage == a.Stage && b.Action == a.Action && b.ExecutionID != a.ExecutionID && b.StartTime.After(a.StartTime)
+		}) {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, func(a, b pipeline.ActionExecution) int {
+		return cmp.Compare(a.StartTime.UnixNano(), b.StartTime.UnixNano())
+	})
+	return out
 }
 
 // latestActions keeps, per stage and action, the latest execution (a retried action runs

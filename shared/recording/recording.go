@@ -21,6 +21,9 @@ type PipelineEvents struct {
 	// per-project deployment, a local run) skips the look-up.
 	Projects ProjectLookup
 	Log      *slog.Logger
+	// Clock is the receiver's clock, against which events dated more than
+	// ebevent.MaxClockSkew ahead are refused; nil skips that check.
+	Clock pipeline.Clock
 }
 
 // ProjectLookup finds the declared project a pipeline belongs to; the error wraps
@@ -35,6 +38,9 @@ type ProjectLookup interface {
 // idempotent) and, after its retries, keeps it in the dead-letter queue.
 func (h *PipelineEvents) Handle(ctx context.Context, raw json.RawMessage) (lambdaio.Response, error) {
 	ev, err := ebevent.DecodePipelineEvent(raw)
+	if err == nil && h.Clock != nil {
+		err = ebevent.CheckTimes(ev, h.Clock.Now())
+	}
 	if err != nil {
 		h.Log.WarnContext(ctx, "event rejected", "error", err.Error(), "bytes", len(raw))
 		return lambdaio.Response{Outcome: lambdaio.OutcomeRejected, Reason: err.Error()}, nil

@@ -147,9 +147,10 @@ func claimKey(n pipeline.Notification) map[string]types.AttributeValue {
 }
 
 // Claim takes n with one conditional UpdateItem: it succeeds when n was never claimed, or is
-// PENDING with a lease that ran out (its sender crashed or failed).
-func (d *Dynamo) Claim(ctx context.Context, n pipeline.Notification, now time.Time, lease time.Duration) (bool, error) {
-	_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+// PENDING with a lease that ran out (its sender crashed, or its backoff after a failed attempt
+// is over). It returns the attempt this claim starts, 0 when not claimed.
+func (d *Dynamo) Claim(ctx context.Context, n pipeline.Notification, now time.Time, lease time.Duration) (int, error) {
+	out, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(d.table),
 		Key:                      claimKey(n),
 		UpdateExpression:         aws.String("SET #st = :pending, leaseUntil = :until, #ty = :type, executionId = :ex, pipeline = :pl, expiresAt = :exp ADD attempts :one"),
@@ -165,15 +166,22 @@ func (d *Dynamo) Claim(ctx context.Context, n pipeline.Notification, now time.Ti
 			":exp":     &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.retention).Unix(), 10)},
 			":one":     &types.AttributeValueMemberN{Value: "1"},
 		},
+		ReturnValues: types.ReturnValueUpdatedNew,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		return false, nil
+		return 0, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("claim %s: %w", n.Key(), err)
+		return 0, fmt.Errorf("claim %s: %w", n.Key(), err)
 	}
-	return true, nil
+	attempt := 1
+	if v, ok := out.Attributes["attempts"].(*types.AttributeValueMemberN); ok {
+		if a, err := strconv.Atoi(v.Value); err == nil && a > 0 {
+			attempt = a
+		}
+	}
+	return attempt, nil
 }
 
 // Sent marks n delivered.
@@ -192,15 +200,45 @@ func (d *Dynamo) Sent(ctx context.Context, n pipeline.Notification, now time.Tim
 	return nil
 }
 
-// Release frees a PENDING claim (its lease ends now).
-func (d *Dynamo) Release(ctx context.Context, n pipeline.Notification) error {
+// failedPartition is the index partition of given-up notification claims (`lp notifications`).
+const failedPartition = "NOTIFY#FAILED"
+
+// Release ends a failed attempt on a PENDING claim with one conditional UpdateItem: the
+// channels that delivered are marked, and the lease is set to r.RetryAt, a change the
+// notifier's stream filter drops (only lease 0 passes): the claim waits for the reconciler's
+// Requeue, instead of invoking the notifier again at once and holding up its shard. A claim
+// whose attempts are spent becomes FAILED and moves to the FAILED index partition.
+func (d *Dynamo) Release(ctx context.Context, n pipeline.Notification, r pipeline.Retry) error {
+	names := map[string]string{"#st": "state"}
+	values := map[string]types.AttributeValue{
+		":pending": &types.AttributeValueMemberS{Value: pipeline.ClaimPending},
+		":reason":  &types.AttributeValueMemberS{Value: clip(r.Reason)},
+	}
+	set := "lastError = :reason"
+	for i, ch := range r.Delivered {
+		k := fmt.Sprintf("#ch%d", i)
+		names[k] = channelPrefix + ch
+		values[":at"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(r.RetryAt.Unix(), 10)}
+		set += ", " + k + " = :at"
+	}
+	var expr string
+	if r.GiveUp {
+		names["#gp"], names["#gs"] = attrGSI1PK, attrGSI1SK
+		values[":failed"] = &types.AttributeValueMemberS{Value: pipeline.ClaimFailed}
+		values[":fp"] = &types.AttributeValueMemberS{Value: failedPartition}
+		values[":fs"] = &types.AttributeValueMemberS{Value: r.RetryAt.UTC().Format(timeLayout) + "#" + n.Key()}
+		expr = "SET " + set + ", #st = :failed, #gp = :fp, #gs = :fs REMOVE leaseUntil"
+	} else {
+		values[":until"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(r.RetryAt.UnixMilli(), 10)}
+		expr = "SET " + set + ", leaseUntil = :until"
+	}
 	_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(d.table),
 		Key:                       claimKey(n),
-		UpdateExpression:          aws.String("SET leaseUntil = :zero"),
+		UpdateExpression:          aws.String(expr),
 		ConditionExpression:       aws.String("#st = :pending"),
-		ExpressionAttributeNames:  map[string]string{"#st": "state"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": &types.AttributeValueMemberN{Value: "0"}, ":pending": &types.AttributeValueMemberS{Value: pipeline.ClaimPending}},
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if err != nil && !errors.As(err, &ccf) {

@@ -247,9 +247,9 @@ func TestDynamoClaimsOnceUnderConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ok, err := store.Claim(context.Background(), n, now, time.Minute)
+			attempt, err := store.Claim(context.Background(), n, now, time.Minute)
 			assert.NoError(t, err)
-			if ok {
+			if attempt > 0 {
 				mu.Lock()
 				won++
 				mu.Unlock()
@@ -260,18 +260,73 @@ func TestDynamoClaimsOnceUnderConcurrency(t *testing.T) {
 	assert.Equal(t, 1, won)
 
 	// A lease that ran out (the sender crashed) lets the retry take it.
-	ok, err := store.Claim(context.Background(), n, now.Add(2*time.Minute), time.Minute)
+	attempt, err := store.Claim(context.Background(), n, now.Add(2*time.Minute), time.Minute)
 	require.NoError(t, err)
-	assert.True(t, ok)
-	// A released claim is free at once; a sent one never again.
-	require.NoError(t, store.Release(context.Background(), n))
-	ok, err = store.Claim(context.Background(), n, now.Add(2*time.Minute), time.Minute)
+	assert.Equal(t, 2, attempt)
+	// A released claim is free once its backoff is over; a sent one never again.
+	require.NoError(t, store.Release(context.Background(), n, pipeline.Retry{RetryAt: now.Add(3 * time.Minute)}))
+	attempt, err = store.Claim(context.Background(), n, now.Add(2*time.Minute), time.Minute)
 	require.NoError(t, err)
-	assert.True(t, ok)
+	assert.Zero(t, attempt, "backing off")
+	attempt, err = store.Claim(context.Background(), n, now.Add(4*time.Minute), time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, 3, attempt)
 	require.NoError(t, store.Sent(context.Background(), n, now))
-	ok, err = store.Claim(context.Background(), n, now.Add(time.Hour), time.Minute)
+	attempt, err = store.Claim(context.Background(), n, now.Add(time.Hour), time.Minute)
 	require.NoError(t, err)
-	assert.False(t, ok)
+	assert.Zero(t, attempt)
+}
+
+// TestClaimGivenUpIsTerminalAndListed: a notification whose attempts are spent is FAILED for
+// good (issue 9, defect 2): no claim takes it again, Requeue never hands it back, and it is
+// listed among the given-up ones. Before, Release set the lease to 0 whatever the attempts.
+func TestClaimGivenUpIsTerminalAndListed(t *testing.T) {
+	for name, s := range map[string]interface {
+		pipeline.Claims
+		pipeline.Dispatcher
+		Requeue(context.Context, time.Time, time.Time) (int, error)
+		GaveUp(context.Context) ([]pipeline.Queued, error)
+	}{"memory": memoryOutbox{NewMemory()}, "dynamo": dynamoOutbox{newDynamo(t)}} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			n := pipeline.Notification{Type: pipeline.NotifyFailed, Pipeline: "p", ExecutionID: "e"}
+			_, err := s.Dispatch(ctx, n, pipeline.Run{})
+			require.NoError(t, err)
+			at := now
+			for i := 1; i <= pipeline.MaxNotifyAttempts; i++ {
+				attempt, err := s.Claim(ctx, n, at, time.Minute)
+				require.NoError(t, err)
+				require.Equal(t, i, attempt)
+				require.NoError(t, s.Release(ctx, n, pipeline.Retry{RetryAt: at.Add(pipeline.NotifyBackoff(i)),
+					GiveUp: i == pipeline.MaxNotifyAttempts, Delivered: []string{"sns"}, Reason: "slack: HTTP 500"}))
+				at = at.Add(2 * time.Hour)
+			}
+			attempt, err := s.Claim(ctx, n, at.Add(24*time.Hour), time.Minute)
+			require.NoError(t, err)
+			assert.Zero(t, attempt)
+			requeued, err := s.Requeue(ctx, at.Add(24*time.Hour), at.Add(24*time.Hour))
+			require.NoError(t, err)
+			assert.Zero(t, requeued)
+			failed, err := s.GaveUp(ctx)
+			require.NoError(t, err)
+			require.Len(t, failed, 1)
+			assert.Equal(t, pipeline.ClaimFailed, failed[0].State)
+			assert.Equal(t, n.Key(), failed[0].Notification.Key())
+			assert.True(t, failed[0].Channels["sns"], "the channel that delivered is remembered")
+		})
+	}
+}
+
+type memoryOutbox struct{ *Memory }
+
+func (m memoryOutbox) Dispatch(ctx context.Context, n pipeline.Notification, r pipeline.Run) (bool, error) {
+	return MemoryOutbox{Store: m.Memory}.Dispatch(ctx, n, r)
+}
+
+type dynamoOutbox struct{ *Dynamo }
+
+func (d dynamoOutbox) Dispatch(ctx context.Context, n pipeline.Notification, r pipeline.Run) (bool, error) {
+	return Outbox{Store: d.Dynamo}.Dispatch(ctx, n, r)
 }
 
 func TestDynamoOutcomesAround(t *testing.T) {

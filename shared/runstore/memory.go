@@ -6,6 +6,8 @@ package runstore
 
 import (
 	"context"
+
+	"github.com/aws/aws-lambda-go/events"
 	"slices"
 	"sync"
 	"time"
@@ -20,18 +22,38 @@ type Memory struct {
 	runs     map[pipeline.Key]*memRun
 	outcomes map[string][]pipeline.Outcome
 	claims   map[string]claim
+	notes    map[string]pipeline.Notification // queued notifications, by key
+	stream   []events.DynamoDBEventRecord     // records the table's stream would pass the notifier
+	seq      int
+	clock    pipeline.Clock
 	push     memPushes
 }
 
 // memRun is one run's history.
 type memRun struct {
-	obs  map[string]pipeline.Event // by observation id
-	push pipeline.Commit
+	obs    map[string]pipeline.Event // by observation id
+	push   pipeline.Commit
+	folded *pipeline.Run // the fold of obs and push, until either changes
+}
+
+// fold returns the run's fold, computed once per change.
+func (r *memRun) fold(k pipeline.Key) pipeline.Run {
+	if r.folded == nil {
+		run := r.history(k).Fold()
+		r.folded = &run
+	}
+	return *r.folded
 }
 
 type claim struct {
 	sent       bool
 	leaseUntil time.Time
+	attempts   int
+	queued     bool      // queued by the outbox (MemoryOutbox), as Dynamo's Outbox does
+	queuedAt   time.Time // when it was queued
+	channels   map[string]bool
+	failed     bool   // given up (pipeline.ClaimFailed)
+	reason     string // the last attempt's error
 }
 
 var (
@@ -42,7 +64,8 @@ var (
 
 // NewMemory returns an empty store.
 func NewMemory() *Memory {
-	return &Memory{runs: map[pipeline.Key]*memRun{}, outcomes: map[string][]pipeline.Outcome{}, claims: map[string]claim{}}
+	return &Memory{runs: map[pipeline.Key]*memRun{}, outcomes: map[string][]pipeline.Outcome{}, claims: map[string]claim{},
+		notes: map[string]pipeline.Notification{}}
 }
 
 func (m *Memory) run(k pipeline.Key) *memRun {
@@ -64,6 +87,7 @@ func (m *Memory) Append(_ context.Context, ev pipeline.Event) (bool, error) {
 		return true, nil
 	}
 	r.obs[id] = ev
+	r.folded = nil
 	return false, nil
 }
 
@@ -71,7 +95,8 @@ func (m *Memory) Append(_ context.Context, ev pipeline.Event) (bool, error) {
 func (m *Memory) RecordPush(_ context.Context, k pipeline.Key, c pipeline.Commit) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.run(k).push = c
+	r := m.run(k)
+	r.push, r.folded = c, nil
 	return nil
 }
 
@@ -100,7 +125,7 @@ func (m *Memory) Runs() []pipeline.Run {
 	defer m.mu.Unlock()
 	out := make([]pipeline.Run, 0, len(m.runs))
 	for k, r := range m.runs {
-		out = append(out, r.history(k).Fold())
+		out = append(out, r.fold(k))
 	}
 	slices.SortFunc(out, pipeline.CompareRuns)
 	return out
@@ -125,32 +150,48 @@ func (m *Memory) HasOutcomes(_ context.Context, p string) (bool, error) {
 	return len(m.outcomes[p]) > 0, nil
 }
 
-// Claim reserves n unless it was sent or another holder's lease is running.
-func (m *Memory) Claim(_ context.Context, n pipeline.Notification, now time.Time, lease time.Duration) (bool, error) {
+// Claim reserves n unless it was sent or given up, or another holder's lease is running.
+func (m *Memory) Claim(_ context.Context, n pipeline.Notification, now time.Time, lease time.Duration) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, ok := m.claims[n.Key()]
-	if ok && (c.sent || now.Before(c.leaseUntil)) {
-		return false, nil
+	if ok && (c.sent || c.failed || now.Before(c.leaseUntil)) {
+		return 0, nil
 	}
-	m.claims[n.Key()] = claim{leaseUntil: now.Add(lease)}
-	return true, nil
+	c.leaseUntil = now.Add(lease)
+	c.attempts++
+	m.claims[n.Key()] = c
+	return c.attempts, nil
 }
 
 // Sent marks n delivered.
 func (m *Memory) Sent(_ context.Context, n pipeline.Notification, _ time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.claims[n.Key()] = claim{sent: true}
+	c := m.claims[n.Key()]
+	c.sent, c.leaseUntil = true, time.Time{}
+	m.claims[n.Key()] = c
 	return nil
 }
 
-// Release frees a pending claim.
-func (m *Memory) Release(_ context.Context, n pipeline.Notification) error {
+// Release ends a failed attempt on a pending claim (see pipeline.Claims).
+func (m *Memory) Release(_ context.Context, n pipeline.Notification, r pipeline.Retry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if c := m.claims[n.Key()]; !c.sent {
-		delete(m.claims, n.Key())
+	c, ok := m.claims[n.Key()]
+	if !ok || c.sent || c.failed {
+		return nil
 	}
+	if c.channels == nil {
+		c.channels = map[string]bool{}
+	}
+	for _, ch := range r.Delivered {
+		c.channels[ch] = true
+	}
+	c.leaseUntil, c.reason = r.RetryAt, r.Reason
+	if r.GiveUp {
+		c.failed, c.leaseUntil = true, time.Time{}
+	}
+	m.claims[n.Key()] = c
 	return nil
 }

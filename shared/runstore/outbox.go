@@ -129,8 +129,12 @@ func (d *Dynamo) queued(ctx context.Context, pk string) (pipeline.Queued, error)
 	if len(out.Item) == 0 {
 		return pipeline.Queued{}, pipeline.ErrNotFound
 	}
+	return claimFromItem(pk, out.Item)
+}
+
+func claimFromItem(pk string, item map[string]types.AttributeValue) (pipeline.Queued, error) {
 	var rec claimRecord
-	if err := attributevalue.UnmarshalMap(out.Item, &rec); err != nil {
+	if err := attributevalue.UnmarshalMap(item, &rec); err != nil {
 		return pipeline.Queued{}, fmt.Errorf("decode claim %s: %w", pk, err)
 	}
 	q := pipeline.Queued{State: rec.State, Channels: map[string]bool{}, Notification: pipeline.Notification{
@@ -141,7 +145,7 @@ func (d *Dynamo) queued(ctx context.Context, pk string) (pipeline.Queued, error)
 	if rec.BrokenSince != "" {
 		q.Notification.BrokenSince, _ = time.Parse(timeLayout, rec.BrokenSince)
 	}
-	for name := range out.Item {
+	for name := range item {
 		if ch, ok := strings.CutPrefix(name, channelPrefix); ok {
 			q.Channels[ch] = true
 		}
@@ -212,4 +216,29 @@ func (d *Dynamo) Requeue(ctx context.Context, cutoff, now time.Time) (int, error
 		}
 	}
 	return n, nil
+}
+
+// GaveUp lists the notifications whose attempts were spent (state FAILED), oldest first: one
+// Query of the index's FAILED partition.
+func (d *Dynamo) GaveUp(ctx context.Context) ([]pipeline.Queued, error) {
+	p := dynamodb.NewQueryPaginator(d.db, &dynamodb.QueryInput{
+		TableName: aws.String(d.table), IndexName: aws.String(IndexByPipeline),
+		KeyConditionExpression:    aws.String("gsi1pk = :p"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":p": &types.AttributeValueMemberS{Value: failedPartition}},
+	})
+	var out []pipeline.Queued
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("query given-up notifications: %w", err)
+		}
+		for _, it := range page.Items {
+			q, err := claimFromItem(str(it, attrPK), it)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, q)
+		}
+	}
+	return out, nil
 }

@@ -57,7 +57,7 @@ func (m *Memory) ListSince(_ context.Context, pipelineName string, since time.Ti
 	defer m.mu.Unlock()
 	var runs []pipeline.Run
 	for k, mr := range m.runs {
-		if r := mr.history(k).Fold(); k.Pipeline == pipelineName && !r.Began().Before(since) {
+		if r := mr.fold(k); k.Pipeline == pipelineName && !r.Began().Before(since) {
 			runs = append(runs, r)
 		}
 	}

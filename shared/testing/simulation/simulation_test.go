@@ -1,0 +1,68 @@
+package simulation
+
+import (
+	"bytes"
+	"testing"
+)
+
+// knownOpen lists the seeds that still break an invariant, each with the reason, so that the
+// suite stays a regression test while they are worked on (docs/simulation.md, "Open").
+var knownOpen = map[uint64]string{
+	86: "four runs of a PARALLEL pipeline settled by the reconciler out of the order they ended: one recovery is attributed to the wrong green streak",
+}
+
+// simFeatures are the parts of the world the suite generates: the features whose defects are
+// fixed. NameCollisions (defect 6), HiddenTriggers (defect 3) and SameSecondEnds (defect 8)
+// still break invariants (docs/simulation.md, "Open"); `go run ./shared/testing/simulation/cmd/sim --all-features` shows how.
+var simFeatures = Features{}
+
+// TestSimulation runs a few hundred seeds through the real handlers with faults, losses,
+// duplicates and delays, and checks every invariant against the ground truth. A failing seed
+// prints its shrunk reproduction (replay it with `go run ./shared/testing/simulation/cmd/sim --replay FILE`).
+func TestSimulation(t *testing.T) {
+	seeds := uint64(200)
+	if testing.Short() || raceEnabled {
+		seeds = 60
+	}
+	runs := 0
+	for seed := uint64(1); seed <= seeds; seed++ {
+		r := Run(seed, Options{Features: simFeatures})
+		runs += r.Runs
+		if _, open := knownOpen[seed]; open || !r.Failed() {
+			continue
+		}
+		rp := Shrink(r, simFeatures)
+		var b bytes.Buffer
+		_ = rp.WriteNDJSON(&b)
+		t.Errorf("seed %d broke %d invariants: %v\nreproduction (NDJSON):\n%s", seed, len(r.Violations), r.Violations, b.String())
+	}
+	t.Logf("%d seeds, %d simulated runs", seeds, runs)
+}
+
+// TestRunIsDeterministic: the same seed gives the same deliveries, faults and outcome.
+func TestRunIsDeterministic(t *testing.T) {
+	for _, seed := range []uint64{3, 17, 42} {
+		a, b := Run(seed, Options{Features: AllFeatures}), Run(seed, Options{Features: AllFeatures})
+		if len(a.Injected) != len(b.Injected) || a.Events != b.Events || len(a.Violations) != len(b.Violations) {
+			t.Errorf("seed %d: two runs differ: %d/%d faults, %d/%d events", seed, len(a.Injected), len(b.Injected), a.Events, b.Events)
+		}
+	}
+}
+
+// TestReproReplays: a reproduction written as NDJSON reads back and replays to the same result.
+func TestReproReplays(t *testing.T) {
+	r := Run(5, Options{Features: AllFeatures})
+	rp := Repro{Seed: 5, Features: AllFeatures, Deliveries: r.Deliveries, Faults: r.Injected}
+	var b bytes.Buffer
+	if err := rp.WriteNDJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadRepro(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := Run(back.Seed, back.Options())
+	if again.Events != r.Events || len(again.Violations) != len(r.Violations) {
+		t.Errorf("replay: %d events, %v; original %d events, %v", again.Events, again.Violations, r.Events, r.Violations)
+	}
+}
