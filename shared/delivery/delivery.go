@@ -105,6 +105,10 @@ func (s *Sender) mark(ctx context.Context, n pipeline.Notification, channel stri
 	return s.Marks.ChannelSent(ctx, n, channel, s.Clock.Now())
 }
 
+// LogGivenUp is the message of the one log line a given-up notification writes; the template's
+// NotificationsGivenUpFilter counts it.
+const LogGivenUp = "notification given up"
+
 // DefaultLease is how long a notifier invocation holds a claim: longer than the function's
 // timeout (60 s in template.yaml), so that a live sender is never overtaken.
 const DefaultLease = 90 * time.Second
@@ -174,7 +178,7 @@ func (h *Notifications) handleRecord(ctx context.Context, rec events.DynamoDBEve
 	case errors.Is(err, pipeline.ErrGaveUp):
 		// Visible for good: the claim is FAILED (`lp notifications`), and this log line is
 		// what the template's alarm counts.
-		h.Log.ErrorContext(ctx, "notification given up", "notification", n.Key(), "error", err.Error())
+		h.Log.ErrorContext(ctx, LogGivenUp, "notification", n.Key(), "error", err.Error())
 		return nil
 	case errors.Is(err, pipeline.ErrAttemptFailed):
 		// The attempt is over and recorded: the claim waits for its backoff, then the
