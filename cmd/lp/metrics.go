@@ -264,13 +264,13 @@ func printKeys(w io.Writer, cur, prev dora.Keys, label string) {
 	tw := newTable(w)
 	tw.row("  KEY", "NOW", "", "BEFORE", "TREND")
 	tw.row("  deployment frequency", perDay(cur.DeploymentsPerDay), plural(cur.Deployments, "deploy"),
-		perDay(prev.DeploymentsPerDay), trend(cur.DeploymentsPerDay, prev.DeploymentsPerDay, true, true, true))
+		perDay(prev.DeploymentsPerDay), dora.Trend(cur.DeploymentsPerDay, prev.DeploymentsPerDay, true, true, true))
 	tw.row("  lead time (median)", median(cur.LeadTime), mean(cur.LeadTime), median(prev.LeadTime),
-		trend(cur.LeadTime.Median.Seconds(), prev.LeadTime.Median.Seconds(), cur.LeadTime.Count > 0, prev.LeadTime.Count > 0, false))
+		dora.Trend(cur.LeadTime.Median.Seconds(), prev.LeadTime.Median.Seconds(), cur.LeadTime.Count > 0, prev.LeadTime.Count > 0, false))
 	tw.row("  change failure rate", rate(cur), fmt.Sprintf("%d of %d runs", cur.FailedRuns, cur.DecisiveRuns), rate(prev),
-		trend(cur.ChangeFailureRate, prev.ChangeFailureRate, cur.HasChangeFailureRate(), prev.HasChangeFailureRate(), false))
+		dora.Trend(cur.ChangeFailureRate, prev.ChangeFailureRate, cur.HasChangeFailureRate(), prev.HasChangeFailureRate(), false))
 	tw.row("  time to restore (median)", median(cur.TimeToRestore), mean(cur.TimeToRestore), median(prev.TimeToRestore),
-		trend(cur.TimeToRestore.Median.Seconds(), prev.TimeToRestore.Median.Seconds(), cur.TimeToRestore.Count > 0, prev.TimeToRestore.Count > 0, false))
+		dora.Trend(cur.TimeToRestore.Median.Seconds(), prev.TimeToRestore.Median.Seconds(), cur.TimeToRestore.Count > 0, prev.TimeToRestore.Count > 0, false))
 	tw.flush()
 	if cur.BrokenSince != nil {
 		fmt.Fprintf(w, "  broken since %s\n", stamp(*cur.BrokenSince))
@@ -328,31 +328,6 @@ func rate(k dora.Keys) string {
 		return "-"
 	}
 	return strconv.FormatFloat(100*k.ChangeFailureRate, 'f', 0, 64) + "%"
-}
-
-// trend compares a key with the previous window's: ↑ or ↓ with the change in percent, = when
-// equal. higherBetter only chooses the word after it. Empty when either side has no value.
-func trend(cur, prev float64, hasCur, hasPrev, higherBetter bool) string {
-	if !hasCur || !hasPrev {
-		return ""
-	}
-	if cur == prev {
-		return "="
-	}
-	arrow := "↑"
-	if cur < prev {
-		arrow = "↓"
-	}
-	better := (cur > prev) == higherBetter
-	word := "worse"
-	if better {
-		word = "better"
-	}
-	if prev == 0 {
-		return arrow + " " + word
-	}
-	pct := math.Abs(cur-prev) / prev * 100
-	return fmt.Sprintf("%s %.0f%% %s", arrow, pct, word)
 }
 
 // sparklines draws deploys and failures per day, one cell per day, or per group of days when

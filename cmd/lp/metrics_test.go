@@ -181,12 +181,12 @@ func TestMetricsUsage(t *testing.T) {
 }
 
 func TestTrendAndSparkline(t *testing.T) {
-	assert.Equal(t, "↑ 100% better", trend(2, 1, true, true, true))
-	assert.Equal(t, "↑ 50% worse", trend(0.75, 0.5, true, true, false))
-	assert.Equal(t, "↓ 25% better", trend(45, 60, true, true, false))
-	assert.Equal(t, "=", trend(1, 1, true, true, true))
-	assert.Equal(t, "↑ better", trend(1, 0, true, true, true))
-	assert.Equal(t, "", trend(1, 0, true, false, true), "nothing to compare with")
+	assert.Equal(t, "↑ 100% better", dora.Trend(2, 1, true, true, true))
+	assert.Equal(t, "↑ 50% worse", dora.Trend(0.75, 0.5, true, true, false))
+	assert.Equal(t, "↓ 25% better", dora.Trend(45, 60, true, true, false))
+	assert.Equal(t, "=", dora.Trend(1, 1, true, true, true))
+	assert.Equal(t, "↑ better", dora.Trend(1, 0, true, true, true))
+	assert.Equal(t, "", dora.Trend(1, 0, true, false, true), "nothing to compare with")
 
 	days := make([]dora.Day, 90)
 	days[0].Deployments, days[1].Deployments, days[89].Failures = 4, 4, 1

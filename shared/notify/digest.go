@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -27,13 +26,13 @@ func DigestRows(d dora.Digest) []DigestRow {
 	c, p := d.Current, d.Previous
 	return []DigestRow{
 		{"Deployment frequency", deploys(c), deploys(p),
-			digestTrend(c.DeploymentsPerDay, p.DeploymentsPerDay, true, true, true)},
+			dora.Trend(c.DeploymentsPerDay, p.DeploymentsPerDay, true, true, true)},
 		{"Lead time (median)", digestMedian(c.LeadTime), digestMedian(p.LeadTime),
-			digestTrend(c.LeadTime.Median.Seconds(), p.LeadTime.Median.Seconds(), c.LeadTime.Count > 0, p.LeadTime.Count > 0, false)},
+			dora.Trend(c.LeadTime.Median.Seconds(), p.LeadTime.Median.Seconds(), c.LeadTime.Count > 0, p.LeadTime.Count > 0, false)},
 		{"Change failure rate", failureRate(c), failureRate(p),
-			digestTrend(c.ChangeFailureRate, p.ChangeFailureRate, c.HasChangeFailureRate(), p.HasChangeFailureRate(), false)},
+			dora.Trend(c.ChangeFailureRate, p.ChangeFailureRate, c.HasChangeFailureRate(), p.HasChangeFailureRate(), false)},
 		{"Time to restore (median)", digestMedian(c.TimeToRestore), digestMedian(p.TimeToRestore),
-			digestTrend(c.TimeToRestore.Median.Seconds(), p.TimeToRestore.Median.Seconds(), c.TimeToRestore.Count > 0, p.TimeToRestore.Count > 0, false)},
+			dora.Trend(c.TimeToRestore.Median.Seconds(), p.TimeToRestore.Median.Seconds(), c.TimeToRestore.Count > 0, p.TimeToRestore.Count > 0, false)},
 	}
 }
 
@@ -74,29 +73,6 @@ func roundDuration(d time.Duration) string {
 		return "0s"
 	}
 	return s
-}
-
-// digestTrend compares a key with last week's, as lp metrics does: an arrow with the change
-// in percent and whether that is better or worse; "=" when equal, "" when a week has no value.
-func digestTrend(cur, prev float64, hasCur, hasPrev, higherBetter bool) string {
-	if !hasCur || !hasPrev {
-		return ""
-	}
-	if cur == prev {
-		return "="
-	}
-	arrow := "↑"
-	if cur < prev {
-		arrow = "↓"
-	}
-	word := "worse"
-	if (cur > prev) == higherBetter {
-		word = "better"
-	}
-	if prev == 0 {
-		return arrow + " " + word
-	}
-	return fmt.Sprintf("%s %.0f%% %s", arrow, math.Abs(cur-prev)/prev*100, word)
 }
 
 // digestTitle is the digest's one-line summary, e.g. "Weekly digest my-lambda 2026-W49:
