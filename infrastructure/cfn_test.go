@@ -21,7 +21,7 @@ import (
 	"strconv"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/policy"
 )
 
 // tmpl is a template decoded to plain values (map[string]any, []any, string, int, float64,
@@ -40,106 +40,14 @@ func loadTemplate(path string) (*tmpl, error) {
 	return parseTemplate(filepath.Base(path), data)
 }
 
+// parseTemplate reads a template as the deployer's policy gate reads it (shared/policy), so
+// the template checks and the gate see the same values.
 func parseTemplate(name string, data []byte) (*tmpl, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	v, err := fromNode(&doc)
+	t, err := policy.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	root, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("%s: not a mapping", name)
-	}
-	return &tmpl{name: name, root: root}, nil
-}
-
-// Short-form tags and the long-form keys they stand for.
-var shortForms = map[string]string{
-	"!Ref": "Ref", "!Condition": "Condition", "!GetAtt": "Fn::GetAtt", "!Sub": "Fn::Sub",
-	"!Join": "Fn::Join", "!Select": "Fn::Select", "!Split": "Fn::Split", "!If": "Fn::If",
-	"!Equals": "Fn::Equals", "!Not": "Fn::Not", "!And": "Fn::And", "!Or": "Fn::Or",
-	"!FindInMap": "Fn::FindInMap", "!Base64": "Fn::Base64", "!GetAZs": "Fn::GetAZs",
-	"!ImportValue": "Fn::ImportValue", "!Cidr": "Fn::Cidr", "!Transform": "Fn::Transform",
-}
-
-func fromNode(n *yaml.Node) (any, error) {
-	if n.Anchor != "" || n.Kind == yaml.AliasNode {
-		// Keep templates readable top to bottom, and portable to tools that expand aliases
-		// differently (or not at all).
-		return nil, fmt.Errorf("line %d: YAML anchors and aliases are not used in templates", n.Line)
-	}
-	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
-		key, ok := shortForms[n.Tag]
-		if !ok {
-			return nil, fmt.Errorf("line %d: unknown tag %s", n.Line, n.Tag)
-		}
-		var arg any
-		if n.Kind == yaml.ScalarNode {
-			arg = n.Value
-			if key == "Fn::GetAtt" {
-				res, attr, found := strings.Cut(n.Value, ".")
-				if !found {
-					return nil, fmt.Errorf("line %d: !GetAtt %s: want Resource.Attribute", n.Line, n.Value)
-				}
-				arg = []any{res, attr}
-			}
-		} else {
-			plain := *n
-			plain.Tag = ""
-			var err error
-			if arg, err = fromNode(&plain); err != nil {
-				return nil, err
-			}
-		}
-		return map[string]any{key: arg}, nil
-	}
-	switch n.Kind {
-	case yaml.DocumentNode:
-		if len(n.Content) != 1 {
-			return nil, fmt.Errorf("want one YAML document")
-		}
-		return fromNode(n.Content[0])
-	case yaml.MappingNode:
-		m := make(map[string]any, len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			if k.Kind != yaml.ScalarNode || k.Value == "<<" {
-				return nil, fmt.Errorf("line %d: keys must be plain strings", k.Line)
-			}
-			if _, dup := m[k.Value]; dup {
-				return nil, fmt.Errorf("line %d: duplicate key %q (the first one would be ignored)", k.Line, k.Value)
-			}
-			val, err := fromNode(v)
-			if err != nil {
-				return nil, err
-			}
-			m[k.Value] = val
-		}
-		return m, nil
-	case yaml.SequenceNode:
-		list := make([]any, 0, len(n.Content))
-		for _, c := range n.Content {
-			v, err := fromNode(c)
-			if err != nil {
-				return nil, err
-			}
-			list = append(list, v)
-		}
-		return list, nil
-	case yaml.ScalarNode:
-		if n.Tag == "!!timestamp" {
-			return n.Value, nil // CloudFormation reads 2012-10-17 as a string
-		}
-		var v any
-		if err := n.Decode(&v); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n.Line, err)
-		}
-		return v, nil
-	}
-	return nil, fmt.Errorf("line %d: unexpected YAML node", n.Line)
+	return &tmpl{name: name, root: t.Root}, nil
 }
 
 func (t *tmpl) section(name string) map[string]any {

@@ -1,7 +1,6 @@
 package pushstart_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,6 +24,7 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pushstart"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/testing/harness"
 )
 
 // One dynalite for the whole test binary; each test uses its own table.
@@ -51,50 +51,6 @@ type pushTestStore interface {
 	GetPush(ctx context.Context, repository, commitID string) (pipeline.PushClaim, []pipeline.PushSkip, error)
 }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// Lines returns the logged records whose msg is msg.
-func (s *syncBuffer) Lines(msg string) []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
-		var rec map[string]any
-		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
-
 // sdkCommits adapts the SDK's CodeCommit client, as functions/on-push does.
 type sdkCommits struct{ c *codecommit.Client }
 
@@ -115,8 +71,8 @@ type pushEnv struct {
 	cp    *awsfake.CodePipeline
 	cc    *awsfake.CodeCommit
 	store pushTestStore
-	clock *clock
-	logs  *syncBuffer
+	clock *harness.Clock
+	logs  *harness.LogBuffer
 }
 
 var pushedAt = time.Date(2026, 11, 20, 10, 15, 3, 0, time.UTC)
@@ -124,7 +80,7 @@ var pushedAt = time.Date(2026, 11, 20, 10, 15, 3, 0, time.UTC)
 func newPushEnv(t *testing.T, store pushTestStore, cpOpts ...func(*codepipeline.Options)) *pushEnv {
 	t.Helper()
 	e := &pushEnv{cp: awsfake.NewCodePipeline(t, pipelineName), cc: awsfake.NewCodeCommit(t, repository), store: store,
-		clock: &clock{t: pushedAt.Add(2 * time.Second)}, logs: &syncBuffer{}}
+		clock: harness.NewClock(pushedAt.Add(2 * time.Second)), logs: &harness.LogBuffer{}}
 	e.h = &pushstart.Pushes{
 		Commits:   sdkCommits{e.cc.Client(t)},
 		Pipelines: codepipelineapi.Starter{API: e.cp.Client(t, cpOpts...)},

@@ -18,6 +18,7 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/reconcile"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/runstore"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/testing/harness"
 )
 
 // notifier records what was sent, and fails the first fail sends.
@@ -50,8 +51,8 @@ type reconcileEnv struct {
 	cp    *awsfake.CodePipeline
 	store *runstore.Memory
 	note  *notifier
-	clock *clock
-	logs  *syncBuffer
+	clock *harness.Clock
+	logs  *harness.LogBuffer
 }
 
 // t1 is when the runs under test started; the reconciler runs an hour later.
@@ -60,7 +61,7 @@ var t1 = time.Date(2026, 11, 20, 10, 15, 5, 0, time.UTC)
 func newReconcileEnv(t *testing.T, cpOpts ...func(*codepipeline.Options)) *reconcileEnv {
 	t.Helper()
 	e := &reconcileEnv{cp: awsfake.NewCodePipeline(t, pipelineName), store: runstore.NewMemory(), note: &notifier{},
-		clock: &clock{t: t1.Add(time.Hour)}, logs: &syncBuffer{}}
+		clock: harness.NewClock(t1.Add(time.Hour)), logs: &harness.LogBuffer{}}
 	e.r = &reconcile.Reconciler{
 		Runs:       e.store,
 		Executions: codepipelineapi.Reader{API: e.cp.Client(t, cpOpts...)},
