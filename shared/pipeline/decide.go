@@ -32,6 +32,10 @@ type Notification struct {
 	// execution failed first.
 	BrokenSince       time.Time `json:"brokenSince,omitempty"`
 	FirstFailedExecID string    `json:"firstFailedExecutionId,omitempty"`
+	// Recovers is, for recovered, the failure streak the success ends, oldest first, as the
+	// decision knew it: a streak is recovered once (Recorder, OutcomeStore.Recover),
+	// whichever success of the green streak is learnt first.
+	Recovers []Outcome `json:"-"`
 }
 
 // Key identifies the notification for its claim, so that it is sent once however often it is
@@ -143,7 +147,7 @@ func recovered(h []Outcome, i int) Notification {
 	}
 	s := h[i]
 	return Notification{Type: NotifyRecovered, Pipeline: s.Pipeline, ExecutionID: s.ExecutionID, Attempt: s.Attempt, At: s.At,
-		BrokenSince: h[first].At, FirstFailedExecID: h[first].ExecutionID}
+		BrokenSince: h[first].At, FirstFailedExecID: h[first].ExecutionID, Recovers: slices.Clone(h[first:i])}
 }
 
 // decisive returns the decisive outcomes of o's pipeline, with o, without duplicates, in the
@@ -163,15 +167,46 @@ func decisive(history []Outcome, o Outcome) []Outcome {
 	return h
 }
 
-// CompareOutcomes orders outcomes by the time they ended, then by execution and attempt.
+// CompareOutcomes orders outcomes by the time they ended, as the "recovered" decision needs
+// it. EventBridge times have a resolution of one second, so two runs of a pipeline can end in
+// the same second; the order of such a tie uses what the events tell, never their ids:
+//
+//  1. the earlier end second first (times finer than a second, as the reconciler reads them
+//     from CodePipeline, count by their second, like the events');
+//  2. within one second, the run that started earlier first (detail start-time; a run whose
+//     ending event does not carry it counts as started earliest): the later one ran the newer
+//     revision, and its result is the pipeline's state;
+//  3. attempts of one execution in the order they ran;
+//  4. an exact tie puts the success first, so that the pipeline counts as red afterwards: the
+//     failure is reported and no "recovered" is told on a tie (a later success tells it);
+//  5. only then execution id and attempt, so that the order is total. Outcomes that are still
+//     tied here have the same status, so the ids change which execution a message names, never
+//     which messages are sent.
 func CompareOutcomes(a, b Outcome) int {
-	if c := a.At.Compare(b.At); c != 0 {
+	if c := a.At.Truncate(time.Second).Compare(b.At.Truncate(time.Second)); c != 0 {
+		return c
+	}
+	if c := a.Started.Compare(b.Started); c != 0 {
+		return c
+	}
+	if a.ExecutionID == b.ExecutionID && a.Attempt != b.Attempt {
+		return a.Attempt - b.Attempt
+	}
+	if c := tieRank(a.Status) - tieRank(b.Status); c != 0 {
 		return c
 	}
 	if c := strings.Compare(a.ExecutionID, b.ExecutionID); c != 0 {
 		return c
 	}
 	return a.Attempt - b.Attempt
+}
+
+// tieRank places a success before a failure that ended at the same time.
+func tieRank(s Status) int {
+	if s == StatusSucceeded {
+		return 0
+	}
+	return 1
 }
 
 func sameAttempt(a, b Outcome) bool {

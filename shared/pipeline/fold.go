@@ -61,7 +61,7 @@ func Apply(run Run, ev Event) (Run, []Effect) {
 			next.Trigger = ev.Trigger
 		}
 		if obs.Status.Terminal() {
-			out := Outcome{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID, Attempt: ev.Attempt, Status: obs.Status, At: ev.Time, Trigger: next.Trigger}
+			out := Outcome{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID, Attempt: ev.Attempt, Status: obs.Status, At: ev.Time, Started: ev.StartTime, Trigger: next.Trigger}
 			if added, outcomes := addOutcome(next.Outcomes, out); added {
 				next.Outcomes = outcomes
 				effects = append(effects, Ended{Outcome: out})

@@ -35,6 +35,17 @@ type OutcomeStore interface {
 	AddOutcome(ctx context.Context, o Outcome, now time.Time) ([]Outcome, error)
 	// HasOutcomes reports whether any decisive outcome of the pipeline is recorded.
 	HasOutcomes(ctx context.Context, pipeline string) (bool, error)
+	// Recover records that the success by recovers the failure streak (the failed outcomes
+	// between the success before and by, oldest first, as the decision knows them). A streak
+	// is recovered once, so that runs learnt out of the order they ended cannot make two
+	// successes of one green streak each tell it: Recover returns false when another success
+	// holds one of the streak's failures. A success holds the streak's newest failure; when a
+	// failure learnt later lies between it and the failure it held, it moves to the later one
+	// and lets the earlier go (a success learnt later between the two may then recover it). A
+	// holder whose RecoveryLease ran out without its "recovered" being queued lost its
+	// invocation (its retry found itself no longer the first success of the streak), and
+	// another success may take its failure over. Recording the same again returns true.
+	Recover(ctx context.Context, streak []Outcome, by string, now time.Time) (bool, error)
 }
 
 // Claims makes each notification go out once: Claim before sending, then Sent, or Release
@@ -59,6 +70,11 @@ type Retry struct {
 	GiveUp    bool      // the attempts are spent: the claim becomes ClaimFailed
 	Reason    string    // the attempt's error, for the person reading a given-up claim
 }
+
+// RecoveryLease is how long a success holds the failure it recovers before its "recovered" must
+// be queued (OutcomeStore.Recover): longer than any function that decides (the reconciler's timeout is
+// five minutes), so that only a holder whose invocation died loses it.
+const RecoveryLease = 10 * time.Minute
 
 // MaxNotifyAttempts bounds how often one notification is attempted. With NotifyBackoff the
 // attempts span about four hours (and the reconciler's requeue period on top), which outlasts
@@ -241,6 +257,20 @@ func (r *Recorder) decide(ctx context.Context, run Run, attempt int) (decided, s
 	}
 	var errs []error
 	for _, n := range decided {
+		if n.Type == NotifyRecovered {
+			// Runs learnt out of the order they ended can make two successes of one green
+			// streak each look like the first: a failure streak is recovered once. (The
+			// claim per success keeps one success from telling it twice when a failure
+			// learnt later moves it.)
+			ok, err := r.outcomes.Recover(ctx, n.Recovers, n.ExecutionID, r.clock.Now())
+			if err != nil {
+				errs = append(errs, fmt.Errorf("record the recovery by %s: %w", n.ExecutionID, err))
+				continue
+			}
+			if !ok {
+				continue
+			}
+		}
 		subject := run
 		if n.ExecutionID != run.ExecutionID {
 			// A recovery found while handling another execution's failure: dispatch it

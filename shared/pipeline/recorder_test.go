@@ -17,15 +17,16 @@ import (
 // fakeStore is the smallest store with the contracts of runstore: observations by id, outcomes
 // as a set, claims with leases.
 type fakeStore struct {
-	mu       sync.Mutex
-	runs     map[Key]map[string]Event
-	outcomes []Outcome
-	claims   map[string]string
-	failNext error
+	mu        sync.Mutex
+	runs      map[Key]map[string]Event
+	outcomes  []Outcome
+	claims    map[string]string
+	recovered map[string]string
+	failNext  error
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{runs: map[Key]map[string]Event{}, claims: map[string]string{}}
+	return &fakeStore{runs: map[Key]map[string]Event{}, claims: map[string]string{}, recovered: map[string]string{}}
 }
 
 func (s *fakeStore) Append(_ context.Context, ev Event) (bool, error) {
@@ -70,6 +71,18 @@ func (s *fakeStore) AddOutcome(_ context.Context, o Outcome, _ time.Time) ([]Out
 	}
 	s.outcomes = append(s.outcomes, o)
 	return append([]Outcome(nil), s.outcomes...), nil
+}
+
+func (s *fakeStore) Recover(_ context.Context, streak []Outcome, by string, _ time.Time) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range streak {
+		if have := s.recovered[f.ExecutionID]; have != "" && have != by {
+			return false, nil
+		}
+	}
+	s.recovered[streak[len(streak)-1].ExecutionID] = by
+	return true, nil
 }
 
 func (s *fakeStore) HasOutcomes(_ context.Context, p string) (bool, error) {

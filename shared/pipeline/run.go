@@ -149,7 +149,11 @@ type Outcome struct {
 	Attempt     int       `json:"attempt"`
 	Status      Status    `json:"status"`
 	At          time.Time `json:"at"`
-	Trigger     Trigger   `json:"trigger"`
+	// Started is the execution's start as the ending event tells it (detail start-time, which
+	// V2 pipelines send); zero when the event does not carry it. It orders runs that end in
+	// the same second (CompareOutcomes).
+	Started time.Time `json:"started,omitempty"`
+	Trigger Trigger   `json:"trigger"`
 }
 
 // Key identifies an execution across pipelines.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -148,20 +149,10 @@ func dynamoReplayEvents(t *testing.T) int {
 	return n
 }
 
-// shuffledCopies are the scenarios the shuffled replay copies. Every copy of a scenario ends its
-// runs in the same seconds as the others, in one pipeline: the replay is as much a test of
-// exact same-second ties as of order. Adding a scenario reshuffles every event, and some
-// shuffles make "recovered" depend on the delivery order among tied runs — issue 9, defect 8
-// (ties decided by execution ids), still open (docs/simulation.md). Until it is fixed the set
-// stays the one the test was written with.
-var shuffledCopies = map[string]bool{
-	"canceled-by-self-update.ndjson": true, "empty-repository.ndjson": true, "retried-and-passed.ndjson": true,
-	"superseded-and-other-pipeline.ndjson": true, "deploy-fails.ndjson": true, "red-then-green-duplicated.ndjson": true,
-	"red-then-green.ndjson": true, "stopped-by-hand.ndjson": true, "success.ndjson": true,
-}
-
 // A long shuffled replay, every event delivered one to three times, gives the runs and
-// notifications of the in-order replay, on both stores.
+// notifications of the in-order replay, on both stores. Every copy of a scenario ends its runs
+// in the same seconds as the other copies, in one pipeline: the replay is as much a test of
+// exact same-second ties (pipeline.CompareOutcomes) as of delivery order.
 func TestContractShuffledReplayOfTenThousandEvents(t *testing.T) {
 	var base []pipeline.Event
 	for _, name := range slices.Sorted(func(yield func(string) bool) {
@@ -171,7 +162,9 @@ func TestContractShuffledReplayOfTenThousandEvents(t *testing.T) {
 			}
 		}
 	}) {
-		if !shuffledCopies[name] {
+		if strings.Contains(name, "trigger-unknown") {
+			// A FAILED in Source whose trigger and error are not known yet waits for the
+			// reconciler's pass (pipeline.Recorder.decide), which a replay does not run.
 			continue
 		}
 		base = append(base, scenarios(t)[name]...)
@@ -191,7 +184,9 @@ func TestContractShuffledReplayOfTenThousandEvents(t *testing.T) {
 	rng.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
 	shuffledMem := replay(t, NewMemory(), events)
 	assert.Equal(t, inOrder.Runs, shuffledMem.Runs)
-	assert.ElementsMatch(t, keys(inOrder.Notes), keys(shuffledMem.Notes))
+	// The same messages; a "recovered" may name another success of its green streak (the one
+	// learnt first), so recoveries compare by the streak they end.
+	assert.ElementsMatch(t, streaks(inOrder.Notes), streaks(shuffledMem.Notes))
 	// The same delivery (a prefix of it) into memory and into DynamoDB, from 8 goroutines.
 	part := events[:min(len(events), dynamoReplayEvents(t))]
 	mem := replay(t, NewMemory(), part)
@@ -211,6 +206,19 @@ func dedupe(events []pipeline.Event) []pipeline.Event {
 			seen[k] = true
 			out = append(out, ev)
 		}
+	}
+	return out
+}
+
+// streaks names each notification by its key, and a recovery by the failure streak it ends.
+func streaks(ns []pipeline.Notification) []string {
+	out := make([]string, 0, len(ns))
+	for _, n := range ns {
+		if n.Type == pipeline.NotifyRecovered {
+			out = append(out, "recovered#"+n.Pipeline+"#broken since "+n.BrokenSince.Format(time.RFC3339))
+			continue
+		}
+		out = append(out, n.Key())
 	}
 	return out
 }
@@ -256,12 +264,17 @@ func TestDynamoHotPathIsOneWriteNoRead(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			store := newDynamo(t)
 			r := store.Recorder()
-			var endWrites, endReads, ends int64
+			var endWrites, endReads, ends, recoveries int64
 			for _, ev := range scenario(t, name) {
 				w0, r0 := requests(store)
-				_, err := r.Handle(context.Background(), ev)
+				res, err := r.Handle(context.Background(), ev)
 				require.NoError(t, err)
 				w1, r1 := requests(store)
+				for _, n := range res.Sent {
+					if n.Type == pipeline.NotifyRecovered {
+						recoveries++
+					}
+				}
 				if !ev.EndsAttempt() {
 					assert.Equal(t, int64(1), w1-w0, "%s %s: one write", ev.Level, ev.State)
 					assert.Equal(t, int64(0), r1-r0, "%s %s: no read", ev.Level, ev.State)
@@ -272,9 +285,11 @@ func TestDynamoHotPathIsOneWriteNoRead(t *testing.T) {
 				endReads += r1 - r0
 			}
 			// The end: the observation, the outcome and at most one queued notification;
-			// one Query of the run and two of the pipeline's outcomes.
-			assert.LessOrEqual(t, endWrites, 3*ends)
-			assert.LessOrEqual(t, endReads, 3*ends)
+			// one Query of the run and two of the pipeline's outcomes. A decision that tells
+			// a recovery also reads and writes the failure it recovers and what the success
+			// recovers (OutcomeStore.Recover): two reads, two writes.
+			assert.LessOrEqual(t, endWrites, 3*ends+2*recoveries)
+			assert.LessOrEqual(t, endReads, 3*ends+2*recoveries)
 			w, rd := requests(store)
 			t.Logf("%s: %d writes, %d reads (%d ending events: %d writes, %d reads)", name, w, rd, ends, endWrites, endReads)
 		})

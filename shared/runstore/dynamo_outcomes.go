@@ -24,6 +24,7 @@ type outcomeRecord struct {
 	Attempt     int              `dynamodbav:"attempt"`
 	Status      string           `dynamodbav:"status"`
 	At          string           `dynamodbav:"at"`
+	Started     string           `dynamodbav:"started,omitempty"`
 	Trigger     pipeline.Trigger `dynamodbav:"trigger"`
 	ExpiresAt   int64            `dynamodbav:"expiresAt"`
 }
@@ -35,13 +36,24 @@ func outcomeSK(o pipeline.Outcome) string {
 	return fmt.Sprintf("OUTCOME#%s#%s#%04d", o.At.UTC().Format(timeLayout), o.ExecutionID, o.Attempt)
 }
 
+// outcomeSecond is the prefix of the sort keys of the outcomes that ended in t's second: the
+// items are sorted by end time, and pipeline.CompareOutcomes orders those of one second by
+// what they carry, so AddOutcome reads a second whole.
+func outcomeSecond(t time.Time) string {
+	return "OUTCOME#" + t.UTC().Format(timeLayout)[:len("2006-01-02T15:04:05")]
+}
+
+// afterSecond sorts after every sort key of the outcomes that ended in t's second.
+func afterSecond(t time.Time) string { return outcomeSecond(t) + "\uffff" }
+
 // AddOutcome stores o (a PutItem; storing it again is harmless) and returns the pipeline's
-// decisive outcomes around it: back through the failures before it up to the last success,
-// and the next one after it. Two Queries, each on one partition.
+// decisive outcomes around it: every one that ended in o's second, back through the failures
+// before that up to the last success, and the next one after that second. Two Queries, each
+// on one partition.
 func (d *Dynamo) AddOutcome(ctx context.Context, o pipeline.Outcome, now time.Time) ([]pipeline.Outcome, error) {
 	pk := "PIPELINE#" + o.Pipeline
 	rec := outcomeRecord{PK: pk, SK: outcomeSK(o), Pipeline: o.Pipeline, ExecutionID: o.ExecutionID, Attempt: o.Attempt,
-		Status: string(o.Status), At: o.At.UTC().Format(timeLayout), Trigger: o.Trigger, ExpiresAt: now.Add(d.retention).Unix()}
+		Status: string(o.Status), At: o.At.UTC().Format(timeLayout), Started: outcomeStart(o.Started), Trigger: o.Trigger, ExpiresAt: now.Add(d.retention).Unix()}
 	item, err := attributevalue.MarshalMap(rec)
 	if err != nil {
 		return nil, fmt.Errorf("marshal outcome: %w", err)
@@ -51,7 +63,8 @@ func (d *Dynamo) AddOutcome(ctx context.Context, o pipeline.Outcome, now time.Ti
 	}
 
 	history := []pipeline.Outcome{o}
-	// Before o, newest first, until a success ends the streak.
+	// o's second, then before it, newest first, until a success of an earlier second ends
+	// the streak.
 	var start map[string]types.AttributeValue
 	for len(history) <= maxStreak {
 		out, err := d.db.Query(ctx, &dynamodb.QueryInput{
@@ -60,7 +73,7 @@ func (d *Dynamo) AddOutcome(ctx context.Context, o pipeline.Outcome, now time.Ti
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":pk": &types.AttributeValueMemberS{Value: pk},
 				":lo": &types.AttributeValueMemberS{Value: "OUTCOME#"},
-				":hi": &types.AttributeValueMemberS{Value: rec.SK},
+				":hi": &types.AttributeValueMemberS{Value: afterSecond(o.At)},
 			},
 			ScanIndexForward: aws.Bool(false), ConsistentRead: aws.Bool(true), Limit: aws.Int32(10), ExclusiveStartKey: start,
 		})
@@ -77,7 +90,7 @@ func (d *Dynamo) AddOutcome(ctx context.Context, o pipeline.Outcome, now time.Ti
 				continue
 			}
 			history = append(history, x)
-			if x.Status == pipeline.StatusSucceeded {
+			if x.Status == pipeline.StatusSucceeded && outcomeSecond(x.At) < outcomeSecond(o.At) {
 				done = true
 				break
 			}
@@ -87,13 +100,14 @@ func (d *Dynamo) AddOutcome(ctx context.Context, o pipeline.Outcome, now time.Ti
 		}
 		start = out.LastEvaluatedKey
 	}
-	// The next one after o.
+	// The next one after o's second.
 	out, err := d.db.Query(ctx, &dynamodb.QueryInput{
 		TableName:              aws.String(d.table),
-		KeyConditionExpression: aws.String("pk = :pk AND sk > :sk"),
+		KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :sk AND :last"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": &types.AttributeValueMemberS{Value: pk},
-			":sk": &types.AttributeValueMemberS{Value: rec.SK},
+			":pk":   &types.AttributeValueMemberS{Value: pk},
+			":sk":   &types.AttributeValueMemberS{Value: afterSecond(o.At)},
+			":last": &types.AttributeValueMemberS{Value: "OUTCOME#\uffff"},
 		},
 		ConsistentRead: aws.Bool(true), Limit: aws.Int32(1),
 	})
@@ -108,6 +122,153 @@ func (d *Dynamo) AddOutcome(ctx context.Context, o pipeline.Outcome, now time.Ti
 		history = append(history, x)
 	}
 	return history, nil
+}
+
+// Recover records that the success by recovers the failure streak, in the pipeline's
+// partition: a guard item per failed attempt that a success holds (sk
+// RECOVERED#<ended at>#<execution>#<attempt>: its holder and lease), and a pointer item per
+// success (sk RECOVERER#<execution>: the failure it holds). One Query reads the guards of the
+// streak's seconds, a GetItem the pointer; it writes only what changes: the newest failure's
+// guard when by takes it, the pointer when by moves to a later failure, after letting the
+// earlier one go (so that a retry after a crash lets it go again). The first decision of a
+// recovery costs two reads and two writes; deciding it again, two reads.
+//
+// A holder whose lease ran out may have died before dispatching: its failure is taken over
+// only when the holder's own "recovered" claim does not exist (one more read, on contention
+// only).
+func (d *Dynamo) Recover(ctx context.Context, streak []pipeline.Outcome, by string, now time.Time) (bool, error) {
+	if len(streak) == 0 {
+		return false, errors.New("recover: no failure")
+	}
+	p, newest := streak[0].Pipeline, streak[len(streak)-1]
+	pk := &types.AttributeValueMemberS{Value: "PIPELINE#" + p}
+	type guard struct {
+		SK         string `dynamodbav:"sk"`
+		By         string `dynamodbav:"by"`
+		LeaseUntil int64  `dynamodbav:"leaseUntil"`
+	}
+	in := map[string]bool{}
+	for _, f := range streak {
+		in[recoveryGuard(f)] = true
+	}
+	var held guard // the newest failure's guard
+	var start map[string]types.AttributeValue
+	for {
+		out, err := d.db.Query(ctx, &dynamodb.QueryInput{
+			TableName:              aws.String(d.table),
+			KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :lo AND :hi"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":pk": pk,
+				":lo": &types.AttributeValueMemberS{Value: "RECOVERED#" + streak[0].At.UTC().Format(timeLayout)[:len("2006-01-02T15:04:05")]},
+				":hi": &types.AttributeValueMemberS{Value: "RECOVERED#" + newest.At.UTC().Format(timeLayout)[:len("2006-01-02T15:04:05")] + "\uffff"},
+			},
+			ConsistentRead: aws.Bool(true), ExclusiveStartKey: start,
+		})
+		if err != nil {
+			return false, fmt.Errorf("read the recoveries of %s: %w", p, err)
+		}
+		for _, it := range out.Items {
+			var g guard
+			if err := attributevalue.UnmarshalMap(it, &g); err != nil {
+				return false, fmt.Errorf("decode a recovery of %s: %w", p, err)
+			}
+			if !in[g.SK] || g.By == "" {
+				continue
+			}
+			if g.SK == recoveryGuard(newest) {
+				held = g
+			}
+			if g.By == by {
+				continue
+			}
+			if now.UnixMilli() <= g.LeaseUntil {
+				return false, nil
+			}
+			theirs := pipeline.Notification{Type: pipeline.NotifyRecovered, Pipeline: p, ExecutionID: g.By}
+			if _, err := d.Queued(ctx, theirs); err == nil {
+				return false, nil
+			} else if !errors.Is(err, pipeline.ErrNotFound) {
+				return false, err
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		start = out.LastEvaluatedKey
+	}
+	names := map[string]string{"#by": "by"}
+	if held.By != by {
+		cond, values := "attribute_not_exists(#by)", map[string]types.AttributeValue{}
+		if held.By != "" {
+			cond = "#by = :holder AND leaseUntil = :lease"
+			values[":holder"] = &types.AttributeValueMemberS{Value: held.By}
+			values[":lease"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(held.LeaseUntil, 10)}
+		}
+		values[":by"] = &types.AttributeValueMemberS{Value: by}
+		values[":until"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(pipeline.RecoveryLease).UnixMilli(), 10)}
+		values[":exp"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(d.expiresAt(), 10)}
+		_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 aws.String(d.table),
+			Key:                       map[string]types.AttributeValue{attrPK: pk, attrSK: &types.AttributeValueMemberS{Value: recoveryGuard(newest)}},
+			UpdateExpression:          aws.String("SET #by = :by, leaseUntil = :until, expiresAt = :exp"),
+			ConditionExpression:       aws.String(cond),
+			ExpressionAttributeNames:  names,
+			ExpressionAttributeValues: values,
+		})
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("record the recovery of %s: %w", newest.ExecutionID, err)
+		}
+	}
+
+	pointer := map[string]types.AttributeValue{attrPK: pk, attrSK: &types.AttributeValueMemberS{Value: "RECOVERER#" + by}}
+	var was struct {
+		Guard string `dynamodbav:"guard"`
+	}
+	if err := d.getItem(ctx, pointer, &was); err != nil {
+		return false, fmt.Errorf("read what %s recovers: %w", by, err)
+	}
+	if was.Guard == recoveryGuard(newest) {
+		return true, nil
+	}
+	if was.Guard != "" {
+		_, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 aws.String(d.table),
+			Key:                       map[string]types.AttributeValue{attrPK: pk, attrSK: &types.AttributeValueMemberS{Value: was.Guard}},
+			UpdateExpression:          aws.String("REMOVE #by, leaseUntil"),
+			ConditionExpression:       aws.String("#by = :by"),
+			ExpressionAttributeNames:  names,
+			ExpressionAttributeValues: map[string]types.AttributeValue{":by": &types.AttributeValueMemberS{Value: by}},
+		})
+		var ccf *types.ConditionalCheckFailedException
+		if err != nil && !errors.As(err, &ccf) {
+			return false, fmt.Errorf("let go of %s: %w", was.Guard, err)
+		}
+	}
+	pointer["guard"] = &types.AttributeValueMemberS{Value: recoveryGuard(newest)}
+	pointer["expiresAt"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(d.expiresAt(), 10)}
+	if _, err := d.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: pointer}); err != nil {
+		return false, fmt.Errorf("record what %s recovers: %w", by, err)
+	}
+	return true, nil
+}
+
+// getItem reads one item consistently into v (left as it is when there is no such item).
+func (d *Dynamo) getItem(ctx context.Context, key map[string]types.AttributeValue, v any) error {
+	out, err := d.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: key, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return err
+	}
+	return attributevalue.UnmarshalMap(out.Item, v)
+}
+
+// recoveryGuard is the sort key of the guard of a failed outcome: under its end time, so that
+// one Query reads a streak's.
+func recoveryGuard(o pipeline.Outcome) string {
+	return fmt.Sprintf("RECOVERED#%s#%s#%04d", o.At.UTC().Format(timeLayout), o.ExecutionID, o.Attempt)
 }
 
 // HasOutcomes reports whether the pipeline has a decisive outcome (one Query, one item).
@@ -127,6 +288,13 @@ func (d *Dynamo) HasOutcomes(ctx context.Context, p string) (bool, error) {
 	return len(out.Items) > 0, nil
 }
 
+func outcomeStart(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(timeLayout)
+}
+
 func decodeOutcome(item map[string]types.AttributeValue) (pipeline.Outcome, error) {
 	var r outcomeRecord
 	if err := attributevalue.UnmarshalMap(item, &r); err != nil {
@@ -136,7 +304,13 @@ func decodeOutcome(item map[string]types.AttributeValue) (pipeline.Outcome, erro
 	if err != nil {
 		return pipeline.Outcome{}, fmt.Errorf("decode outcome time %q: %w", r.At, err)
 	}
-	return pipeline.Outcome{Pipeline: r.Pipeline, ExecutionID: r.ExecutionID, Attempt: r.Attempt, Status: pipeline.Status(r.Status), At: at, Trigger: r.Trigger}, nil
+	o := pipeline.Outcome{Pipeline: r.Pipeline, ExecutionID: r.ExecutionID, Attempt: r.Attempt, Status: pipeline.Status(r.Status), At: at, Trigger: r.Trigger}
+	if r.Started != "" {
+		if o.Started, err = time.Parse(timeLayout, r.Started); err != nil {
+			return pipeline.Outcome{}, fmt.Errorf("decode outcome start %q: %w", r.Started, err)
+		}
+	}
+	return o, nil
 }
 
 func claimKey(n pipeline.Notification) map[string]types.AttributeValue {

@@ -6,11 +6,14 @@ package runstore
 
 import (
 	"context"
+	"errors"
+	"strconv"
 
-	"github.com/aws/aws-lambda-go/events"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
@@ -18,15 +21,17 @@ import (
 // Memory is an in-process store with the same contracts as Dynamo (the contract suite in
 // contract_test.go runs against both). It is safe for concurrent use.
 type Memory struct {
-	mu       sync.Mutex
-	runs     map[pipeline.Key]*memRun
-	outcomes map[string][]pipeline.Outcome
-	claims   map[string]claim
-	notes    map[string]pipeline.Notification // queued notifications, by key
-	stream   []events.DynamoDBEventRecord     // records the table's stream would pass the notifier
-	seq      int
-	clock    pipeline.Clock
-	push     memPushes
+	mu        sync.Mutex
+	runs      map[pipeline.Key]*memRun
+	outcomes  map[string][]pipeline.Outcome
+	recovered map[string]map[string]recovery // per pipeline: failed attempt → the success that recovers it
+	recovers  map[string]map[string]string   // per pipeline: success → the failed attempt it recovers
+	claims    map[string]claim
+	notes     map[string]pipeline.Notification // queued notifications, by key
+	stream    []events.DynamoDBEventRecord     // records the table's stream would pass the notifier
+	seq       int
+	clock     pipeline.Clock
+	push      memPushes
 }
 
 // memRun is one run's history.
@@ -64,7 +69,8 @@ var (
 
 // NewMemory returns an empty store.
 func NewMemory() *Memory {
-	return &Memory{runs: map[pipeline.Key]*memRun{}, outcomes: map[string][]pipeline.Outcome{}, claims: map[string]claim{},
+	return &Memory{runs: map[pipeline.Key]*memRun{}, outcomes: map[string][]pipeline.Outcome{},
+		recovered: map[string]map[string]recovery{}, recovers: map[string]map[string]string{}, claims: map[string]claim{},
 		notes: map[string]pipeline.Notification{}}
 }
 
@@ -141,6 +147,48 @@ func (m *Memory) AddOutcome(_ context.Context, o pipeline.Outcome, _ time.Time) 
 		m.outcomes[o.Pipeline] = list
 	}
 	return slices.Clone(list), nil
+}
+
+// recovery is who holds the recovery of a failed attempt.
+type recovery struct {
+	by         string
+	leaseUntil time.Time
+}
+
+// attemptKey names one attempt of one execution.
+func attemptKey(o pipeline.Outcome) string { return o.ExecutionID + "#" + strconv.Itoa(o.Attempt) }
+
+// Recover records that by recovers the failure streak, unless another success holds one of
+// its failures (see Dynamo.Recover for the rules), and lets go of the failure by held before.
+func (m *Memory) Recover(_ context.Context, streak []pipeline.Outcome, by string, now time.Time) (bool, error) {
+	if len(streak) == 0 {
+		return false, errors.New("recover: no failure")
+	}
+	p := streak[0].Pipeline
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.recovered[p] == nil {
+		m.recovered[p], m.recovers[p] = map[string]recovery{}, map[string]string{}
+	}
+	for _, f := range streak {
+		have := m.recovered[p][attemptKey(f)]
+		if have.by == "" || have.by == by {
+			continue
+		}
+		held := pipeline.Notification{Type: pipeline.NotifyRecovered, Pipeline: p, ExecutionID: have.by}
+		if _, queued := m.claims[held.Key()]; queued || !now.After(have.leaseUntil) {
+			return false, nil
+		}
+	}
+	newest := attemptKey(streak[len(streak)-1])
+	if m.recovered[p][newest].by != by {
+		m.recovered[p][newest] = recovery{by: by, leaseUntil: now.Add(pipeline.RecoveryLease)}
+	}
+	if old, ok := m.recovers[p][by]; ok && old != newest && m.recovered[p][old].by == by {
+		delete(m.recovered[p], old)
+	}
+	m.recovers[p][by] = newest
+	return true, nil
 }
 
 // HasOutcomes reports whether the pipeline has a decisive outcome.

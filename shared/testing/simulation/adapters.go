@@ -89,6 +89,14 @@ func (s *store) AddOutcome(ctx context.Context, o pipeline.Outcome, now time.Tim
 	return h, err
 }
 
+func (s *store) Recover(ctx context.Context, streak []pipeline.Outcome, by string, now time.Time) (ok bool, err error) {
+	err = s.write(ctx, "", "Recover", by, func() (err error) {
+		ok, err = s.m.Recover(ctx, streak, by, now)
+		return err
+	})
+	return ok, err
+}
+
 func (s *store) HasOutcomes(ctx context.Context, p string) (bool, error) {
 	if err := s.read(ctx, "HasOutcomes", p); err != nil {
 		return false, err

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +45,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	seeds := fs.Uint64("seeds", 1000, "how many seeds to run")
 	from := fs.Uint64("from", 1, "the first seed")
 	all := fs.Bool("all-features", false, "also generate the worlds of the open defects (name collisions, hidden triggers, same-second ends)")
+	only := fs.String("features", "", "comma-separated features to generate: name-collisions, hidden-triggers, same-second-ends")
 	replay := fs.String("replay", "", "replay a reproduction (NDJSON) that a failing seed printed")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "seeds run in parallel")
 	if err := fs.Parse(args); err != nil {
@@ -52,6 +54,18 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	features := simulation.Features{}
 	if *all {
 		features = simulation.AllFeatures
+	}
+	for _, f := range strings.FieldsFunc(*only, func(r rune) bool { return r == ',' }) {
+		switch strings.TrimSpace(f) {
+		case "name-collisions":
+			features.NameCollisions = true
+		case "hidden-triggers":
+			features.HiddenTriggers = true
+		case "same-second-ends":
+			features.SameSecondEnds = true
+		default:
+			return usageError{fmt.Sprintf("unknown feature %q (name-collisions, hidden-triggers, same-second-ends)", f)}
+		}
 	}
 	if *replay != "" {
 		f, err := os.Open(*replay)
