@@ -38,7 +38,7 @@ func build(getenv func(string) string, log *slog.Logger) (*recording.PipelineEve
 	}
 	db := dynamodb.NewFromConfig(awsCfg)
 	store := runstore.NewDynamo(db, cfg.RunsTable, clock).WithRetention(cfg.Retention)
-	h := &recording.PipelineEvents{Recorder: store.Recorder().OnEnded(metrics), Log: log, Clock: clock, Home: cfg.Home}
+	h := &recording.PipelineEvents{Recorder: store.Recorder().OnEnded(metrics), Log: log, Clock: clock, Home: cfg.Home, Foreign: store}
 	// One control plane for the account's projects (no PIPELINE_NAME): each event says
 	// whether its pipeline belongs to a declared project (PROJECTS, then the PROJECT item).
 	if getenv("PIPELINE_NAME") == "" {

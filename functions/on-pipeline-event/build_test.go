@@ -46,11 +46,13 @@ func TestEventOfAnotherAccountIsItsOwnPipeline(t *testing.T) {
 	at := time.Date(2026, 11, 6, 15, 0, 0, 0, time.UTC)
 	clock := pipeline.ClockFunc(func() time.Time { return at })
 	var logs strings.Builder
+	store := runstore.NewMemory()
 	h := &recording.PipelineEvents{
-		Recorder: runstore.NewMemory().Recorder(lambdaio.LogNotifier{Logger: slog.New(slog.DiscardHandler)}, clock),
+		Recorder: store.Recorder(lambdaio.LogNotifier{Logger: slog.New(slog.DiscardHandler)}, clock),
 		Projects: &projects.Lookup{Parameter: []pipeline.Project{{Name: pipeline.ProjectOfPipeline(name), Branch: "main"}}},
 		Log:      slog.New(slog.NewJSONHandler(&logs, nil)),
 		Home:     pipeline.Home{Account: "999999999999", Region: ev["region"].(string)},
+		Foreign:  store,
 	}
 	resp, err := h.Handle(context.Background(), json.RawMessage(raw))
 	require.NoError(t, err)
@@ -58,6 +60,20 @@ func TestEventOfAnotherAccountIsItsOwnPipeline(t *testing.T) {
 	assert.True(t, resp.Undeclared, "a pipeline of another account belongs to no project of this one")
 	assert.Len(t, resp.Notifications, 1, "its failure is told all the same")
 	assert.Contains(t, resp.Notifications[0], resp.Pipeline)
+	foreign, err := store.ForeignPipelines(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, []string{resp.Pipeline}, foreign, "the reconciler will find it")
+
+	// The home's own event is the home's pipeline, by name, and is not remembered as foreign.
+	h.Home = pipeline.Home{Account: ev["account"].(string), Region: ev["region"].(string)}
+	h.Foreign = runstore.NewMemory()
+	resp, err = h.Handle(context.Background(), json.RawMessage(raw))
+	require.NoError(t, err)
+	assert.Equal(t, name, resp.Pipeline)
+	assert.False(t, resp.Undeclared)
+	foreign, err = h.Foreign.(*runstore.Memory).ForeignPipelines(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, foreign)
 }
 
 // Under LP_STORE=memory the handler records a sample event and decides its notification.

@@ -29,6 +29,15 @@ type PipelineEvents struct {
 	// under the pipeline's ARN, apart from a same-named pipeline of the home (issue 9,
 	// defect 6). The zero Home takes every event for the home's.
 	Home pipeline.Home
+	// Foreign remembers each such pipeline when one of its attempts ends, so that the
+	// reconciler, which knows the home's pipelines from the declared projects, finds it
+	// (runstore.Dynamo); nil remembers nothing (lp replay, local runs).
+	Foreign ForeignPipelines
+}
+
+// ForeignPipelines remembers the pipelines of other accounts and regions (an idempotent write).
+type ForeignPipelines interface {
+	RememberForeign(ctx context.Context, pipelineID string) error
 }
 
 // ProjectLookup finds the declared project a pipeline belongs to; the error wraps
@@ -56,6 +65,13 @@ func (h *PipelineEvents) Handle(ctx context.Context, raw json.RawMessage) (lambd
 	attrs := []any{"eventId", ev.ID, "eventLevel", ev.Level.String(), "pipeline", ev.Pipeline, "executionId", ev.ExecutionID,
 		"stage", ev.Stage, "action", ev.Action, "state", string(ev.State), "attempt", ev.Attempt, "eventTime", ev.Time,
 		"account", ev.Account, "region", ev.Region}
+	if h.Foreign != nil && ev.EndsAttempt() && pipeline.ParsePipelineID(ev.Pipeline).Foreign() {
+		// Before the record: a recorded end is always findable by the reconciler.
+		if err := h.Foreign.RememberForeign(ctx, ev.Pipeline); err != nil {
+			h.Log.ErrorContext(ctx, "event not handled; returning the error so that Lambda retries it", append(attrs, "error", err.Error())...)
+			return lambdaio.Response{Outcome: lambdaio.OutcomeRecorded, Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID}, err
+		}
+	}
 	res, err := h.Recorder.Handle(ctx, ev)
 	resp := lambdaio.Response{Outcome: lambdaio.OutcomeRecorded, Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID, Status: string(res.Status)}
 	if err == nil {

@@ -317,3 +317,26 @@ func TestContractPipelinesOfOneNameInTwoAccounts(t *testing.T) {
 	}
 	assert.Equal(t, got["memory"], got["dynamo"])
 }
+
+// The foreign pipelines on-pipeline-event remembers are what the reconciler lists, on either
+// store: each once, sorted, however often remembered.
+func TestContractForeignPipelines(t *testing.T) {
+	ids := []string{"arn:aws:codepipeline:us-east-1:222222222222:app", "arn:aws:codepipeline:eu-west-1:222222222222:app"}
+	for name, s := range map[string]interface {
+		RememberForeign(ctx context.Context, pipelineID string) error
+		ForeignPipelines(ctx context.Context) ([]string, error)
+	}{"memory": NewMemory(), "dynamo": newDynamo(t)} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			none, err := s.ForeignPipelines(ctx)
+			require.NoError(t, err)
+			assert.Empty(t, none)
+			for _, id := range append(ids, ids...) {
+				require.NoError(t, s.RememberForeign(ctx, id))
+			}
+			got, err := s.ForeignPipelines(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, []string{ids[1], ids[0]}, got)
+		})
+	}
+}

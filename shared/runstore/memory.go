@@ -6,11 +6,11 @@ package runstore
 
 import (
 	"context"
-
-	"github.com/aws/aws-lambda-go/events"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
@@ -27,6 +27,7 @@ type Memory struct {
 	seq      int
 	clock    pipeline.Clock
 	push     memPushes
+	foreign  map[string]bool // pipelines of other accounts and regions (foreign.go)
 }
 
 // memRun is one run's history.
