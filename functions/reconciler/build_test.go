@@ -54,7 +54,9 @@ func TestLocalStandInLeavesRunsAlone(t *testing.T) {
 
 type noProjects struct{}
 
-func (noProjects) ListProjects(context.Context) ([]pipeline.ProjectDeclaration, error) { return nil, nil }
+func (noProjects) ListProjects(context.Context) ([]pipeline.ProjectDeclaration, error) {
+	return nil, nil
+}
 
 // collect records what the recorder sends.
 type collect struct{ sent []pipeline.Notification }

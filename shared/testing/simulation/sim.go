@@ -59,9 +59,9 @@ type Report struct {
 	// terminal event never reached the store: CodePipeline here cannot be asked about
 	// them, so no invariant holds the control plane to them (docs/simulation.md).
 	Unknowable int
-	Violations   []string
-	Deliveries   []Delivery
-	Injected     []Fault
+	Violations []string
+	Deliveries []Delivery
+	Injected   []Fault
 }
 
 // Failed reports whether an invariant broke.
