@@ -253,7 +253,7 @@ type functionSpec struct {
 // requiredEnvironment are the variables the control-plane functions read.
 var requiredEnvironment = []string{
 	"RUNS_TABLE", "PROJECTS", "TOPIC_ARN",
-	"SLACK_WEBHOOK_PARAMETER", "RETENTION_DAYS", "LINK_EXPIRY_HOURS", "STALE_AFTER_MINUTES",
+	"SLACK_WEBHOOK_PARAMETER", "RETENTION_DAYS", "LINK_EXPIRY_HOURS", "STALE_AFTER_MINUTES", "ACCOUNT_ID",
 }
 
 // checkFunctions: each AWS::Serverless::Function (with Globals applied) is a Go function for

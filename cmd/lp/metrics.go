@@ -128,7 +128,7 @@ lp metrics --endpoint http://127.0.0.1:8000 --json`,
 
 func metricsCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
 	fs := newFlags("metrics")
-	pipelineName := fs.String("pipeline", getenv("PIPELINE_NAME"), "only this pipeline")
+	pipelineName := fs.String("pipeline", getenv("PIPELINE_NAME"), "only this pipeline: its name, or its ARN for a pipeline of another account or region")
 	project := fs.String("project", "", "only this project's pipeline (<project>-pipeline)")
 	sinceFlag := fs.String("since", "30d", "window length, back from --until: 30d, 2w, 36h")
 	untilFlag := fs.String("until", "", "end of the window (RFC 3339), default now")
@@ -260,7 +260,7 @@ func parseSince(s string) (time.Duration, error) {
 // printKeys prints one pipeline's table: the four keys, the previous window's values and the
 // trend, then deploys and failures per day. It fits in 80 columns.
 func printKeys(w io.Writer, cur, prev dora.Keys, label string) {
-	fmt.Fprintf(w, "%s  last %s: %s → %s\n", cur.Pipeline, label, stamp(cur.Window.Since), stamp(cur.Window.Until))
+	fmt.Fprintf(w, "%s  last %s: %s → %s\n", pipeline.DisplayName(cur.Pipeline), label, stamp(cur.Window.Since), stamp(cur.Window.Until))
 	tw := newTable(w)
 	tw.row("  KEY", "NOW", "", "BEFORE", "TREND")
 	tw.row("  deployment frequency", perDay(cur.DeploymentsPerDay), plural(cur.Deployments, "deploy"),

@@ -41,7 +41,7 @@ func metricsSVG(k dora.Keys, runs []pipeline.Run, rule dora.Rule) []byte {
 
 	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Helvetica, Arial, sans-serif" font-size="12">`, width, height, width, height)
 	p(`<rect width="100%%" height="100%%" fill="#ffffff"/>`)
-	p(`<text x="%.0f" y="26" font-size="16" font-weight="bold">%s · delivery metrics</text>`, left, html.EscapeString(k.Pipeline))
+	p(`<text x="%.0f" y="26" font-size="16" font-weight="bold">%s · delivery metrics</text>`, left, html.EscapeString(pipeline.DisplayName(k.Pipeline)))
 	p(`<text x="%.0f" y="44" fill="#555">%s → %s · %.2f days · lp metrics, docs/metrics.md</text>`, left, stamp(w.Since), stamp(w.Until), w.Days())
 
 	// The four keys.

@@ -6,6 +6,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
 // notificationsCmd lists the notifications given up after their attempts (claims in state
@@ -38,7 +40,7 @@ func notificationsCmd(ctx context.Context, args []string, stdout io.Writer, gete
 		}
 		sort.Strings(chans)
 		n := q.Notification
-		tw.row(string(n.Type), n.Pipeline, n.ExecutionID, q.State, strings.Join(chans, ","))
+		tw.row(string(n.Type), pipeline.DisplayName(n.Pipeline), n.ExecutionID, q.State, strings.Join(chans, ","))
 	}
 	tw.flush()
 	return nil

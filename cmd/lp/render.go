@@ -13,11 +13,12 @@ import (
 
 var replayHelp = help{
 	name:     "replay",
-	synopsis: "[--json] [--render[=json]] [--strict] [--endpoint URL [--table T]] FILE...",
+	synopsis: "[--json] [--render[=json]] [--strict] [--home ACCOUNT/REGION] [--endpoint URL [--table T]] FILE...",
 	summary:  "feed recorded EventBridge events through on-pipeline-event's code; print the runs and the notifications decided",
 	example: `lp replay events/replay/one-week.ndjson
 lp replay --render events/replay/one-week.ndjson        # each message as Slack and e-mail show it
-lp replay --endpoint http://127.0.0.1:8000 events/replay/*.ndjson   # into dynalite (creates the table)`,
+lp replay --endpoint http://127.0.0.1:8000 events/replay/*.ndjson   # into dynalite (creates the table)
+lp replay --home 111111111111/eu-west-1 dlq.ndjson    # other accounts' and regions' pipelines apart, as deployed`,
 }
 
 // renderMode is --render: off, "text" (the messages as people see them) or "json" (the
@@ -94,7 +95,7 @@ func notifyLines(w io.Writer, notes []replayNotification) {
 		var line string
 		switch n.Type {
 		case string(pipeline.NotifyFailed):
-			line = fmt.Sprintf("notify FAILED     %s %s", n.Pipeline, abbrev[n.ExecutionID])
+			line = fmt.Sprintf("notify FAILED     %s %s", pipeline.DisplayName(n.Pipeline), abbrev[n.ExecutionID])
 			if where := joinWhere(n.Stage, n.Action); where != "" {
 				line += " at " + where
 			}
@@ -102,12 +103,12 @@ func notifyLines(w io.Writer, notes []replayNotification) {
 				line += ": " + reason
 			}
 		case string(pipeline.NotifyRecovered):
-			line = fmt.Sprintf("notify RECOVERED  %s %s", n.Pipeline, abbrev[n.ExecutionID])
+			line = fmt.Sprintf("notify RECOVERED  %s %s", pipeline.DisplayName(n.Pipeline), abbrev[n.ExecutionID])
 			if n.BrokenSince != nil {
 				line += " (broken since " + n.BrokenSince.Format(time.RFC3339) + ")"
 			}
 		default:
-			line = fmt.Sprintf("notify %-10s %s %s", strings.ToUpper(n.Type), n.Pipeline, abbrev[n.ExecutionID])
+			line = fmt.Sprintf("notify %-10s %s %s", strings.ToUpper(n.Type), pipeline.DisplayName(n.Pipeline), abbrev[n.ExecutionID])
 		}
 		fmt.Fprintln(w, truncate(line, defaultWidth))
 	}

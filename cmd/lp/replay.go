@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -85,8 +86,14 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	strict := fs.Bool("strict", false, "exit 1 when any event was rejected")
 	verbose := fs.Bool("v", false, "print the handlers' log lines on stderr")
 	svg := fs.String("svg", "", "write the delivery-metrics picture of the replayed window to FILE (metrics.go)")
+	homeFlag := fs.String("home", getenv("LP_HOME"), "the control plane's ACCOUNT/REGION, e.g. 111111111111/eu-west-1 (LP_HOME): "+
+		"pipelines elsewhere are kept apart under their ARN, as the deployed function does; unset, every event is the home's")
 	db := dbFlags(fs, getenv)
 	if err := parse(fs, replayHelp, args, stdout); err != nil {
+		return err
+	}
+	home, err := parseHome(*homeFlag)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -124,6 +131,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		Recorder: pipeline.NewRecorder(runs, outcomes, notes, clock),
 		Log:      slog.New(slog.NewJSONHandler(logw, nil)),
 		Clock:    clock,
+		Home:     home,
 	}
 
 	report := replayReport{Runs: []replayRun{}, Notifications: []replayNotification{}}
@@ -308,3 +316,17 @@ func replayInputs(ctx context.Context, handle func(context.Context, json.RawMess
 
 	return touched
 }
+
+// parseHome reads --home: ACCOUNT/REGION, or "" for the zero Home (every event the home's).
+func parseHome(s string) (pipeline.Home, error) {
+	if s == "" {
+		return pipeline.Home{}, nil
+	}
+	account, region, ok := strings.Cut(s, "/")
+	if !ok || !accountIDRE.MatchString(account) || region == "" || strings.ContainsAny(region, "/: ") {
+		return pipeline.Home{}, usageError{fmt.Sprintf("--home %q: want ACCOUNT/REGION, e.g. 111111111111/eu-west-1", s)}
+	}
+	return pipeline.Home{Account: account, Region: region}, nil
+}
+
+var accountIDRE = regexp.MustCompile(`^[0-9]{12}$`)

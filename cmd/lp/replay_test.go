@@ -28,6 +28,8 @@ func lp(t *testing.T, args ...string) (stdout, stderr string, status int) {
 }
 
 type expected struct {
+	// Args are the replay's other arguments, e.g. the control plane's home (--home).
+	Args []string `json:"args"`
 	Runs []struct {
 		Pipeline    string            `json:"pipeline"`
 		ExecutionID string            `json:"executionId"`
@@ -47,7 +49,9 @@ func noteKey(n replayNotification) string {
 
 // TestScenarios checks lp replay --json against every recorded scenario: each run's status and
 // stage statuses, the number of runs, and the notifications (type, pipeline, execution, and
-// for a failure its stage and action) as a multiset.
+// for a failure its stage and action) as a multiset. A scenario's expectation may give the
+// replay more arguments ("args"), such as the home of same-name-in-two-accounts (issue 9,
+// defect 6: a failure in one account and a success in another are no recovery).
 func TestScenarios(t *testing.T) {
 	var files []string
 	for _, dir := range []string{"testdata/scenarios/shared", "testdata/scenarios"} {
@@ -64,7 +68,7 @@ func TestScenarios(t *testing.T) {
 			var want expected
 			require.NoError(t, json.Unmarshal(data, &want))
 
-			stdout, stderr, status := lp(t, "replay", "--json", f)
+			stdout, stderr, status := lp(t, append(append([]string{"replay", "--json"}, want.Args...), f)...)
 			require.Equal(t, 0, status, stderr)
 			var got replayReport
 			require.NoError(t, json.Unmarshal([]byte(stdout), &got), "stdout is one JSON document")
@@ -226,4 +230,25 @@ func TestReplayCountsStoreErrorsAndGoesOn(t *testing.T) {
 	assert.Equal(t, 1, report.StoreErrors)
 	assert.Contains(t, stderr.String(), "success.ndjson:2: not recorded: record stage event: ValidationException")
 	assert.Len(t, touched, 1)
+}
+
+// --home keeps the pipelines of other accounts and regions apart, and names them with their
+// account and region; without it every event is the home's (issue 9, defect 6).
+func TestReplayHome(t *testing.T) {
+	const scenario = "testdata/scenarios/same-name-in-two-accounts.ndjson"
+	stdout, stderr, status := lp(t, "replay", "--home", "111111111111/eu-west-1", scenario)
+	require.Equal(t, 0, status, stderr)
+	assert.Contains(t, stdout, "app (222222222222/us-east-1)")
+	assert.Contains(t, stdout, "notify FAILED")
+	assert.NotContains(t, stdout, "notify RECOVERED")
+
+	stdout, stderr, status = lp(t, "replay", scenario)
+	require.Equal(t, 0, status, stderr)
+	assert.NotContains(t, stdout, "222222222222", "without a home, every pipeline is the home's")
+
+	for _, bad := range []string{"111111111111", "eu-west-1/111111111111", "1111/eu-west-1", "111111111111/"} {
+		_, stderr, status = lp(t, "replay", "--home", bad, scenario)
+		assert.Equal(t, 2, status, "--home %s", bad)
+		assert.Contains(t, stderr, "ACCOUNT/REGION")
+	}
 }

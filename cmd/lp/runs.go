@@ -24,7 +24,7 @@ lp runs --endpoint http://127.0.0.1:8000 --json`,
 
 func runsCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
 	fs := newFlags("runs")
-	pipelineName := fs.String("pipeline", getenv("PIPELINE_NAME"), "only this pipeline's runs (PIPELINE_NAME)")
+	pipelineName := fs.String("pipeline", getenv("PIPELINE_NAME"), "only this pipeline's runs (PIPELINE_NAME): its name, or its ARN for a pipeline of another account or region")
 	project := fs.String("project", "", "only this project's runs (its pipeline, <project>-pipeline)")
 	limit := fs.Int("limit", 20, "at most this many runs, 1 to 1000")
 	wide := fs.Bool("wide", false, "full ids, every column, no truncation")
@@ -104,7 +104,7 @@ func printRuns(w io.Writer, runs []pipeline.Run, now time.Time, wide, colour, lo
 		if !local {
 			end = r.StartedAt // a replay's runs have ended; an unfinished one shows no duration
 		}
-		g.add(when, r.Pipeline, id, commitID, r.Commit.Author, string(r.Status), duration(r.Duration(end)), failingAt(r))
+		g.add(when, pipeline.DisplayName(r.Pipeline), id, commitID, r.Commit.Author, string(r.Status), duration(r.Duration(end)), failingAt(r))
 	}
 	width := defaultWidth
 	if wide {
@@ -208,7 +208,7 @@ func printRun(w io.Writer, r pipeline.Run, now time.Time, colour bool) {
 	if colour {
 		status = paint(status)
 	}
-	fmt.Fprintf(w, "%s  %s  %s (attempt %d)\n", r.Pipeline, r.ExecutionID, status, max(r.Attempt, 1))
+	fmt.Fprintf(w, "%s  %s  %s (attempt %d)\n", pipeline.DisplayName(r.Pipeline), r.ExecutionID, status, max(r.Attempt, 1))
 	started := "-"
 	if !r.StartedAt.IsZero() {
 		started = r.StartedAt.Local().Format(time.RFC3339)

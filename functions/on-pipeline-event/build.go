@@ -17,9 +17,10 @@ import (
 )
 
 // build wires the handler: the runs table from the environment or, under LP_STORE=memory
-// (scripts/invoke), a store in memory whose decided notifications are logged.
+// (scripts/invoke), a store in memory whose decided notifications are logged. ACCOUNT_ID and
+// AWS_REGION are the home: events of pipelines elsewhere are kept apart by their ARN.
 func build(getenv func(string) string, log *slog.Logger) (*recording.PipelineEvents, error) {
-	cfg, err := config.Load(getenv)
+	cfg, err := config.Load(getenv, "ACCOUNT_ID")
 	if err != nil {
 		return nil, err
 	}
@@ -29,7 +30,7 @@ func build(getenv func(string) string, log *slog.Logger) (*recording.PipelineEve
 	metrics := dora.Emit(os.Stdout, log, dora.DefaultRule())
 	if cfg.LocalStore {
 		r := runstore.NewMemory().Recorder(lambdaio.LogNotifier{Logger: log}, clock).OnEnded(metrics)
-		return &recording.PipelineEvents{Recorder: r, Log: log, Clock: clock}, nil
+		return &recording.PipelineEvents{Recorder: r, Log: log, Clock: clock, Home: cfg.Home}, nil
 	}
 	awsCfg, err := awsconfig.FromEnv(getenv)
 	if err != nil {
@@ -37,7 +38,7 @@ func build(getenv func(string) string, log *slog.Logger) (*recording.PipelineEve
 	}
 	db := dynamodb.NewFromConfig(awsCfg)
 	store := runstore.NewDynamo(db, cfg.RunsTable, clock).WithRetention(cfg.Retention)
-	h := &recording.PipelineEvents{Recorder: store.Recorder().OnEnded(metrics), Log: log, Clock: clock}
+	h := &recording.PipelineEvents{Recorder: store.Recorder().OnEnded(metrics), Log: log, Clock: clock, Home: cfg.Home, Foreign: store}
 	// One control plane for the account's projects (no PIPELINE_NAME): each event says
 	// whether its pipeline belongs to a declared project (PROJECTS, then the PROJECT item).
 	if getenv("PIPELINE_NAME") == "" {

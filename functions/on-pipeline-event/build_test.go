@@ -24,11 +24,56 @@ func env(m map[string]string) func(string) string { return func(k string) string
 func TestBuildNamesMissingConfiguration(t *testing.T) {
 	_, err := build(env(nil), slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, "RUNS_TABLE")
-	_, err = build(env(map[string]string{"RUNS_TABLE": "t"}), slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, "ACCOUNT_ID")
+	_, err = build(env(map[string]string{"RUNS_TABLE": "t", "ACCOUNT_ID": "111111111111"}), slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, "AWS_REGION")
-	h, err := build(env(map[string]string{"RUNS_TABLE": "t", "AWS_REGION": "eu-west-1"}), slog.New(slog.DiscardHandler))
+	_, err = build(env(map[string]string{"RUNS_TABLE": "t", "ACCOUNT_ID": "eleven", "AWS_REGION": "eu-west-1"}), slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, "ACCOUNT_ID")
+	h, err := build(env(map[string]string{"RUNS_TABLE": "t", "ACCOUNT_ID": "111111111111", "AWS_REGION": "eu-west-1"}), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	assert.NotNil(t, h.Recorder)
+	assert.Equal(t, pipeline.Home{Account: "111111111111", Region: "eu-west-1"}, h.Home, "the home is the function's account and region")
+}
+
+// Issue 9, defect 6: an event forwarded from another account is recorded under its pipeline's
+// ARN, apart from the home's pipeline of the same name, and belongs to no declared project.
+func TestEventOfAnotherAccountIsItsOwnPipeline(t *testing.T) {
+	raw, err := os.ReadFile("../../events/pipeline-failed.json")
+	require.NoError(t, err)
+	var ev map[string]any
+	require.NoError(t, json.Unmarshal(raw, &ev))
+	name := ev["detail"].(map[string]any)["pipeline"].(string)
+	at := time.Date(2026, 11, 6, 15, 0, 0, 0, time.UTC)
+	clock := pipeline.ClockFunc(func() time.Time { return at })
+	var logs strings.Builder
+	store := runstore.NewMemory()
+	h := &recording.PipelineEvents{
+		Recorder: store.Recorder(lambdaio.LogNotifier{Logger: slog.New(slog.DiscardHandler)}, clock),
+		Projects: &projects.Lookup{Parameter: []pipeline.Project{{Name: pipeline.ProjectOfPipeline(name), Branch: "main"}}},
+		Log:      slog.New(slog.NewJSONHandler(&logs, nil)),
+		Home:     pipeline.Home{Account: "999999999999", Region: ev["region"].(string)},
+		Foreign:  store,
+	}
+	resp, err := h.Handle(context.Background(), json.RawMessage(raw))
+	require.NoError(t, err)
+	assert.Equal(t, "arn:aws:codepipeline:"+ev["region"].(string)+":"+ev["account"].(string)+":"+name, resp.Pipeline)
+	assert.True(t, resp.Undeclared, "a pipeline of another account belongs to no project of this one")
+	assert.Len(t, resp.Notifications, 1, "its failure is told all the same")
+	assert.Contains(t, resp.Notifications[0], resp.Pipeline)
+	foreign, err := store.ForeignPipelines(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, []string{resp.Pipeline}, foreign, "the reconciler will find it")
+
+	// The home's own event is the home's pipeline, by name, and is not remembered as foreign.
+	h.Home = pipeline.Home{Account: ev["account"].(string), Region: ev["region"].(string)}
+	h.Foreign = runstore.NewMemory()
+	resp, err = h.Handle(context.Background(), json.RawMessage(raw))
+	require.NoError(t, err)
+	assert.Equal(t, name, resp.Pipeline)
+	assert.False(t, resp.Undeclared)
+	foreign, err = h.Foreign.(*runstore.Memory).ForeignPipelines(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, foreign)
 }
 
 // Under LP_STORE=memory the handler records a sample event and decides its notification.

@@ -19,12 +19,13 @@ import (
 // build wires the handler: AWS clients from the environment or, under LP_STORE=memory
 // (scripts/invoke), a store in memory and stand-ins that log what they would ask (commits.go).
 func build(getenv func(string) string, log *slog.Logger) (*pushstart.Pushes, error) {
-	cfg, err := config.Load(getenv)
+	cfg, err := config.Load(getenv, "ACCOUNT_ID")
 	if err != nil {
 		return nil, err
 	}
 	clock := pipeline.SystemClock{}
-	h := &pushstart.Pushes{Log: log, Clock: clock, PipelineName: cfg.PipelineName, RepositoryName: cfg.RepositoryName, Branch: cfg.TrackedBranch}
+	h := &pushstart.Pushes{Log: log, Clock: clock, PipelineName: cfg.PipelineName, RepositoryName: cfg.RepositoryName, Branch: cfg.TrackedBranch,
+		Home: cfg.Home}
 	// One control plane for the account's projects: without PIPELINE_NAME (the per-account
 	// template sets none), pushes are routed by the repository's project (PROJECTS, then the
 	// table's PROJECT items).

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsfake"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/lambdaio"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pushstart"
 )
 
@@ -61,18 +62,27 @@ func TestBuildNamesMissingConfiguration(t *testing.T) {
 	_, err := build(func(string) string { return "" }, slog.New(slog.DiscardHandler))
 	// PIPELINE_NAME and REPOSITORY_NAME are optional: without them pushes are routed by
 	// project (the per-account template sets neither).
-	if err == nil || !strings.Contains(err.Error(), "RUNS_TABLE") {
+	if err == nil || !strings.Contains(err.Error(), "RUNS_TABLE") || !strings.Contains(err.Error(), "ACCOUNT_ID") {
 		t.Errorf("build = %v; want every missing variable named", err)
 	}
-	set := map[string]string{"RUNS_TABLE": "t", "PIPELINE_NAME": "p", "REPOSITORY_NAME": "r", "AWS_REGION": "eu-west-1", "TRACKED_BRANCH": "release"}
+	set := map[string]string{"RUNS_TABLE": "t", "PIPELINE_NAME": "p", "REPOSITORY_NAME": "r", "AWS_REGION": "eu-west-1", "TRACKED_BRANCH": "release",
+		"ACCOUNT_ID": "111111111111"}
 	h, err := build(func(k string) string { return set[k] }, slog.New(slog.DiscardHandler))
 	if err != nil || h.Branch != "release" || h.PipelineName != "p" || h.RepositoryName != "r" {
 		t.Errorf("build = %+v, %v", h, err)
 	}
+	// The home is the account and region pushes must come from (pushes elsewhere are skipped).
+	if want := (pipeline.Home{Account: "111111111111", Region: "eu-west-1"}); h == nil || h.Home != want {
+		t.Errorf("home = %+v, want %+v", h, want)
+	}
+	set["ACCOUNT_ID"] = "1111"
+	if _, err := build(func(k string) string { return set[k] }, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "ACCOUNT_ID") {
+		t.Errorf("build = %v; want the invalid ACCOUNT_ID named", err)
+	}
 }
 
 func TestBuildRoutesByProjectWithoutAPipelineName(t *testing.T) {
-	set := map[string]string{"RUNS_TABLE": "t", "AWS_REGION": "eu-west-1", "PROJECTS": "api, web:release"}
+	set := map[string]string{"RUNS_TABLE": "t", "AWS_REGION": "eu-west-1", "ACCOUNT_ID": "111111111111", "PROJECTS": "api, web:release"}
 	h, err := build(func(k string) string { return set[k] }, slog.New(slog.DiscardHandler))
 	if err != nil || h.Projects == nil {
 		t.Fatalf("build = %+v, %v; want pushes routed by project", h, err)

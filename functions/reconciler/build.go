@@ -51,7 +51,7 @@ func build(getenv func(string) string, log *slog.Logger) (*accountReconciler, er
 	r.Runs, r.Recorder, r.Requeue = store, store.Recorder().OnEnded(metrics), store.Requeue
 	r.Executions = codepipelineapi.Reader{API: codepipeline.NewFromConfig(awsCfg)}
 	// Without PIPELINE_NAME (the per-account template): every declared project's pipeline.
-	return &accountReconciler{Reconciler: r, parameter: param, projects: runstore.NewProjects(db, cfg.RunsTable)}, nil
+	return &accountReconciler{Reconciler: r, parameter: param, projects: runstore.NewProjects(db, cfg.RunsTable), foreign: store}, nil
 }
 
 // noPipeline stands in for CodePipeline under LP_STORE=memory: it knows no execution, so a run

@@ -10,14 +10,19 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/shared/reconcile"
 )
 
-// accountReconciler runs the reconciler over every declared project's pipeline (the
-// per-account control plane), or over PIPELINE_NAME alone when it is set (a per-project
-// deployment, local runs).
+// accountReconciler runs the reconciler over every declared project's pipeline and every
+// pipeline of another account or region whose runs the table holds (the per-account control
+// plane), or over PIPELINE_NAME alone when it is set (a per-project deployment, local runs).
 type accountReconciler struct {
 	*reconcile.Reconciler
 	parameter []pipeline.Project
 	projects  interface {
 		ListProjects(ctx context.Context) ([]pipeline.ProjectDeclaration, error)
+	}
+	// foreign lists the pipelines of other accounts and regions (runstore.Dynamo), whose
+	// decisions the reconciler takes again without asking CodePipeline; nil: none.
+	foreign interface {
+		ForeignPipelines(ctx context.Context) ([]string, error)
 	}
 }
 
@@ -31,12 +36,24 @@ func (a *accountReconciler) Handle(ctx context.Context, raw json.RawMessage) (re
 	if err != nil {
 		return reconcile.ReconcileResponse{}, fmt.Errorf("list projects: %w", err)
 	}
+	var names []string
+	for _, p := range pipeline.Desired(a.parameter, items) {
+		names = append(names, pipeline.PipelineOf(p.Name))
+	}
+	var errs []error
+	if a.foreign != nil {
+		// After the home's, so that a failed listing costs only the foreign pipelines.
+		foreign, err := a.foreign.ForeignPipelines(ctx)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		names = append(names, foreign...)
+	}
 	total := reconcile.ReconcileResponse{}
 	total.Outcome = "done"
-	var errs []error
-	for i, p := range pipeline.Desired(a.parameter, items) {
+	for i, name := range names {
 		one := *a.Reconciler
-		one.PipelineName = pipeline.PipelineOf(p.Name)
+		one.PipelineName = name
 		if i > 0 {
 			// The notification claims are the table's, not a pipeline's: hand them back once.
 			one.Requeue = nil
@@ -47,6 +64,7 @@ func (a *accountReconciler) Handle(ctx context.Context, raw json.RawMessage) (re
 		total.Missing += resp.Missing
 		total.Redriven += resp.Redriven
 		total.Requeued += resp.Requeued
+		total.Foreign += resp.Foreign
 		if err != nil {
 			errs = append(errs, err)
 		}

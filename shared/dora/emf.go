@@ -59,9 +59,14 @@ type RunEnd struct {
 }
 
 // ProjectOf returns the project a pipeline belongs to: pipelines are named
-// <ProjectName>-pipeline (infrastructure/pipeline.yml). Empty when the name does not say.
-func ProjectOf(pipelineName string) string {
-	p, ok := strings.CutSuffix(pipelineName, "-pipeline")
+// <ProjectName>-pipeline (infrastructure/pipeline.yml). Empty when the name does not say, and
+// for a pipeline of another account or region (its identity is an ARN, pipeline.Home):
+// projects are the home's.
+func ProjectOf(pipelineID string) string {
+	if pipeline.ParsePipelineID(pipelineID).Foreign() {
+		return ""
+	}
+	p, ok := strings.CutSuffix(pipelineID, "-pipeline")
 	if !ok {
 		return ""
 	}

@@ -202,4 +202,5 @@ func TestEMFErrorsAndProject(t *testing.T) {
 
 	assert.Equal(t, "my-lambda", ProjectOf("my-lambda-pipeline"))
 	assert.Equal(t, "", ProjectOf("release"))
+	assert.Equal(t, "", ProjectOf("arn:aws:codepipeline:us-east-1:222222222222:my-lambda-pipeline"), "a pipeline of another account belongs to no project")
 }

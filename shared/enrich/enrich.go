@@ -9,6 +9,7 @@
 package enrich
 
 import (
+	"cmp"
 	"context"
 	"sync"
 	"time"
@@ -146,7 +147,20 @@ func (ns *notes) lines() []string {
 // run side by side once the failure is known. The longest chain is ListActionExecutions (only
 // when the record does not say where the run failed), then BatchGetBuilds, then GetLogEvents:
 // at most three Timeouts, which the calling function's own timeout must allow for.
+//
+// A pipeline of another account or region (pipeline.ParsePipelineID) is looked up nowhere:
+// the APIs answer for this account and region, which know nothing of it or, worse, know a
+// same-named pipeline, stack or build project. Its message says what its events said, with
+// a link to the execution in its own region.
 func (e *Enricher) Enrich(ctx context.Context, n pipeline.Notification, run pipeline.Run) pipeline.Details {
+	if ref := pipeline.ParsePipelineID(cmp.Or(n.Pipeline, run.Pipeline)); ref.Foreign() {
+		d := pipeline.Details{Region: ref.Region, AccountID: ref.Account, ExecutionURL: console.ExecutionURL(ref.Region, ref.Name, n.ExecutionID)}
+		if n.Type == pipeline.NotifyFailed || n.Type == pipeline.NotifyRecovered {
+			d.Degraded = []string{"details: not looked up, the pipeline is in account " + ref.Account + ", " + ref.Region +
+				" (this control plane reads its own account and region only)"}
+		}
+		return d
+	}
 	d := pipeline.Details{Region: e.Region, AccountID: e.AccountID, ExecutionURL: console.ExecutionURL(e.Region, n.Pipeline, n.ExecutionID)}
 	if n.Type != pipeline.NotifyFailed && n.Type != pipeline.NotifyRecovered {
 		return d

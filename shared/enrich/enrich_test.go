@@ -478,6 +478,41 @@ func TestPushToStartMakesNoCalls(t *testing.T) {
 	}
 }
 
+// Issue 9, defect 6: a pipeline of another account or region is looked up nowhere (this
+// account's APIs know nothing of it, or know a same-named one); its link opens its region.
+func TestForeignPipelineIsNotLookedUp(t *testing.T) {
+	w := newWorld(t)
+	w.scriptBuild()
+	w.scriptStack()
+	foreign := "arn:aws:codepipeline:eu-west-1:222222222222:" + pipelineName
+	n := failed()
+	n.Pipeline = foreign
+	run := runWith(pipeline.StatusFailed, sourceStage(), buildStage(pipeline.StatusFailed))
+	run.Pipeline = foreign
+
+	d := w.e.Enrich(context.Background(), n, run)
+
+	if d.Region != "eu-west-1" || d.AccountID != "222222222222" ||
+		d.ExecutionURL != "https://eu-west-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/my-lambda-pipeline/executions/"+executionID+"/timeline?region=eu-west-1" {
+		t.Errorf("region %q account %q execution link %q", d.Region, d.AccountID, d.ExecutionURL)
+	}
+	if d.Build != nil || d.RootCause != nil || d.Artifact != nil || d.Failure != nil || d.Commit != (pipeline.Commit{}) {
+		t.Errorf("foreign details = %+v", d)
+	}
+	if len(d.Degraded) != 1 || !strings.Contains(d.Degraded[0], "222222222222") {
+		t.Errorf("degraded = %q, want one line that names the account", d.Degraded)
+	}
+	for op, calls := range map[string]int{
+		awsfake.OpBatchGetBuilds: w.builds.Calls(awsfake.OpBatchGetBuilds), awsfake.OpGetLogEvents: w.logs.Calls(awsfake.OpGetLogEvents),
+		awsfake.OpDescribeStackEvents: w.stacks.Calls(awsfake.OpDescribeStackEvents), awsfake.OpListActionExecutions: w.execs.Calls(awsfake.OpListActionExecutions),
+		awsfake.OpGetCommit: w.commits.Calls(awsfake.OpGetCommit),
+	} {
+		if calls != 0 {
+			t.Errorf("a foreign pipeline's notification called %s %d times", op, calls)
+		}
+	}
+}
+
 // failingPresigner stands for a presigner whose credentials cannot be had.
 type failingPresigner struct{}
 

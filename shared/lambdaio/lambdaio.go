@@ -89,6 +89,11 @@ func (e *Env) Int(name string, def, lo, hi int) int {
 	return n
 }
 
+// Invalid records that the variable's value is not what it should be (want says what is).
+func (e *Env) Invalid(name, value, want string) {
+	e.bad = append(e.bad, fmt.Sprintf("%s=%q (want %s)", name, value, want))
+}
+
 // Err reports every missing or invalid variable, or nil.
 func (e *Env) Err() error {
 	var errs []error

@@ -23,7 +23,9 @@ import (
 
 // Message is what one notification says, independent of the channel.
 type Message struct {
-	Type     pipeline.NotificationType
+	Type pipeline.NotificationType
+	// Pipeline names the pipeline for people: its name, with its account and region when it
+	// is not the control plane's (pipeline.PipelineRef.String).
 	Pipeline string
 	// Project is the project the pipeline belongs to by the naming rule (<project>-pipeline,
 	// pipeline.ProjectOfPipeline); empty for a pipeline whose name does not follow it.
@@ -83,21 +85,27 @@ func (c Commit) Short() string {
 // d fills what the record lacks. Free text is cleaned (valid UTF-8, no control characters or
 // ANSI colours) but not shortened: the renderers fit it to their channel.
 func Compose(n pipeline.Notification, run pipeline.Run, d pipeline.Details) Message {
+	// A pipeline of another account or region is named with them, and its links open its
+	// own region; it belongs to no project (projects are the home's).
+	ref := pipeline.ParsePipelineID(first(n.Pipeline, run.Pipeline))
+	region := first(ref.Region, d.Region)
 	m := Message{
 		Type:        n.Type,
-		Pipeline:    oneLine(first(n.Pipeline, run.Pipeline)),
+		Pipeline:    oneLine(ref.String()),
 		ExecutionID: oneLine(first(n.ExecutionID, run.ExecutionID)),
 		Attempt:     n.Attempt,
 		At:          n.At,
 		Commit:      composeCommit(run.Commit, d.Commit),
 	}
-	m.Project = pipeline.ProjectOfPipeline(m.Pipeline)
+	if !ref.Foreign() {
+		m.Project = pipeline.ProjectOfPipeline(ref.Name)
+	}
 	if m.At.IsZero() {
 		m.At = run.At
 	}
 	m.ConsoleURL = d.ExecutionURL
 	if m.ConsoleURL == "" {
-		m.ConsoleURL = console.ExecutionURL(d.Region, m.Pipeline, m.ExecutionID)
+		m.ConsoleURL = console.ExecutionURL(region, ref.Name, m.ExecutionID)
 	}
 
 	if n.Type != pipeline.NotifyRecovered {
@@ -121,7 +129,7 @@ func Compose(n pipeline.Notification, run pipeline.Run, d pipeline.Details) Mess
 		}
 		m.FirstFailedExecutionID = oneLine(n.FirstFailedExecID)
 		if m.FirstFailedExecutionID != "" && m.FirstFailedExecutionID != m.ExecutionID {
-			m.FirstFailedURL = console.ExecutionURL(d.Region, m.Pipeline, m.FirstFailedExecutionID)
+			m.FirstFailedURL = console.ExecutionURL(region, ref.Name, m.FirstFailedExecutionID)
 		}
 	}
 

@@ -24,6 +24,32 @@ func TestComposeConsoleLink(t *testing.T) {
 	}
 }
 
+// Issue 9, defect 6: a pipeline of another account or region is named with them, so that it
+// reads apart from the home's pipeline of the same name; its links open its own region; it
+// belongs to no project, so its messages go to the control plane's own channels.
+func TestComposeForeignPipeline(t *testing.T) {
+	foreign := "arn:aws:codepipeline:us-east-1:222222222222:" + fxPipeline
+	run := fxRun("BuildAndTest", "Build", codeBuild, fxBuildResult(), fxCommit())
+	run.Pipeline = foreign
+	n := fxFailed()
+	n.Pipeline = foreign
+	m := Compose(n, run, pipeline.Details{Region: "eu-west-1"})
+	if m.Pipeline != fxPipeline+" (222222222222/us-east-1)" || m.Project != "" {
+		t.Errorf("pipeline %q project %q", m.Pipeline, m.Project)
+	}
+	want := "https://us-east-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/" + fxPipeline + "/executions/" + fxExec + "/timeline?region=us-east-1"
+	if m.ConsoleURL != want {
+		t.Errorf("link = %q, want %q", m.ConsoleURL, want)
+	}
+	if home := Compose(fxFailed(), fxRun("BuildAndTest", "Build", codeBuild, fxBuildResult(), fxCommit()), pipeline.Details{Region: "eu-west-1"}); home.Pipeline != fxPipeline {
+		t.Errorf("the home's pipeline is named %q, want its name alone", home.Pipeline)
+	}
+	sns := RenderSNS(m)
+	if !strings.Contains(sns.Subject, "(222222222222/us-east-1)") || sns.Attributes[AttrPipeline] != m.Pipeline {
+		t.Errorf("SNS subject %q attributes %v", sns.Subject, sns.Attributes)
+	}
+}
+
 func TestComposeFailure(t *testing.T) {
 	known := &pipeline.Failure{Stage: "CreateUpdateLambda", Action: "Deploy", Type: lambdaAct,
 		Result: pipeline.ExecutionResult{ErrorCode: "JobFailed", Summary: "from ListActionExecutions"}}

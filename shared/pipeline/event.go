@@ -82,7 +82,10 @@ type Event struct {
 	Account string
 	Region  string
 
-	Level       Level
+	Level Level
+	// Pipeline is the pipeline's name as decoded; once the event enters the use case
+	// (Home.Identify) it is the pipeline's identity: the name for the home's pipelines, the
+	// ARN for the others (identity.go).
 	Pipeline    string
 	ExecutionID string
 	Stage       string // stage and action events

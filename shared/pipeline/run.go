@@ -102,7 +102,7 @@ type Commit struct {
 
 // Run is the record of one pipeline execution.
 type Run struct {
-	Pipeline    string `json:"pipeline"`
+	Pipeline    string `json:"pipeline"` // the pipeline's identity (identity.go)
 	ExecutionID string `json:"executionId"`
 
 	Progress            // the run's own status, from pipeline-level events
@@ -156,9 +156,9 @@ type Outcome struct {
 	Trigger Trigger   `json:"trigger"`
 }
 
-// Key identifies an execution across pipelines.
+// Key identifies an execution across pipelines, accounts and regions.
 type Key struct {
-	Pipeline    string
+	Pipeline    string // the pipeline's identity (identity.go)
 	ExecutionID string
 }
 

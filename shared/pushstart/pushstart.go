@@ -82,6 +82,12 @@ type Pushes struct {
 	RepositoryName string
 	Branch         string
 	Lease          time.Duration // zero: DefaultPushLease
+
+	// Home is the control plane's own account and region. A push to a repository elsewhere
+	// (forwarded from another account's or region's bus) is skipped: its commit is not in
+	// the home's same-named repository, and the home's pipeline is not that repository's
+	// (issue 9, defect 6). The zero Home takes every push for its own.
+	Home pipeline.Home
 }
 
 // target is where a push goes: the pipeline of the repository's project and its branch.
@@ -91,8 +97,9 @@ type target struct{ pipeline, repository, branch string }
 // (a commit pushed again after pipeline.RerunAfter — a rollback — runs again):
 //
 //   - malformed or unsupported input: logged and dropped (outcome rejected, nil error);
-//   - another repository, a tag, another branch, a deleted branch, a kind of event that moves
-//     no branch: recorded as skipped (outcome skipped);
+//   - a repository of another account or region, another repository, a tag, another branch,
+//     a deleted branch, a kind of event that moves no branch: recorded as skipped (outcome
+//     skipped);
 //   - a commit whose message asks to skip CI: the claim is settled SKIPPED (outcome skipped);
 //   - a commit already started (by this event, or by another within RerunAfter), or being
 //     started by a concurrent delivery: outcome ignored, with the execution id when known;
@@ -111,12 +118,15 @@ func (h *Pushes) Handle(ctx context.Context, raw json.RawMessage) (lambdaio.Resp
 	attrs := []any{"eventId", p.ID, "repository", p.Repository, "event", p.Kind, "referenceType", p.RefType,
 		"reference", p.RefName, "commitId", p.CommitID}
 	to := target{pipeline: h.PipelineName, repository: h.RepositoryName, branch: h.Branch}
-	undeclared := ""
-	if h.Projects != nil {
+	unrouted := ""
+	if !h.Home.Owns(p.Account, p.Region) {
+		to = target{}
+		unrouted = fmt.Sprintf("a push to %s in account %s, %s: not this control plane's account and region", p.Repository, p.Account, p.Region)
+	} else if h.Projects != nil {
 		proj, err := h.Projects.ByRepository(ctx, p.Repository)
 		switch {
 		case errors.Is(err, pipeline.ErrUndeclaredProject):
-			undeclared = fmt.Sprintf("repository %s belongs to no declared project", p.Repository)
+			unrouted = fmt.Sprintf("repository %s belongs to no declared project", p.Repository)
 		case err != nil:
 			err = fmt.Errorf("look up the project of %s: %w", p.Repository, err)
 			h.Log.ErrorContext(ctx, "project not looked up; returning the error so that Lambda retries it", append(attrs, "error", err.Error())...)
@@ -128,7 +138,7 @@ func (h *Pushes) Handle(ctx context.Context, raw json.RawMessage) (lambdaio.Resp
 	}
 	resp := lambdaio.Response{Pipeline: to.pipeline}
 
-	reason := undeclared
+	reason := unrouted
 	if reason == "" {
 		reason = to.skipReason(p)
 	}

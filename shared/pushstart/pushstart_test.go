@@ -420,3 +420,26 @@ func TestRequestToken(t *testing.T) {
 		seen[tok] = id
 	}
 }
+
+// Issue 9, defect 6: a push to a same-named repository of another account or region (its
+// event forwarded to this bus) starts nothing here: the commit is not in the home's
+// repository, and the home's pipeline is not that repository's.
+func TestPushOfAnotherAccountStartsNothing(t *testing.T) {
+	eachPushStore(t, func(t *testing.T, newStore func() pushTestStore) {
+		e := newPushEnv(t, newStore())
+		e.addMainCommit("Retry with backoff")
+		e.h.Home = pipeline.Home{Account: "999999999999", Region: "eu-west-1"}
+		resp := e.handle(t, readEvent(t, "push-main.json"))
+		if resp.Outcome != lambdaio.OutcomeSkipped || !strings.Contains(resp.Reason, "123456789012") {
+			t.Errorf("push of another account = %+v, want skipped, naming the account", resp)
+		}
+		if n := e.cp.Calls(awsfake.OpStartPipelineExecution); n != 0 {
+			t.Errorf("StartPipelineExecution calls = %d, want none", n)
+		}
+		// The home's own push starts its run.
+		e.h.Home = pipeline.Home{Account: "123456789012", Region: "eu-west-1"}
+		if resp := e.handle(t, readEvent(t, "push-main.json")); resp.Outcome != lambdaio.OutcomeRecorded {
+			t.Errorf("push of the home = %+v, want recorded", resp)
+		}
+	})
+}

@@ -80,6 +80,9 @@ type ReconcileResponse struct {
 	Redriven int `json:"redriven,omitempty"`
 	// Requeued counts notifications handed back to the notifier.
 	Requeued int `json:"requeued,omitempty"`
+	// Foreign counts runs of pipelines of another account or region (pipeline.Home): never
+	// compared with CodePipeline, which answers for its own account and region only.
+	Foreign int `json:"foreign,omitempty"`
 }
 
 // Handle runs one pass. The scheduled event's content does not matter beyond being JSON. One
@@ -105,7 +108,24 @@ func (r *Reconciler) Handle(ctx context.Context, raw json.RawMessage) (Reconcile
 	red := redRuns(runs)
 	for _, run := range runs {
 		attrs := []any{"pipeline", run.Pipeline, "executionId", run.ExecutionID, "status", string(run.Status), "startedAt", run.Began()}
+		foreign := pipeline.ParsePipelineID(run.Pipeline).Foreign()
+		if foreign {
+			resp.Foreign++
+		}
 		switch {
+		case foreign:
+			// A pipeline of another account or region: CodePipeline here knows nothing of
+			// it (or knows a same-named one), so what its lost events said stays unknown.
+			// Its decisions need only the store: they are taken again like any other's.
+			if !redrivable(run, now) {
+				continue
+			}
+			if err := r.redrive(ctx, run, false); err != nil {
+				r.Log.ErrorContext(ctx, "run not redriven", append(attrs, "error", err.Error())...)
+				errs = append(errs, err)
+				continue
+			}
+			resp.Redriven++
 		case red[run.Key()]:
 			// The pipeline's newest decisive run failed: CodePipeline may know that a
 			// stage retry turned it green while its events were lost (issue 9, defect
@@ -113,7 +133,7 @@ func (r *Reconciler) Handle(ctx context.Context, raw json.RawMessage) (Reconcile
 			resp.Checked++
 			after, _, err := r.reconcile(ctx, run, now)
 			if err == nil && after.Status == run.Status {
-				err = r.redrive(ctx, after)
+				err = r.redrive(ctx, after, true)
 			}
 			if err != nil {
 				r.Log.ErrorContext(ctx, "red run not rechecked", append(attrs, "error", err.Error())...)
@@ -125,7 +145,7 @@ func (r *Reconciler) Handle(ctx context.Context, raw json.RawMessage) (Reconcile
 				r.Log.InfoContext(ctx, "red run changed", append(attrs, "newStatus", string(after.Status))...)
 			}
 		case redrivable(run, now):
-			if err := r.redrive(ctx, run); err != nil {
+			if err := r.redrive(ctx, run, true); err != nil {
 				r.Log.ErrorContext(ctx, "run not redriven", append(attrs, "error", err.Error())...)
 				errs = append(errs, err)
 				continue
@@ -150,6 +170,11 @@ func (r *Reconciler) Handle(ctx context.Context, raw json.RawMessage) (Reconcile
 				r.Log.InfoContext(ctx, "run still in progress", append(attrs, "newStatus", string(after.Status))...)
 			}
 		}
+	}
+	if resp.Foreign > 0 {
+		// Once per pass, not per run.
+		r.Log.InfoContext(ctx, "runs of a pipeline in another account or region: not compared with CodePipeline, their decisions taken again",
+			"pipeline", r.PipelineName, "runs", resp.Foreign)
 	}
 	if r.Requeue != nil {
 		n, err := r.Requeue(ctx, now.Add(-RequeueAfter), now)
@@ -225,10 +250,10 @@ func redRuns(runs []pipeline.Run) map[pipeline.Key]bool {
 // redrive takes the notification decision of the run's ended attempt again, on the run as read.
 // A run that ended in attempt n > 1 without the outcomes of the earlier attempts (their events
 // were lost) is first compared with CodePipeline, whose action executions tell the failures
-// that the stage retries followed.
-func (r *Reconciler) redrive(ctx context.Context, run pipeline.Run) error {
+// that the stage retries followed, when ask is true (the home's pipelines).
+func (r *Reconciler) redrive(ctx context.Context, run pipeline.Run, ask bool) error {
 	unknown := run.Status == pipeline.StatusFailed && run.Trigger == (pipeline.Trigger{}) && run.Failure().Action == ""
-	for k := 1; k < run.Attempt || unknown && k == 1; k++ {
+	for k := 1; ask && (k < run.Attempt || unknown && k == 1); k++ {
 		if _, ok := run.OutcomeOf(k); !ok || unknown {
 			after, found, err := r.reconcile(ctx, run, r.Clock.Now())
 			if err != nil {

@@ -396,3 +396,46 @@ func viewOf(a awsfake.ActionExecution) pipeline.ActionExecution {
 	}
 	return v
 }
+
+// Issue 9, defect 6: a pipeline of another account or region cannot be asked about (this
+// account's CodePipeline knows nothing of it, or knows a same-named one): its stale runs are
+// left as they are, counted once per pass, and its ended runs' decisions are still taken
+// again, since they need only the store.
+func TestReconcilerDoesNotAskAboutAForeignPipeline(t *testing.T) {
+	e := newReconcileEnv(t)
+	foreign := "arn:aws:codepipeline:us-east-1:222222222222:" + pipelineName
+	e.r.PipelineName = foreign
+	// A run whose events stopped coming, and one that failed ten minutes ago but whose
+	// decision was never taken (every delivery of its FAILED event failed after the write).
+	stale := startedUntilBuild(execActive, t1)
+	ended := append(startedUntilBuild(execLost, t1.Add(40*time.Minute)), pipeline.Event{ID: "lost-p-failed", Time: t1.Add(50 * time.Minute),
+		Level: pipeline.LevelPipeline, ExecutionID: execLost, State: pipeline.StateFailed, Attempt: 1,
+		Trigger: pipeline.Trigger{Type: "StartPipelineExecution"}})
+	for _, ev := range append(stale, ended...) {
+		ev.Pipeline = foreign
+		if _, err := e.store.Append(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// CodePipeline here has a same-named pipeline with these execution ids: not asked.
+	e.cp.SetExecution(awsfake.Execution{Pipeline: pipelineName, ID: execActive, Status: types.PipelineExecutionStatusSucceeded, Version: 2})
+
+	resp := e.pass(t)
+	if resp.Foreign != 2 || resp.Checked != 0 || resp.Settled != 0 || resp.Redriven != 1 {
+		t.Errorf("pass = %+v, want 2 foreign runs, none checked, the ended one redriven", resp)
+	}
+	if n := e.cp.Calls(awsfake.OpGetPipelineExecution) + e.cp.Calls(awsfake.OpListActionExecutions); n != 0 {
+		t.Errorf("CodePipeline asked %d times about a pipeline of another account", n)
+	}
+	sent := e.note.Sent()
+	if len(sent) != 1 || sent[0].Type != pipeline.NotifyFailed || sent[0].Pipeline != foreign || sent[0].ExecutionID != execLost {
+		t.Errorf("sent = %+v, want the foreign failure", sent)
+	}
+	run, err := pipeline.LoadRun(context.Background(), e.store, pipeline.Key{Pipeline: foreign, ExecutionID: execActive})
+	if err != nil || run.Status != pipeline.StatusInProgress {
+		t.Errorf("stale foreign run = %s, %v; want left in progress", run.Status, err)
+	}
+	if lines := e.logs.Lines("runs of a pipeline in another account or region: not compared with CodePipeline, their decisions taken again"); len(lines) != 1 || lines[0]["runs"] != 2.0 {
+		t.Errorf("log lines about foreign runs = %v, want one per pass, counting them", lines)
+	}
+}

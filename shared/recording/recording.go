@@ -24,6 +24,20 @@ type PipelineEvents struct {
 	// Clock is the receiver's clock, against which events dated more than
 	// ebevent.MaxClockSkew ahead are refused; nil skips that check.
 	Clock pipeline.Clock
+	// Home is the control plane's own account and region. An event of a pipeline elsewhere
+	// (forwarded from another account's or region's bus) is recorded, decided and notified
+	// under the pipeline's ARN, apart from a same-named pipeline of the home (issue 9,
+	// defect 6). The zero Home takes every event for the home's.
+	Home pipeline.Home
+	// Foreign remembers each such pipeline when one of its attempts ends, so that the
+	// reconciler, which knows the home's pipelines from the declared projects, finds it
+	// (runstore.Dynamo); nil remembers nothing (lp replay, local runs).
+	Foreign ForeignPipelines
+}
+
+// ForeignPipelines remembers the pipelines of other accounts and regions (an idempotent write).
+type ForeignPipelines interface {
+	RememberForeign(ctx context.Context, pipelineID string) error
 }
 
 // ProjectLookup finds the declared project a pipeline belongs to; the error wraps
@@ -45,8 +59,19 @@ func (h *PipelineEvents) Handle(ctx context.Context, raw json.RawMessage) (lambd
 		h.Log.WarnContext(ctx, "event rejected", "error", err.Error(), "bytes", len(raw))
 		return lambdaio.Response{Outcome: lambdaio.OutcomeRejected, Reason: err.Error()}, nil
 	}
+	// From here on the pipeline is its identity: every key, outcome, claim and decision is
+	// per account, region and pipeline.
+	ev = h.Home.Identify(ev)
 	attrs := []any{"eventId", ev.ID, "eventLevel", ev.Level.String(), "pipeline", ev.Pipeline, "executionId", ev.ExecutionID,
-		"stage", ev.Stage, "action", ev.Action, "state", string(ev.State), "attempt", ev.Attempt, "eventTime", ev.Time}
+		"stage", ev.Stage, "action", ev.Action, "state", string(ev.State), "attempt", ev.Attempt, "eventTime", ev.Time,
+		"account", ev.Account, "region", ev.Region}
+	if h.Foreign != nil && ev.EndsAttempt() && pipeline.ParsePipelineID(ev.Pipeline).Foreign() {
+		// Before the record: a recorded end is always findable by the reconciler.
+		if err := h.Foreign.RememberForeign(ctx, ev.Pipeline); err != nil {
+			h.Log.ErrorContext(ctx, "event not handled; returning the error so that Lambda retries it", append(attrs, "error", err.Error())...)
+			return lambdaio.Response{Outcome: lambdaio.OutcomeRecorded, Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID}, err
+		}
+	}
 	res, err := h.Recorder.Handle(ctx, ev)
 	resp := lambdaio.Response{Outcome: lambdaio.OutcomeRecorded, Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID, Status: string(res.Status)}
 	if err == nil {
@@ -82,19 +107,24 @@ func (h *PipelineEvents) Handle(ctx context.Context, raw json.RawMessage) (lambd
 	return resp, nil
 }
 
-// project names the declared project of pipelineName, or says it is undeclared. It runs
-// after the event is recorded and only labels the outcome: a failed look-up is logged, never
-// a reason to retry an event that is already stored.
-func (h *PipelineEvents) project(ctx context.Context, pipelineName string) (name string, undeclared bool) {
+// project names the declared project of the pipeline of identity id, or says it is
+// undeclared. It runs after the event is recorded and only labels the outcome: a failed
+// look-up is logged, never a reason to retry an event that is already stored. A pipeline of
+// another account or region belongs to no project: projects are the home's.
+func (h *PipelineEvents) project(ctx context.Context, id string) (name string, undeclared bool) {
 	if h.Projects == nil {
 		return "", false
 	}
-	p, err := h.Projects.ByPipeline(ctx, pipelineName)
+	ref := pipeline.ParsePipelineID(id)
+	if ref.Foreign() {
+		return "", true
+	}
+	p, err := h.Projects.ByPipeline(ctx, ref.Name)
 	switch {
 	case errors.Is(err, pipeline.ErrUndeclaredProject):
 		return "", true
 	case err != nil:
-		h.Log.WarnContext(ctx, "project look-up failed; the event is recorded", "pipeline", pipelineName, "error", err.Error())
+		h.Log.WarnContext(ctx, "project look-up failed; the event is recorded", "pipeline", id, "error", err.Error())
 		return "", false
 	}
 	return p.Name, false

@@ -295,3 +295,63 @@ func TestDynamoHotPathIsOneWriteNoRead(t *testing.T) {
 		})
 	}
 }
+
+// Issue 9, defect 6: a pipeline of one name in two accounts is two pipelines in the store as
+// in the decisions. Identified as on-pipeline-event identifies them (pipeline.Home), their
+// runs, outcomes and claims are keyed apart, the foreign one under its ARN: a failure in one
+// and a success in the other are no recovery, each lists only its own runs, and Memory and
+// DynamoDB agree.
+func TestContractPipelinesOfOneNameInTwoAccounts(t *testing.T) {
+	home := pipeline.Home{Account: "111111111111", Region: "eu-west-1"}
+	var events []pipeline.Event
+	for _, ev := range decodeFile(t, "../../cmd/lp/testdata/scenarios/same-name-in-two-accounts.ndjson") {
+		events = append(events, home.Identify(ev))
+	}
+	const foreign = "arn:aws:codepipeline:us-east-1:222222222222:app"
+	stores := map[string]interface {
+		storeUnderTest
+		ListSince(ctx context.Context, pipeline string, since time.Time) ([]pipeline.Run, error)
+	}{"memory": NewMemory(), "dynamo": newDynamo(t)}
+	got := map[string]outcome{}
+	for name, s := range stores {
+		t.Run(name, func(t *testing.T) {
+			got[name] = replay(t, s, events)
+			assert.Equal(t, []string{"failed#app#6a000000-0000-4000-8000-00000000000a"}, keys(got[name].Notes), "a failure here and a success there: no recovery")
+			ctx := context.Background()
+			for id, exec := range map[string]string{"app": "6a000000-0000-4000-8000-00000000000a", foreign: "6b000000-0000-4000-8000-00000000000b"} {
+				runs, err := s.ListSince(ctx, id, time.Time{})
+				require.NoError(t, err)
+				if assert.Len(t, runs, 1, "runs of %s", id) {
+					assert.Equal(t, pipeline.Key{Pipeline: id, ExecutionID: exec}, runs[0].Key())
+				}
+				has, err := s.HasOutcomes(ctx, id)
+				require.NoError(t, err)
+				assert.True(t, has, "outcomes of %s", id)
+			}
+		})
+	}
+	assert.Equal(t, got["memory"], got["dynamo"])
+}
+
+// The foreign pipelines on-pipeline-event remembers are what the reconciler lists, on either
+// store: each once, sorted, however often remembered.
+func TestContractForeignPipelines(t *testing.T) {
+	ids := []string{"arn:aws:codepipeline:us-east-1:222222222222:app", "arn:aws:codepipeline:eu-west-1:222222222222:app"}
+	for name, s := range map[string]interface {
+		RememberForeign(ctx context.Context, pipelineID string) error
+		ForeignPipelines(ctx context.Context) ([]string, error)
+	}{"memory": NewMemory(), "dynamo": newDynamo(t)} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			none, err := s.ForeignPipelines(ctx)
+			require.NoError(t, err)
+			assert.Empty(t, none)
+			for _, id := range append(ids, ids...) {
+				require.NoError(t, s.RememberForeign(ctx, id))
+			}
+			got, err := s.ForeignPipelines(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, []string{ids[1], ids[0]}, got)
+		})
+	}
+}

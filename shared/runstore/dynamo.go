@@ -36,6 +36,10 @@ type DynamoAPI interface {
 //	push         pk RUN#<pipeline>#<execution>   sk PUSH  (gsi1pk/gsi1sk at the push time)
 //	outcome      pk PIPELINE#<pipeline>          sk OUTCOME#<ended at>#<execution>#<attempt>
 //	notification pk NOTIFY#<key>                 sk NOTIFY
+//	foreign      pk FOREIGN                      sk <pipeline ARN>  (foreign.go)
+//
+// <pipeline> is the pipeline's identity (pipeline.Home): its name for the home's pipelines,
+// its ARN for another account's or region's.
 //
 // Every item carries expiresAt (epoch seconds) for the table's TTL.
 const (

@@ -7,9 +7,8 @@ package runstore
 import (
 	"context"
 	"errors"
-	"strconv"
-
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -32,6 +31,7 @@ type Memory struct {
 	seq       int
 	clock     pipeline.Clock
 	push      memPushes
+	foreign   map[string]bool // pipelines of other accounts and regions (foreign.go)
 }
 
 // memRun is one run's history.

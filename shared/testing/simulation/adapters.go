@@ -172,6 +172,17 @@ func (s *store) ListSince(ctx context.Context, p string, since time.Time) ([]pip
 	return s.m.ListSince(ctx, p, since)
 }
 
+func (s *store) RememberForeign(ctx context.Context, id string) error {
+	return s.write(ctx, "", "RememberForeign", id, func() error { return s.m.RememberForeign(ctx, id) })
+}
+
+func (s *store) ForeignPipelines(ctx context.Context) ([]string, error) {
+	if err := s.read(ctx, "ForeignPipelines", "foreign"); err != nil {
+		return nil, err
+	}
+	return s.m.ForeignPipelines(ctx)
+}
+
 func (s *store) Requeue(ctx context.Context, cutoff, now time.Time) (n int, err error) {
 	err = s.write(ctx, "", "Requeue", "pending", func() (err error) {
 		n, err = s.m.Requeue(ctx, cutoff, now)

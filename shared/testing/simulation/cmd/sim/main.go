@@ -51,7 +51,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
-	features := simulation.Features{}
+	features := simulation.SuiteFeatures
 	if *all {
 		features = simulation.AllFeatures
 	}
@@ -98,6 +98,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		once     int
 		late     int
 		lost     int
+		unknown  int
 		failures []simulation.Report
 	)
 	next := make(chan uint64)
@@ -112,6 +113,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				once += r.AtLeastOnce
 				late += r.LateRecovery
 				lost += r.LostToDLQ
+				unknown += r.Unknowable
 				for k, n := range r.Faults {
 					faults[k] += n
 				}
@@ -142,6 +144,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, ", %s %d", k, faults[simulation.FaultKind(k)])
 	}
 	fmt.Fprintf(stdout, "\ndocumented at-least-once duplicates: %d; late-discovery recoveries: %d; deliveries lost to a dead-letter queue: %d\n", once, late, lost)
+	fmt.Fprintf(stdout, "attempts of other accounts' and regions' pipelines whose end never reached the store (unknowable): %d\n", unknown)
 	if len(failures) == 0 {
 		return nil
 	}
