@@ -177,8 +177,9 @@ func decisive(history []Outcome, o Outcome) []Outcome {
 //     ending event does not carry it counts as started earliest): the later one ran the newer
 //     revision, and its result is the pipeline's state;
 //  3. attempts of one execution in the order they ran;
-//  4. an exact tie puts the success first, so that the pipeline counts as red afterwards: the
-//     failure is reported and no "recovered" is told on a tie (a later success tells it);
+//  4. an exact tie puts the success first, so that the pipeline counts as red afterwards: a
+//     green pipeline gets the failure and no "recovered", a red one its "recovered" (the
+//     success ends the streak) and then the failure;
 //  5. only then execution id and attempt, so that the order is total. Outcomes that are still
 //     tied here have the same status, so the ids change which execution a message names, never
 //     which messages are sent.

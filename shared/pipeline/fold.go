@@ -44,6 +44,7 @@ func Apply(run Run, ev Event) (Run, []Effect) {
 	next.StartedAt = earliest(next.StartedAt, ev.Time)
 	if !ev.StartTime.IsZero() {
 		next.StartedAt = earliest(next.StartedAt, ev.StartTime)
+		next.StartTime = earliest(next.StartTime, ev.StartTime)
 	}
 	if ev.Version > next.Version {
 		next.Version = ev.Version
@@ -61,7 +62,7 @@ func Apply(run Run, ev Event) (Run, []Effect) {
 			next.Trigger = ev.Trigger
 		}
 		if obs.Status.Terminal() {
-			out := Outcome{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID, Attempt: ev.Attempt, Status: obs.Status, At: ev.Time, Started: ev.StartTime, Trigger: next.Trigger}
+			out := Outcome{Pipeline: ev.Pipeline, ExecutionID: ev.ExecutionID, Attempt: ev.Attempt, Status: obs.Status, At: ev.Time, Started: next.StartTime, Trigger: next.Trigger}
 			if added, outcomes := addOutcome(next.Outcomes, out); added {
 				next.Outcomes = outcomes
 				effects = append(effects, Ended{Outcome: out})
@@ -125,12 +126,12 @@ func Apply(run Run, ev Event) (Run, []Effect) {
 		}
 	}
 
-	// Every outcome carries the run's trigger, whichever event told it (AWS's FAILED event
-	// may come without execution-trigger, and before STARTED).
+	// Every outcome carries the run's trigger and start time, whichever event told them
+	// (AWS's FAILED event may come without execution-trigger, and before STARTED).
 	if hasOtherTrigger(next) {
 		next.Outcomes = slices.Clone(next.Outcomes)
 		for i := range next.Outcomes {
-			next.Outcomes[i].Trigger = next.Trigger
+			next.Outcomes[i].Trigger, next.Outcomes[i].Started = next.Trigger, next.StartTime
 		}
 	}
 	if next.Status.Terminal() {
@@ -191,7 +192,7 @@ func commitFromSource(c Commit, r ExecutionResult) Commit {
 
 func hasOtherTrigger(r Run) bool {
 	for _, o := range r.Outcomes {
-		if o.Trigger != r.Trigger {
+		if o.Trigger != r.Trigger || !o.Started.Equal(r.StartTime) {
 			return true
 		}
 	}
@@ -254,7 +255,7 @@ func seen(run Run, ev Event) bool {
 // sameStart reports whether the fold moved no start time or version either, so that an
 // outranked event that still taught us an earlier start is not reported as ignored.
 func sameStart(a, b Run) bool {
-	if !a.StartedAt.Equal(b.StartedAt) || a.Version != b.Version || a.Status != b.Status {
+	if !a.StartedAt.Equal(b.StartedAt) || !a.StartTime.Equal(b.StartTime) || a.Version != b.Version || a.Status != b.Status {
 		return false
 	}
 	for name, sb := range b.Stages {

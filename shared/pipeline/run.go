@@ -110,6 +110,10 @@ type Run struct {
 	Trigger   Trigger   `json:"trigger"`
 	Commit    Commit    `json:"commit"`
 	StartedAt time.Time `json:"startedAt"`
+	// StartTime is the execution's start as CodePipeline states it (detail start-time, which
+	// V2 pipelines send); zero when no event told it. It orders runs that end in the same
+	// second (Outcome.Started).
+	StartTime time.Time `json:"startTime,omitempty"`
 	EndedAt   time.Time `json:"endedAt,omitempty"`
 
 	Stages map[string]Stage `json:"stages,omitempty"`

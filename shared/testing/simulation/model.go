@@ -31,6 +31,10 @@ var Home = pipeline.Home{Account: "111111111111", Region: "eu-west-1"}
 // ID is the pipeline's identity in the control plane (pipeline.Home.PipelineID).
 func (p Pipe) ID() string { return Home.PipelineID(p.Account, p.Region, p.Name) }
 
+// V2 reports whether the pipeline is of type V2, whose events carry the execution's
+// start-time: the QUEUED and PARALLEL execution modes need V2; a SUPERSEDED pipeline here is V1.
+func (p Pipe) V2() bool { return p.Mode != "SUPERSEDED" }
+
 // Foreign reports whether the pipeline is not the home's.
 func (p Pipe) Foreign() bool { return !Home.Owns(p.Account, p.Region) }
 
@@ -102,10 +106,9 @@ type Features struct {
 // AllFeatures switches every feature on.
 var AllFeatures = Features{NameCollisions: true, HiddenTriggers: true, SameSecondEnds: true}
 
-// SuiteFeatures are the features whose defects are fixed: the suite (simulation_test.go) and
-// cmd/sim (without --all-features) generate their worlds. HiddenTriggers (defect 3) and
-// SameSecondEnds (defect 8) still break invariants (docs/simulation.md, "Open").
-var SuiteFeatures = Features{NameCollisions: true}
+// SuiteFeatures are the features the suite (simulation_test.go) and cmd/sim generate their
+// worlds with: every one, now that the defects they exercise (3, 6 and 8) are fixed.
+var SuiteFeatures = AllFeatures
 
 // World is one seed's ground truth.
 type World struct {
@@ -235,6 +238,9 @@ func render(e *Exec, rng *rand.Rand, f Features) {
 	emit := func(level, stage, action, state string, attempt int, extra map[string]any) {
 		seq++
 		detail := map[string]any{"pipeline": e.Pipe.Name, "execution-id": e.ID, "state": state, "version": 3, "pipeline-execution-attempt": attempt}
+		if level == "pipeline" && e.Pipe.V2() {
+			detail["start-time"] = e.Start.UTC().Format(time.RFC3339Nano)
+		}
 		dt := "CodePipeline Pipeline Execution State Change"
 		switch level {
 		case "stage":

@@ -51,10 +51,7 @@ type Report struct {
 	Events      int // deliveries made (duplicates included)
 	Faults      map[FaultKind]int
 	AtLeastOnce int // duplicate messages of the documented at-least-once case
-	// LateRecovery counts second "recovered" messages of one streak whose earlier failure was
-	// learnt only after the recovery went out (documented in docs/notifications.md).
-	LateRecovery int
-	LostToDLQ    int // events and pushes whose every invocation failed
+	LostToDLQ   int // events and pushes whose every invocation failed
 	// Unknowable counts the attempts of pipelines of another account or region whose
 	// terminal event never reached the store: CodePipeline here cannot be asked about
 	// them, so no invariant holds the control plane to them (docs/simulation.md).
@@ -442,7 +439,11 @@ func (s *sim) truth(runs map[string]pipeline.Run) (want map[string]string, silen
 }
 
 func outcomeOf(e *Exec, a Attempt) pipeline.Outcome {
-	return pipeline.Outcome{Pipeline: e.Pipe.ID(), ExecutionID: e.ID, Attempt: a.N, Status: a.Status, At: a.At}
+	o := pipeline.Outcome{Pipeline: e.Pipe.ID(), ExecutionID: e.ID, Attempt: a.N, Status: a.Status, At: a.At}
+	if e.Pipe.V2() {
+		o.Started = e.Start
+	}
+	return o
 }
 
 // check compares what happened with the ground truth.
@@ -458,29 +459,16 @@ func (s *sim) check() {
 	for _, ch := range []string{notify.ChannelSlack, notify.ChannelSNS} {
 		// Recoveries count per green streak.
 		got, ambiguous := map[string]int{}, map[string]bool{}
-		keysOf := map[string]map[string]bool{} // streak → distinct recovery keys
 		for orig, n := range s.rcv.got[ch] {
 			k := orig
 			exec := orig
 			if g, ok := s.greens[exec]; ok {
 				k = g
-				if keysOf[g] == nil {
-					keysOf[g] = map[string]bool{}
-				}
-				keysOf[g][orig] = true
 			}
 			got[k] += n
 			ambiguous[k] = ambiguous[k] || s.rcv.ambiguous[ch][orig]
 		}
-		for g, keys := range keysOf {
-			if len(keys) > 1 && got[g] == len(keys) && !ambiguous[g] {
-				// The documented late-discovery case (docs/notifications.md): runs of the
-				// pipeline were learnt out of the order they ended, and two successes of the
-				// streak each told its recovery (issue 9, open).
-				s.report.LateRecovery += len(keys) - 1
-				got[g] = 1
-			}
-		}
+
 		keys := sortedKeys(want)
 		for _, k := range keys {
 			switch n := got[k]; {

@@ -11,9 +11,7 @@ var knownOpen = map[uint64]string{
 	20: "a run whose events were lost, settled by the reconciler more than RedecideWithin after it ended, whose decision failed in that pass (AddOutcome timed out) and whose next pass could not list the runs: it is never decided again, the window counting from its end, not from when it was learnt",
 }
 
-// simFeatures are the parts of the world the suite generates: the features whose defects are
-// fixed, NameCollisions (defect 6) among them. HiddenTriggers (defect 3) and SameSecondEnds
-// (defect 8) still break invariants (docs/simulation.md, "Open"); `go run ./shared/testing/simulation/cmd/sim --all-features` shows how.
+// simFeatures are the parts of the world the suite generates: all of them (SuiteFeatures).
 var simFeatures = SuiteFeatures
 
 // TestSimulation runs a few hundred seeds through the real handlers with faults, losses,

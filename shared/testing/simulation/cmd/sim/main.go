@@ -96,7 +96,6 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		events   int
 		faults   = map[simulation.FaultKind]int{}
 		once     int
-		late     int
 		lost     int
 		unknown  int
 		failures []simulation.Report
@@ -111,7 +110,6 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				runs += r.Runs
 				events += r.Events
 				once += r.AtLeastOnce
-				late += r.LateRecovery
 				lost += r.LostToDLQ
 				unknown += r.Unknowable
 				for k, n := range r.Faults {
@@ -143,7 +141,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for _, k := range kinds {
 		fmt.Fprintf(stdout, ", %s %d", k, faults[simulation.FaultKind(k)])
 	}
-	fmt.Fprintf(stdout, "\ndocumented at-least-once duplicates: %d; late-discovery recoveries: %d; deliveries lost to a dead-letter queue: %d\n", once, late, lost)
+	fmt.Fprintf(stdout, "\ndocumented at-least-once duplicates: %d; deliveries lost to a dead-letter queue: %d\n", once, lost)
 	fmt.Fprintf(stdout, "attempts of other accounts' and regions' pipelines whose end never reached the store (unknowable): %d\n", unknown)
 	if len(failures) == 0 {
 		return nil
