@@ -55,6 +55,9 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *all {
 		features = simulation.AllFeatures
 	}
+	if *only != "" {
+		features = simulation.Features{}
+	}
 	for _, f := range strings.FieldsFunc(*only, func(r rune) bool { return r == ',' }) {
 		switch strings.TrimSpace(f) {
 		case "name-collisions":
