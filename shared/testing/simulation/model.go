@@ -389,3 +389,14 @@ func (e *Exec) view(now time.Time) pipeline.ExecutionView {
 	}
 	return v
 }
+
+// head is the execution whose commit is at the head of p's branch at now: the latest push.
+func (w *World) head(p Pipe, now time.Time) *Exec {
+	var head *Exec
+	for _, e := range w.Execs {
+		if e.Pipe == p && e.Push != nil && !e.Push.At.After(now) && (head == nil || !e.Push.At.Before(head.Push.At)) {
+			head = e
+		}
+	}
+	return head
+}

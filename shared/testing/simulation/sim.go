@@ -55,9 +55,15 @@ type Report struct {
 	// learnt only after the recovery went out (documented in docs/notifications.md).
 	LateRecovery int
 	LostToDLQ    int // events and pushes whose every invocation failed
-	Violations   []string
-	Deliveries   []Delivery
-	Injected     []Fault
+	// PushesRedriven counts runs the push re-drive started: their pushes' every on-push
+	// invocation failed, or EventBridge lost them, or the re-drive came first.
+	PushesRedriven int
+	// PushesSuperseded counts pushed commits that nothing started because a later push moved
+	// the branch past them first (only heads are re-driven, docs/pushes.md).
+	PushesSuperseded int
+	Violations       []string
+	Deliveries       []Delivery
+	Injected         []Fault
 }
 
 // Failed reports whether an invariant broke.
@@ -116,6 +122,7 @@ type sim struct {
 	pushes   map[string]*pushstart.Pushes // by account/region/name
 	notifier *delivery.Notifications
 	recs     map[string]*reconcile.Reconciler // by pipeline name
+	redrives map[string]*pushstart.Redrive    // by account/region/name
 
 	shard         []events.DynamoDBEventRecord
 	shardRetries  int
@@ -145,7 +152,8 @@ func Run(seed uint64, opt Options) Report {
 	}
 	w := Generate(seed, opt.Features)
 	s := &sim{w: w, opt: opt, clock: &clock{}, in: newInjector(seed, opt.FaultRate, opt.Schedule), rcv: newReceiver(),
-		notifierCalls: map[string]int{}, greens: map[string]string{}, pushes: map[string]*pushstart.Pushes{}, recs: map[string]*reconcile.Reconciler{}}
+		notifierCalls: map[string]int{}, greens: map[string]string{}, pushes: map[string]*pushstart.Pushes{}, recs: map[string]*reconcile.Reconciler{},
+		redrives: map[string]*pushstart.Redrive{}}
 	s.report = Report{Seed: seed, Runs: len(w.Execs)}
 	s.wire()
 	deliveries := opt.Deliveries
@@ -211,8 +219,11 @@ func (s *sim) wire() {
 		Marks: s.st, Log: log, Clock: s.clock}
 	s.notifier = &delivery.Notifications{Queue: s.st, Runs: s.st, Claims: s.st, Sender: sender, Log: log, Clock: s.clock}
 	for _, p := range s.w.Pipes {
-		s.pushes[p.Account+"/"+p.Region+"/"+p.Name] = &pushstart.Pushes{Commits: codeCommit{s.in}, Pipelines: s.cp, Store: s.st, Log: log, Clock: s.clock,
+		h := &pushstart.Pushes{Commits: codeCommit{s.in}, Pipelines: s.cp, Store: s.st, Log: log, Clock: s.clock,
 			PipelineName: p.Name, RepositoryName: p.Name, Branch: "main"}
+		s.pushes[pipeKey(p)] = h
+		s.redrives[pipeKey(p)] = &pushstart.Redrive{Pushes: h, Branches: branches{in: s.in, w: s.w, pipe: p, clock: s.clock},
+			Executions: pipeLister{cp: s.cp, pipe: p, clock: s.clock}, Region: p.Region, Workers: 1}
 		if s.recs[p.Name] == nil {
 			s.recs[p.Name] = &reconcile.Reconciler{Runs: s.st, Executions: s.cp, Recorder: rec, Log: log, Clock: s.clock, PipelineName: p.Name, Requeue: s.st.Requeue}
 		}
@@ -331,6 +342,12 @@ func (s *sim) reconcile() {
 	for _, n := range names {
 		ctx, _ := withKill(context.Background())
 		_, _ = s.recs[n].Handle(ctx, json.RawMessage(`{}`))
+	}
+	// The push re-drive's schedule (on-push, every 10 minutes like the reconciler's).
+	for _, k := range sortedKeys(s.redrives) {
+		ctx, _ := withKill(context.Background())
+		rep, _ := s.redrives[k].Pass(ctx)
+		s.report.PushesRedriven += len(rep.Started)
 	}
 }
 
@@ -482,6 +499,21 @@ func (s *sim) check() {
 		if len(tokens) > 1 {
 			v("commit %s started with %d different tokens", cmt, len(tokens))
 		}
+	}
+	// Every pushed commit is started exactly once (one token, above): the last one of each
+	// branch always, by on-push or else by the re-drive; an earlier one whose every push
+	// delivery failed may have been superseded by the next push before a re-drive pass saw
+	// it at the head.
+	end := s.clock.now
+	for _, e := range s.w.Execs {
+		if e.Push == nil || len(s.cp.starts[e.Commit]) > 0 {
+			continue
+		}
+		if s.w.head(e.Pipe, end) == e {
+			v("commit %s, the head of %s, was pushed and never started", e.Commit, pipeKey(e.Pipe))
+			continue
+		}
+		s.report.PushesSuperseded++
 	}
 }
 

@@ -84,6 +84,8 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		once     int
 		late     int
 		lost     int
+		redriven int
+		passed   int
 		failures []simulation.Report
 	)
 	next := make(chan uint64)
@@ -98,6 +100,8 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				once += r.AtLeastOnce
 				late += r.LateRecovery
 				lost += r.LostToDLQ
+				redriven += r.PushesRedriven
+				passed += r.PushesSuperseded
 				for k, n := range r.Faults {
 					faults[k] += n
 				}
@@ -128,6 +132,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, ", %s %d", k, faults[simulation.FaultKind(k)])
 	}
 	fmt.Fprintf(stdout, "\ndocumented at-least-once duplicates: %d; late-discovery recoveries: %d; deliveries lost to a dead-letter queue: %d\n", once, late, lost)
+	fmt.Fprintf(stdout, "pushes started by the re-drive: %d; pushed commits superseded before anything started them: %d\n", redriven, passed)
 	if len(failures) == 0 {
 		return nil
 	}
