@@ -6,11 +6,11 @@ package runstore
 
 import (
 	"context"
-
-	"github.com/aws/aws-lambda-go/events"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
@@ -27,6 +27,9 @@ type Memory struct {
 	seq      int
 	clock    pipeline.Clock
 	push     memPushes
+	// The table's TTL, modelled (memttl.go): zero retention, nothing expires.
+	retention  time.Duration
+	outcomeExp map[string]time.Time // by outcomeKey
 }
 
 // memRun is one run's history.
@@ -34,6 +37,9 @@ type memRun struct {
 	obs    map[string]pipeline.Event // by observation id
 	push   pipeline.Commit
 	folded *pipeline.Run // the fold of obs and push, until either changes
+	// exp and pushExp are the items' expiresAt (memttl.go); zero: never.
+	exp     map[string]time.Time
+	pushExp time.Time
 }
 
 // fold returns the run's fold, computed once per change.
@@ -54,6 +60,7 @@ type claim struct {
 	channels   map[string]bool
 	failed     bool   // given up (pipeline.ClaimFailed)
 	reason     string // the last attempt's error
+	expires    time.Time
 }
 
 var (
@@ -65,13 +72,13 @@ var (
 // NewMemory returns an empty store.
 func NewMemory() *Memory {
 	return &Memory{runs: map[pipeline.Key]*memRun{}, outcomes: map[string][]pipeline.Outcome{}, claims: map[string]claim{},
-		notes: map[string]pipeline.Notification{}}
+		notes: map[string]pipeline.Notification{}, outcomeExp: map[string]time.Time{}}
 }
 
 func (m *Memory) run(k pipeline.Key) *memRun {
 	r := m.runs[k]
 	if r == nil {
-		r = &memRun{obs: map[string]pipeline.Event{}}
+		r = &memRun{obs: map[string]pipeline.Event{}, exp: map[string]time.Time{}}
 		m.runs[k] = r
 	}
 	return r
@@ -87,6 +94,7 @@ func (m *Memory) Append(_ context.Context, ev pipeline.Event) (bool, error) {
 		return true, nil
 	}
 	r.obs[id] = ev
+	r.exp[id] = m.expiry(m.now())
 	r.folded = nil
 	return false, nil
 }
@@ -96,7 +104,7 @@ func (m *Memory) RecordPush(_ context.Context, k pipeline.Key, c pipeline.Commit
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := m.run(k)
-	r.push, r.folded = c, nil
+	r.push, r.pushExp, r.folded = c, m.expiry(m.now()), nil
 	return nil
 }
 
@@ -132,7 +140,7 @@ func (m *Memory) Runs() []pipeline.Run {
 }
 
 // AddOutcome records o and returns every decisive outcome of its pipeline.
-func (m *Memory) AddOutcome(_ context.Context, o pipeline.Outcome, _ time.Time) ([]pipeline.Outcome, error) {
+func (m *Memory) AddOutcome(_ context.Context, o pipeline.Outcome, now time.Time) ([]pipeline.Outcome, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	list := m.outcomes[o.Pipeline]
@@ -140,6 +148,8 @@ func (m *Memory) AddOutcome(_ context.Context, o pipeline.Outcome, _ time.Time) 
 		list = append(list, o)
 		m.outcomes[o.Pipeline] = list
 	}
+	// Dynamo puts the item again, TTL and all.
+	m.outcomeExp[outcomeKey(o)] = m.expiry(now)
 	return slices.Clone(list), nil
 }
 
@@ -160,6 +170,7 @@ func (m *Memory) Claim(_ context.Context, n pipeline.Notification, now time.Time
 	}
 	c.leaseUntil = now.Add(lease)
 	c.attempts++
+	c.expires = m.expiry(now)
 	m.claims[n.Key()] = c
 	return c.attempts, nil
 }
