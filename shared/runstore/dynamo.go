@@ -37,7 +37,8 @@ type DynamoAPI interface {
 //	outcome      pk PIPELINE#<pipeline>          sk OUTCOME#<ended at>#<execution>#<attempt>
 //	notification pk NOTIFY#<key>                 sk NOTIFY
 //
-// Every item carries expiresAt (epoch seconds) for the table's TTL.
+// Every item but the outcomes (dynamo_outcomes.go) and the project declarations carries
+// expiresAt (epoch seconds) for the table's TTL.
 const (
 	attrPK      = "pk"
 	attrSK      = "sk"

@@ -28,8 +28,7 @@ type Memory struct {
 	clock    pipeline.Clock
 	push     memPushes
 	// The table's TTL, modelled (memttl.go): zero retention, nothing expires.
-	retention  time.Duration
-	outcomeExp map[string]time.Time // by outcomeKey
+	retention time.Duration
 }
 
 // memRun is one run's history.
@@ -72,7 +71,7 @@ var (
 // NewMemory returns an empty store.
 func NewMemory() *Memory {
 	return &Memory{runs: map[pipeline.Key]*memRun{}, outcomes: map[string][]pipeline.Outcome{}, claims: map[string]claim{},
-		notes: map[string]pipeline.Notification{}, outcomeExp: map[string]time.Time{}}
+		notes: map[string]pipeline.Notification{}}
 }
 
 func (m *Memory) run(k pipeline.Key) *memRun {
@@ -140,7 +139,8 @@ func (m *Memory) Runs() []pipeline.Run {
 }
 
 // AddOutcome records o and returns every decisive outcome of its pipeline.
-func (m *Memory) AddOutcome(_ context.Context, o pipeline.Outcome, now time.Time) ([]pipeline.Outcome, error) {
+// Like Dynamo's, outcomes never expire (dynamo_outcomes.go).
+func (m *Memory) AddOutcome(_ context.Context, o pipeline.Outcome, _ time.Time) ([]pipeline.Outcome, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	list := m.outcomes[o.Pipeline]
@@ -148,8 +148,6 @@ func (m *Memory) AddOutcome(_ context.Context, o pipeline.Outcome, now time.Time
 		list = append(list, o)
 		m.outcomes[o.Pipeline] = list
 	}
-	// Dynamo puts the item again, TTL and all.
-	m.outcomeExp[outcomeKey(o)] = m.expiry(now)
 	return slices.Clone(list), nil
 }
 

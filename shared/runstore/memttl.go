@@ -1,7 +1,6 @@
 package runstore
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
@@ -34,7 +33,8 @@ func (m *Memory) expiry(t time.Time) time.Time {
 func expired(exp, now time.Time) bool { return !exp.IsZero() && exp.Before(now) }
 
 // ExpireTTL deletes the items whose expiresAt passed by now, as DynamoDB's TTL does in the
-// background, and returns how many it deleted. A run whose every item expired is forgotten.
+// background, and returns how many it deleted. A run whose every item expired is forgotten;
+// the pipelines' outcomes stay, as they carry no TTL.
 func (m *Memory) ExpireTTL(now time.Time) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -56,18 +56,7 @@ func (m *Memory) ExpireTTL(now time.Time) int {
 			delete(m.runs, k)
 		}
 	}
-	for p, list := range m.outcomes {
-		kept := list[:0]
-		for _, o := range list {
-			if expired(m.outcomeExp[outcomeKey(o)], now) {
-				delete(m.outcomeExp, outcomeKey(o))
-				n++
-				continue
-			}
-			kept = append(kept, o)
-		}
-		m.outcomes[p] = kept
-	}
+	// Outcomes carry no TTL (dynamo_outcomes.go).
 	for key, c := range m.claims {
 		if expired(c.expires, now) {
 			delete(m.claims, key)
@@ -95,8 +84,4 @@ func (m *Memory) ExpireTTL(now time.Time) int {
 		t.skips[key] = kept
 	}
 	return n
-}
-
-func outcomeKey(o pipeline.Outcome) string {
-	return o.Pipeline + "\x00" + o.ExecutionID + "\x00" + strconv.Itoa(o.Attempt)
 }
