@@ -129,6 +129,7 @@ type sim struct {
 	notifierAt    *task
 	notifierCalls map[string]int
 	greens        map[string]string // recovered#<execution> → the green streak it belongs to
+	known         map[string]bool   // executions the store knew before TTL deleted them
 	report        Report
 }
 
@@ -137,6 +138,12 @@ func (s *sim) at(t time.Time, do func()) *task {
 	x := &task{at: t, seq: s.seq, do: do}
 	heap.Push(&s.queue, x)
 	return x
+}
+
+// atFirst schedules do at t, before the tasks already scheduled for t.
+func (s *sim) atFirst(t time.Time, do func()) {
+	x := &task{at: t, seq: -1, do: do}
+	heap.Push(&s.queue, x)
 }
 
 // Run simulates one seed.
@@ -152,7 +159,7 @@ func Run(seed uint64, opt Options) Report {
 	}
 	w := Generate(seed, opt.Features)
 	s := &sim{w: w, opt: opt, clock: &clock{}, in: newInjector(seed, opt.FaultRate, opt.Schedule), rcv: newReceiver(),
-		notifierCalls: map[string]int{}, greens: map[string]string{}, pushes: map[string]*pushstart.Pushes{}, recs: map[string]*reconcile.Reconciler{},
+		notifierCalls: map[string]int{}, greens: map[string]string{}, known: map[string]bool{}, pushes: map[string]*pushstart.Pushes{}, recs: map[string]*reconcile.Reconciler{},
 		redrives: map[string]*pushstart.Redrive{}}
 	s.report = Report{Seed: seed, Runs: len(w.Execs)}
 	s.wire()
@@ -182,8 +189,23 @@ func Run(seed uint64, opt Options) Report {
 			}
 		}
 		end := last.Add(3 * time.Hour)
+		// The schedules' ticks, but none in a quiet stretch (nothing delivered, started or
+		// ended in the three hours before): there they find nothing to do, and an idle gap
+		// would cost hundreds of them.
+		busy := activity(w, deliveries)
 		for t := start.Truncate(reconcilePeriod).Add(reconcilePeriod); !t.After(end); t = t.Add(reconcilePeriod) {
-			s.at(t, s.reconcile)
+			if busySince(busy, t.Add(-quiet), t) {
+				s.at(t, s.expire) // the table's TTL, before the schedules look
+				s.at(t, s.reconcile)
+			}
+		}
+		// And when activity resumes after a quiet stretch, before anything else happens then:
+		// what expired while all was quiet is gone (DynamoDB's own sweep may take a few days
+		// more; readers filter expired items meanwhile, docs/aws-behaviour.md).
+		for i, t := range busy {
+			if i > 0 && t.Sub(busy[i-1]) > quiet {
+				s.atFirst(t, s.expire)
+			}
 		}
 		s.clock.now = start
 	}
@@ -201,9 +223,42 @@ func Run(seed uint64, opt Options) Report {
 	return s.report
 }
 
+// quiet is how long after the last activity the schedules' ticks stop.
+const quiet = 3 * time.Hour
+
+// activity returns, sorted, the times something happens: deliveries, pushes, starts and ends.
+func activity(w *World, deliveries []Delivery) []time.Time {
+	var out []time.Time
+	for _, d := range deliveries {
+		out = append(out, d.At)
+	}
+	for _, e := range w.Execs {
+		out = append(out, e.Start, e.FinalAt)
+		if e.Push != nil {
+			out = append(out, e.Push.At)
+		}
+	}
+	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+	return out
+}
+
+// busySince reports whether something happens in [from, to].
+func busySince(times []time.Time, from, to time.Time) bool {
+	i, _ := slices.BinarySearchFunc(times, from, func(a, b time.Time) int { return a.Compare(b) })
+	return i < len(times) && !times[i].After(to)
+}
+
+// expire is the table's TTL at work. The runs it deletes were known: the truth keeps them.
+func (s *sim) expire() {
+	for _, r := range s.mem.Runs() {
+		s.known[r.ExecutionID] = true
+	}
+	s.mem.ExpireTTL(s.clock.now)
+}
+
 func (s *sim) wire() {
 	log := slog.New(slog.DiscardHandler)
-	s.mem = runstore.NewMemory().WithClock(s.clock)
+	s.mem = runstore.NewMemory().WithClock(s.clock).WithRetention(Retention)
 	s.st = &store{m: s.mem, in: s.in, rcv: s.rcv}
 	s.cp = &codePipeline{in: s.in, clock: s.clock, execs: map[string]*Exec{}, byCmt: map[string]*Exec{}, starts: map[string]map[string]bool{}}
 	for _, e := range s.w.Execs {
@@ -415,7 +470,7 @@ func outcomeOf(e *Exec, a Attempt) pipeline.Outcome {
 // check compares what happened with the ground truth.
 func (s *sim) check() {
 	runs := map[string]pipeline.Run{}
-	known := map[string]bool{}
+	known := s.known // the runs TTL deleted, and those still there
 	for _, r := range s.mem.Runs() {
 		runs[r.ExecutionID], known[r.ExecutionID] = r, true
 	}

@@ -12,9 +12,10 @@ var knownOpen = map[uint64]string{
 }
 
 // simFeatures are the parts of the world the suite generates: the features whose defects are
-// fixed. NameCollisions (defect 6), HiddenTriggers (defect 3) and SameSecondEnds (defect 8)
-// still break invariants (docs/simulation.md, "Open"); `go run ./shared/testing/simulation/cmd/sim --all-features` shows how.
-var simFeatures = Features{}
+// fixed (SuiteFeatures). NameCollisions (defect 6), HiddenTriggers (defect 3) and
+// SameSecondEnds (defect 8) still break invariants (docs/simulation.md, "Open");
+// `go run ./shared/testing/simulation/cmd/sim --all-features` shows how.
+var simFeatures = SuiteFeatures
 
 // TestSimulation runs a few hundred seeds through the real handlers with faults, losses,
 // duplicates and delays, and checks every invariant against the ground truth. A failing seed

@@ -49,7 +49,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
-	features := simulation.Features{}
+	features := simulation.SuiteFeatures
 	if *all {
 		features = simulation.AllFeatures
 	}
