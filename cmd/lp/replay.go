@@ -28,14 +28,14 @@ type replayReport struct {
 	Rejected      int                  `json:"rejected"`
 	// StoreErrors counts events the store could not take (an item too large, a throttled
 	// table): the replay reports each on stderr and goes on with the next.
-	StoreErrors int                 `json:"storeErrors"`
-	Ignored     int                 `json:"ignored"`
-	Skipped     int                 `json:"skipped"`
+	StoreErrors int `json:"storeErrors"`
+	Ignored     int `json:"ignored"`
+	Skipped     int `json:"skipped"`
 	// Pushes counts the CodeCommit push events, which a replay does not run: starting a run
 	// takes CodeCommit and CodePipeline, and the runs the pushes started are told by their own
 	// events. Each is named on stderr; they are neither rejected nor skipped events.
-	Pushes int `json:"pushes"`
-	Metrics     map[string]keysJSON `json:"metrics"` // per pipeline, over the replayed window (metrics.go)
+	Pushes  int                 `json:"pushes"`
+	Metrics map[string]keysJSON `json:"metrics"` // per pipeline, over the replayed window (metrics.go)
 }
 
 type replayRun struct {
