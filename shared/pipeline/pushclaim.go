@@ -58,8 +58,8 @@ const RedrivePrefix = "redrive-"
 // at now. Its id derives from the commit, so that every pass names the same push, and so does
 // its clientRequestToken (when it is the commit's first claim); its time is when the re-drive
 // found it, as the push's own time is not known.
-func RedrivePush(account, region, repository, branch, commitID string, now time.Time) Push {
-	return Push{ID: RedrivePrefix + commitID, Time: now.UTC(), Account: account, Region: region, Repository: repository,
+func RedrivePush(region, repository, branch, commitID string, now time.Time) Push {
+	return Push{ID: RedrivePrefix + commitID, Time: now.UTC(), Region: region, Repository: repository,
 		Kind: PushReferenceUpdated, RefType: "branch", RefName: branch, RefFullName: "refs/heads/" + branch, CommitID: commitID}
 }
 

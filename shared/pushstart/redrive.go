@@ -198,7 +198,7 @@ func (r *Redrive) head(ctx context.Context, to target) (outcome, execID string, 
 	}
 
 	now := h.Clock.Now()
-	p := pipeline.RedrivePush("", r.Region, to.repository, to.branch, commit, now)
+	p := pipeline.RedrivePush(r.Region, to.repository, to.branch, commit, now)
 	lease := h.Lease
 	if lease <= 0 {
 		lease = DefaultPushLease
