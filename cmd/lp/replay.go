@@ -29,10 +29,14 @@ type replayReport struct {
 	Rejected      int                  `json:"rejected"`
 	// StoreErrors counts events the store could not take (an item too large, a throttled
 	// table): the replay reports each on stderr and goes on with the next.
-	StoreErrors int                 `json:"storeErrors"`
-	Ignored     int                 `json:"ignored"`
-	Skipped     int                 `json:"skipped"`
-	Metrics     map[string]keysJSON `json:"metrics"` // per pipeline, over the replayed window (metrics.go)
+	StoreErrors int `json:"storeErrors"`
+	Ignored     int `json:"ignored"`
+	Skipped     int `json:"skipped"`
+	// Pushes counts the CodeCommit push events, which a replay does not run: starting a run
+	// takes CodeCommit and CodePipeline, and the runs the pushes started are told by their own
+	// events. Each is named on stderr; they are neither rejected nor skipped events.
+	Pushes  int                 `json:"pushes"`
+	Metrics map[string]keysJSON `json:"metrics"` // per pipeline, over the replayed window (metrics.go)
 }
 
 type replayRun struct {
@@ -232,6 +236,12 @@ func printReplay(w io.Writer, rep replayReport, runs []pipeline.Run) {
 	notifyLines(w, rep.Notifications) // one line each, cut to fit (render.go)
 	fmt.Fprintf(w, "\n%d runs, %d notifications; events: %d duplicate or stale, %d rejected, %d skipped, %d store errors\n",
 		len(rep.Runs), len(rep.Notifications), rep.Ignored, rep.Rejected, rep.Skipped, rep.StoreErrors)
+	switch {
+	case rep.Pushes == 1:
+		fmt.Fprintln(w, "1 CodeCommit push not replayed: its run is told by its pipeline events")
+	case rep.Pushes > 1:
+		fmt.Fprintf(w, "%d CodeCommit pushes not replayed: their runs are told by their pipeline events\n", rep.Pushes)
+	}
 }
 
 // input is one event of a replay file, or the reason it could not be read as one.
@@ -290,9 +300,11 @@ func replayInputs(ctx context.Context, handle func(context.Context, json.RawMess
 		}
 		if d, err := ebevent.Decode(in.data); err == nil && d.Push != nil {
 			// Pushes start executions through CodeCommit and CodePipeline, which a replay
-			// does not have; the executions' own events tell the rest.
-			report.Skipped++
-			fmt.Fprintf(stderr, "%s: skipped: a CodeCommit push (%s %s); replay records pipeline events\n", in.where, d.Push.Kind, d.Push.RefName)
+			// does not have (nor does it write push claims into a live table); the
+			// executions' own events tell the rest. Counted on their own, and named.
+			report.Pushes++
+			fmt.Fprintf(stderr, "%s: not replayed: a CodeCommit push (%s %s %s of %s); its run is told by its pipeline events\n",
+				in.where, d.Push.Kind, d.Push.RefType, d.Push.RefName, d.Push.Repository)
 			continue
 		}
 		resp, err := handle(ctx, in.data)

@@ -154,7 +154,8 @@ func TestReplayAcceptsArraysAndPrettyFiles(t *testing.T) {
 	var got replayReport
 	require.NoError(t, json.Unmarshal([]byte(stdout), &got))
 	assert.Len(t, got.Runs, 2)
-	assert.Equal(t, 1, got.Skipped, "the push is skipped, not rejected")
+	assert.Equal(t, 1, got.Pushes, "the push is counted as a push")
+	assert.Equal(t, 0, got.Skipped, "a push is not a skipped event")
 	assert.Equal(t, 0, got.Rejected)
 }
 
@@ -169,8 +170,11 @@ func TestReplayUnreadableFile(t *testing.T) {
 }
 
 func TestReplayHumanOutput(t *testing.T) {
-	stdout, _, status := lp(t, "replay", "testdata/scenarios/shared/red-then-green.ndjson")
+	stdout, stderr, status := lp(t, "replay", "testdata/scenarios/shared/red-then-green.ndjson", "../../events/push-main.json")
 	require.Equal(t, 0, status)
+	// The push is said, not dropped.
+	assert.Contains(t, stdout, "1 CodeCommit push not replayed")
+	assert.Contains(t, stderr, "push-main.json: not replayed: a CodeCommit push (referenceUpdated branch main of my-lambda)")
 	assert.Contains(t, stdout, "notify FAILED")
 	assert.Contains(t, stdout, "BuildAndTest/Build")
 	assert.Contains(t, stdout, "notify RECOVERED")

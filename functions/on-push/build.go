@@ -18,7 +18,7 @@ import (
 
 // build wires the handler: AWS clients from the environment or, under LP_STORE=memory
 // (scripts/invoke), a store in memory and stand-ins that log what they would ask (commits.go).
-func build(getenv func(string) string, log *slog.Logger) (*pushstart.Pushes, error) {
+func build(getenv func(string) string, log *slog.Logger) (*handler, error) {
 	cfg, err := config.Load(getenv, "ACCOUNT_ID")
 	if err != nil {
 		return nil, err
@@ -34,9 +34,11 @@ func build(getenv func(string) string, log *slog.Logger) (*pushstart.Pushes, err
 	if err != nil {
 		return nil, err
 	}
+	redrive := &pushstart.Redrive{Pushes: h, Region: getenv("AWS_REGION")}
 	if cfg.LocalStore {
 		h.Store, h.Commits, h.Pipelines = runstore.NewMemory(), localAWS{log}, localAWS{log}
-		return h, nil
+		redrive.Branches, redrive.Executions = localAWS{log}, localAWS{log}
+		return &handler{Pushes: h, redrive: redrive}, nil
 	}
 	awsCfg, err := awsconfig.FromEnv(getenv)
 	if err != nil {
@@ -45,9 +47,13 @@ func build(getenv func(string) string, log *slog.Logger) (*pushstart.Pushes, err
 	db := dynamodb.NewFromConfig(awsCfg)
 	h.Store = runstore.NewDynamo(db, cfg.RunsTable, clock).WithRetention(cfg.Retention)
 	if multi {
-		h.Projects = &projects.Lookup{Parameter: param, Store: runstore.NewProjects(db, cfg.RunsTable)}
+		table := runstore.NewProjects(db, cfg.RunsTable)
+		h.Projects = &projects.Lookup{Parameter: param, Store: table}
+		redrive.Projects = projects.Declared{Parameter: param, Store: table}
 	}
-	h.Commits = commits{codecommit.NewFromConfig(awsCfg)}
-	h.Pipelines = codepipelineapi.Starter{API: codepipeline.NewFromConfig(awsCfg)}
-	return h, nil
+	cc := commits{codecommit.NewFromConfig(awsCfg)}
+	cp := codepipeline.NewFromConfig(awsCfg)
+	h.Commits, h.Pipelines = cc, codepipelineapi.Starter{API: cp}
+	redrive.Branches, redrive.Executions = cc, codepipelineapi.Lister{API: cp}
+	return &handler{Pushes: h, redrive: redrive}, nil
 }

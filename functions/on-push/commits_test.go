@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +91,22 @@ func TestBuildRoutesByProjectWithoutAPipelineName(t *testing.T) {
 	set["PROJECTS"] = "Bad_Name"
 	if _, err := build(func(k string) string { return set[k] }, slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("an invalid PROJECTS was accepted")
+	}
+}
+
+// A scheduled event runs the push re-drive; under LP_STORE=memory no branch is known, so it
+// starts nothing.
+func TestScheduledEventRunsTheRedrive(t *testing.T) {
+	h, err := build(func(k string) string { return map[string]string{"LP_STORE": "memory"}[k] }, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("../../events/reconciler-schedule.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := h.Handle(context.Background(), raw)
+	if err != nil || resp.Outcome != lambdaio.OutcomeDone || resp.Status != "redriven" || !strings.Contains(resp.Reason, "1 tracked branches: 0 started") {
+		t.Errorf("Handle(scheduled event) = %+v, %v; want the re-drive's pass", resp, err)
 	}
 }

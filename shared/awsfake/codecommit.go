@@ -11,17 +11,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codecommit"
 )
 
-// OpGetCommit is the CodeCommit operation the fake answers.
-const OpGetCommit = "GetCommit"
+// The CodeCommit operations the fake answers.
+const (
+	OpGetCommit = "GetCommit"
+	OpGetBranch = "GetBranch"
+)
 
 // CodeCommit is a stateful fake of the CodeCommit API (JSON 1.1, target prefix
-// CodeCommit_20150413): GetCommit over scripted repositories and commits. It is safe for
-// concurrent use.
+// CodeCommit_20150413): GetCommit and GetBranch over scripted repositories, commits and
+// branches. It is safe for concurrent use.
 type CodeCommit struct {
 	*endpoint
 
-	mu    sync.Mutex
-	repos map[string]map[string]Commit
+	mu       sync.Mutex
+	repos    map[string]map[string]Commit
+	branches map[string]map[string]string // repository → branch → head commit
 }
 
 // Commit is a scripted commit.
@@ -39,11 +43,11 @@ type Commit struct {
 // stops it.
 func NewCodeCommit(tb testing.TB, repositories ...string) *CodeCommit {
 	tb.Helper()
-	f := &CodeCommit{repos: map[string]map[string]Commit{}}
+	f := &CodeCommit{repos: map[string]map[string]Commit{}, branches: map[string]map[string]string{}}
 	for _, r := range repositories {
 		f.repos[r] = map[string]Commit{}
 	}
-	f.endpoint = newEndpoint(tb, "CodeCommit_20150413", map[string]op{OpGetCommit: f.getCommit})
+	f.endpoint = newEndpoint(tb, "CodeCommit_20150413", map[string]op{OpGetCommit: f.getCommit, OpGetBranch: f.getBranch})
 	return f
 }
 
@@ -61,6 +65,20 @@ func (f *CodeCommit) AddCommit(repository string, c Commit) {
 		f.repos[repository] = map[string]Commit{}
 	}
 	f.repos[repository][c.ID] = c
+}
+
+// SetBranch points a branch of a repository at a commit, as a push does (the repository
+// becomes known; the commit need not be scripted).
+func (f *CodeCommit) SetBranch(repository, branch, commitID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.repos[repository] == nil {
+		f.repos[repository] = map[string]Commit{}
+	}
+	if f.branches[repository] == nil {
+		f.branches[repository] = map[string]string{}
+	}
+	f.branches[repository][branch] = commitID
 }
 
 var (
@@ -123,4 +141,36 @@ func (f *CodeCommit) getCommit(body []byte) (any, *Error) {
 		"commitId": c.ID, "treeId": tree, "parents": parents, "message": c.Message,
 		"author": user, "committer": user, "additionalData": "",
 	}}, nil
+}
+
+// getBranch answers a branch's head commit. "GetBranch", AWS CodeCommit API Reference,
+// https://docs.aws.amazon.com/codecommit/latest/APIReference/API_GetBranch.html
+func (f *CodeCommit) getBranch(body []byte) (any, *Error) {
+	var in struct {
+		RepositoryName string `json:"repositoryName"`
+		BranchName     string `json:"branchName"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	switch {
+	case in.RepositoryName == "":
+		return nil, clientError("RepositoryNameRequiredException", "A repository name is required, but was not specified.")
+	case !repositoryNamePattern.MatchString(in.RepositoryName) || strings.HasSuffix(in.RepositoryName, ".git"):
+		return nil, clientError("InvalidRepositoryNameException", "The repository name is not valid: %s", in.RepositoryName)
+	case in.BranchName == "":
+		return nil, clientError("BranchNameRequiredException", "A branch name is required, but was not specified.")
+	case len(in.BranchName) > 256:
+		return nil, clientError("InvalidBranchNameException", "The specified reference name is not valid.")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.repos[in.RepositoryName]; !ok {
+		return nil, clientError("RepositoryDoesNotExistException", "%s does not exist", in.RepositoryName)
+	}
+	head, ok := f.branches[in.RepositoryName][in.BranchName]
+	if !ok {
+		return nil, clientError("BranchDoesNotExistException", "Could not find branch %s", in.BranchName)
+	}
+	return map[string]any{"branch": map[string]string{"branchName": in.BranchName, "commitId": head}}, nil
 }

@@ -74,3 +74,29 @@ func TestGetCommitErrorsAreTyped(t *testing.T) {
 		t.Errorf("one throttle should be retried by the SDK: %v", err)
 	}
 }
+
+func TestGetBranch(t *testing.T) {
+	fake := awsfake.NewCodeCommit(t, repository)
+	c := fake.Client(t)
+	get := func(repo, branch string) (*codecommit.GetBranchOutput, error) {
+		return c.GetBranch(context.Background(), &codecommit.GetBranchInput{RepositoryName: aws.String(repo), BranchName: aws.String(branch)})
+	}
+	_, err := get(repository, "main")
+	var noBranch *types.BranchDoesNotExistException
+	if !errors.As(err, &noBranch) {
+		t.Errorf("empty repository: err = %v, want BranchDoesNotExistException", err)
+	}
+	_, err = get("other-repo", "main")
+	var noRepo *types.RepositoryDoesNotExistException
+	if !errors.As(err, &noRepo) {
+		t.Errorf("unknown repository: err = %v, want RepositoryDoesNotExistException", err)
+	}
+	fake.SetBranch(repository, "main", commitID)
+	out, err := get(repository, "main")
+	if err != nil || aws.ToString(out.Branch.CommitId) != commitID || aws.ToString(out.Branch.BranchName) != "main" {
+		t.Errorf("GetBranch = %+v, %v", out, err)
+	}
+	if n := fake.Calls(awsfake.OpGetBranch); n != 3 {
+		t.Errorf("calls = %d, want 3", n)
+	}
+}

@@ -19,11 +19,12 @@ const (
 	OpStartPipelineExecution = "StartPipelineExecution"
 	OpGetPipelineExecution   = "GetPipelineExecution"
 	OpListActionExecutions   = "ListActionExecutions"
+	OpListPipelineExecutions = "ListPipelineExecutions"
 )
 
 // CodePipeline is a stateful fake of the CodePipeline API (JSON 1.1, target prefix
-// CodePipeline_20150709): StartPipelineExecution, GetPipelineExecution, ListActionExecutions.
-// It is safe for concurrent use.
+// CodePipeline_20150709): StartPipelineExecution, GetPipelineExecution, ListActionExecutions,
+// ListPipelineExecutions. It is safe for concurrent use.
 type CodePipeline struct {
 	*endpoint
 
@@ -66,9 +67,12 @@ type Execution struct {
 	Version       int32
 	TriggerType   types.TriggerType
 	TriggerDetail string
-	// SourceRevisions and Token are what StartPipelineExecution was called with.
+	// SourceRevisions and Token are what StartPipelineExecution was called with. Scripted
+	// executions without SourceRevisions list none (CodePipeline has not resolved them yet).
 	SourceRevisions []SourceRevision
 	Token           string
+	// StartTime is when the execution started (ListPipelineExecutions); zero: not reported.
+	StartTime time.Time
 }
 
 // ActionExecution is one action execution as ListActionExecutions reports it.
@@ -104,6 +108,7 @@ func NewCodePipeline(tb testing.TB, pipelines ...string) *CodePipeline {
 		OpStartPipelineExecution: f.startPipelineExecution,
 		OpGetPipelineExecution:   f.getPipelineExecution,
 		OpListActionExecutions:   f.listActionExecutions,
+		OpListPipelineExecutions: f.listPipelineExecutions,
 	})
 	return f
 }
@@ -481,6 +486,80 @@ func (f *CodePipeline) listActionExecutions(body []byte) (any, *Error) {
 	out := map[string]any{"actionExecutionDetails": all[start:end]}
 	if end < len(all) {
 		out["nextToken"] = "fake|" + scope + "|" + strconv.Itoa(end)
+	}
+	return out, nil
+}
+
+type wireSourceRevision struct {
+	ActionName string `json:"actionName"`
+	RevisionID string `json:"revisionId,omitempty"`
+}
+
+type wireExecutionSummary struct {
+	PipelineExecutionID string               `json:"pipelineExecutionId"`
+	Status              string               `json:"status"`
+	StartTime           *epoch               `json:"startTime,omitempty"`
+	SourceRevisions     []wireSourceRevision `json:"sourceRevisions"`
+	Trigger             wireTrigger          `json:"trigger"`
+	ExecutionMode       string               `json:"executionMode"`
+}
+
+// listPipelineExecutions lists a pipeline's executions, the most recent first (the fake takes
+// the order in which they were started or first scripted), in pages of maxResults (1–100,
+// default 100). Each summary carries the source revisions StartPipelineExecution pinned (the
+// revision value as revisionId). "ListPipelineExecutions", AWS CodePipeline API Reference,
+// https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_ListPipelineExecutions.html
+func (f *CodePipeline) listPipelineExecutions(body []byte) (any, *Error) {
+	var in struct {
+		PipelineName string `json:"pipelineName"`
+		MaxResults   *int   `json:"maxResults"`
+		NextToken    string `json:"nextToken"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if !pipelineNamePattern.MatchString(in.PipelineName) {
+		return nil, validation("1 validation error detected: Value '%s' at 'pipelineName' failed to satisfy constraint: Member must satisfy regular expression pattern: [A-Za-z0-9.@\\-_]+", in.PipelineName)
+	}
+	limit := defaultMaxResults
+	if in.MaxResults != nil {
+		if *in.MaxResults < 1 || *in.MaxResults > 100 {
+			return nil, validation("1 validation error detected: Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 100", *in.MaxResults)
+		}
+		limit = *in.MaxResults
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.pipelines[in.PipelineName] {
+		return nil, clientError("PipelineNotFoundException", "Account '123456789012' does not have a pipeline with name '%s'", in.PipelineName)
+	}
+	all := []wireExecutionSummary{}
+	for i := len(f.order) - 1; i >= 0; i-- {
+		e := f.executions[f.order[i]]
+		if e.Pipeline != in.PipelineName {
+			continue
+		}
+		w := wireExecutionSummary{PipelineExecutionID: e.ID, Status: string(e.Status), StartTime: epochPtr(e.StartTime),
+			SourceRevisions: []wireSourceRevision{}, Trigger: wireTrigger{TriggerType: string(e.TriggerType), TriggerDetail: e.TriggerDetail},
+			ExecutionMode: "SUPERSEDED"}
+		for _, r := range e.SourceRevisions {
+			w.SourceRevisions = append(w.SourceRevisions, wireSourceRevision{ActionName: r.ActionName, RevisionID: r.RevisionValue})
+		}
+		all = append(all, w)
+	}
+	start := 0
+	if in.NextToken != "" {
+		rest, ok := strings.CutPrefix(in.NextToken, "fake|executions|"+in.PipelineName+"|")
+		n, err := strconv.Atoi(rest)
+		if !ok || err != nil || n <= 0 || n > len(all) {
+			return nil, clientError("InvalidNextTokenException", "The next token was specified in an invalid format. Make sure that the next token you provide is the token returned by a previous call.")
+		}
+		start = n
+	}
+	end := min(start+limit, len(all))
+	out := map[string]any{"pipelineExecutionSummaries": all[start:end]}
+	if end < len(all) {
+		out["nextToken"] = "fake|executions|" + in.PipelineName + "|" + strconv.Itoa(end)
 	}
 	return out, nil
 }

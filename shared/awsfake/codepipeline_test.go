@@ -329,3 +329,48 @@ func TestUnsignedRequestsAreRefused(t *testing.T) {
 		t.Errorf("unsigned request: status %d, %d starts", resp.StatusCode, len(fake.Starts()))
 	}
 }
+
+// ListPipelineExecutions lists the most recent first, with the revisions each was pinned to,
+// in pages.
+func TestListPipelineExecutions(t *testing.T) {
+	fake := awsfake.NewCodePipeline(t, pipelineName, "other-pipeline")
+	c := fake.Client(t)
+	commits := []string{strings.Repeat("a", 40), strings.Repeat("b", 40), strings.Repeat("c", 40)}
+	var ids []string
+	for i, cm := range commits {
+		id, err := start(t, c, "token-"+string(rune('1'+i)), cm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	fake.SetExecution(awsfake.Execution{Pipeline: "other-pipeline", ID: "5e7c0000-0000-4000-8000-0000000000ff"})
+	list := func(max int32, next *string) *codepipeline.ListPipelineExecutionsOutput {
+		t.Helper()
+		out, err := c.ListPipelineExecutions(context.Background(), &codepipeline.ListPipelineExecutionsInput{
+			PipelineName: aws.String(pipelineName), MaxResults: aws.Int32(max), NextToken: next})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	first := list(2, nil)
+	if len(first.PipelineExecutionSummaries) != 2 || first.NextToken == nil {
+		t.Fatalf("first page = %+v", first)
+	}
+	s := first.PipelineExecutionSummaries[0]
+	if aws.ToString(s.PipelineExecutionId) != ids[2] || s.Status != types.PipelineExecutionStatusInProgress ||
+		len(s.SourceRevisions) != 1 || aws.ToString(s.SourceRevisions[0].RevisionId) != commits[2] ||
+		s.Trigger == nil || s.Trigger.TriggerType != types.TriggerTypeStartPipelineExecution {
+		t.Errorf("newest = %+v", s)
+	}
+	rest := list(2, first.NextToken)
+	if len(rest.PipelineExecutionSummaries) != 1 || aws.ToString(rest.PipelineExecutionSummaries[0].PipelineExecutionId) != ids[0] || rest.NextToken != nil {
+		t.Errorf("second page = %+v", rest)
+	}
+	_, err := c.ListPipelineExecutions(context.Background(), &codepipeline.ListPipelineExecutionsInput{PipelineName: aws.String("missing-pipeline")})
+	var missing *types.PipelineNotFoundException
+	if !errors.As(err, &missing) {
+		t.Errorf("unknown pipeline: err = %v, want PipelineNotFoundException", err)
+	}
+}

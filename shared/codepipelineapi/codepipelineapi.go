@@ -33,9 +33,15 @@ type ActionsAPI interface {
 	ListActionExecutions(ctx context.Context, in *codepipeline.ListActionExecutionsInput, optFns ...func(*codepipeline.Options)) (*codepipeline.ListActionExecutionsOutput, error)
 }
 
+// ListAPI is the part of the CodePipeline client that lists a pipeline's executions.
+type ListAPI interface {
+	ListPipelineExecutions(ctx context.Context, in *codepipeline.ListPipelineExecutionsInput, optFns ...func(*codepipeline.Options)) (*codepipeline.ListPipelineExecutionsOutput, error)
+}
+
 var (
 	_ StartAPI = (*codepipeline.Client)(nil)
 	_ ReadAPI  = (*codepipeline.Client)(nil)
+	_ ListAPI  = (*codepipeline.Client)(nil)
 )
 
 // SourceAction is the pipeline's source action, which Start pins to the pushed commit
@@ -61,6 +67,41 @@ func (s Starter) Start(ctx context.Context, pipelineName, commitID, token string
 		return "", err
 	}
 	return aws.ToString(out.PipelineExecutionId), nil
+}
+
+// RecentPage is how many executions Lister.Recent asks for: one page, enough to hold every run
+// of a branch head that was pushed in the last few hours on the busiest pipeline.
+const RecentPage = 50
+
+// Lister lists executions.
+type Lister struct{ API ListAPI }
+
+// Recent returns the pipeline's most recent executions (one page of ListPipelineExecutions,
+// RecentPage of them; the API lists them newest first), each with the source revisions it
+// runs. It returns an error wrapping pipeline.ErrNotFound when the pipeline does not exist.
+// "ListPipelineExecutions", AWS CodePipeline API Reference,
+// https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_ListPipelineExecutions.html
+func (l Lister) Recent(ctx context.Context, pipelineName string) ([]pipeline.ExecutionSummary, error) {
+	out, err := l.API.ListPipelineExecutions(ctx, &codepipeline.ListPipelineExecutionsInput{
+		PipelineName: aws.String(pipelineName), MaxResults: aws.Int32(RecentPage)})
+	if err != nil {
+		return nil, wrap(fmt.Sprintf("list executions of %s", pipelineName), err)
+	}
+	list := make([]pipeline.ExecutionSummary, 0, len(out.PipelineExecutionSummaries))
+	for _, e := range out.PipelineExecutionSummaries {
+		s := pipeline.ExecutionSummary{ExecutionID: aws.ToString(e.PipelineExecutionId), State: executionStates[e.Status],
+			StartTime: aws.ToTime(e.StartTime)}
+		if t := e.Trigger; t != nil {
+			s.Trigger = pipeline.Trigger{Type: string(t.TriggerType), Detail: aws.ToString(t.TriggerDetail)}
+		}
+		for _, r := range e.SourceRevisions {
+			if id := aws.ToString(r.RevisionId); id != "" {
+				s.Revisions = append(s.Revisions, id)
+			}
+		}
+		list = append(list, s)
+	}
+	return list, nil
 }
 
 // Reader reads executions.

@@ -526,3 +526,51 @@ func tableActive(t *types.TableDescription) bool {
 // Launch starts a dynalite process for a program rather than a test (scripts/invoke's local
 // notifier): the caller stops it with Stop. DYNALITE_BIN and DYNALITE_NODE apply as for Start.
 func Launch() (*Server, error) { return start() }
+
+// ExpireTTL does what DynamoDB's time to live does, which dynalite lacks: it deletes every
+// item of table whose attribute (a Number of epoch seconds) is less than now, and returns how
+// many it deleted. DynamoDB deletes such items in the background, typically within a few days
+// ("Working with expired items", Amazon DynamoDB Developer Guide,
+// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ttl-expired-items.html);
+// a test calls ExpireTTL at the moment it wants them gone. Items without the attribute never
+// expire.
+func ExpireTTL(tb testing.TB, client *dynamodb.Client, table, attribute string, now time.Time) int {
+	tb.Helper()
+	ctx := context.Background()
+	desc, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		tb.Fatalf("dynalitetest: describe %s: %v", table, err)
+	}
+	var keys []string
+	for _, k := range desc.Table.KeySchema {
+		keys = append(keys, aws.ToString(k.AttributeName))
+	}
+	cutoff := now.Unix()
+	deleted := 0
+	pages := dynamodb.NewScanPaginator(client, &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			tb.Fatalf("dynalitetest: scan %s: %v", table, err)
+		}
+		for _, item := range page.Items {
+			n, ok := item[attribute].(*types.AttributeValueMemberN)
+			if !ok {
+				continue
+			}
+			exp, err := strconv.ParseInt(n.Value, 10, 64)
+			if err != nil || exp >= cutoff {
+				continue
+			}
+			key := map[string]types.AttributeValue{}
+			for _, k := range keys {
+				key[k] = item[k]
+			}
+			if _, err := client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(table), Key: key}); err != nil {
+				tb.Fatalf("dynalitetest: delete an expired item of %s: %v", table, err)
+			}
+			deleted++
+		}
+	}
+	return deleted
+}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"cmp"
+	"slices"
 	"time"
 )
 
@@ -16,6 +17,22 @@ type ExecutionView struct {
 	Trigger Trigger
 	Actions []ActionExecution
 }
+
+// ExecutionSummary is one execution as ListPipelineExecutions summarises it.
+type ExecutionSummary struct {
+	ExecutionID string
+	// State is the execution's status as the event state that tells it; "" for a status
+	// the API adds later.
+	State     State
+	StartTime time.Time
+	Trigger   Trigger
+	// Revisions are the source revisions (commit ids) the execution runs; empty while
+	// CodePipeline has not resolved them yet.
+	Revisions []string
+}
+
+// Runs reports whether the execution runs commitID.
+func (s ExecutionSummary) Runs(commitID string) bool { return slices.Contains(s.Revisions, commitID) }
 
 // ActionExecution is one execution of one action (ListActionExecutions): a retried action has
 // several.

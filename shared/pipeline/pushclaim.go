@@ -1,6 +1,9 @@
 package pipeline
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Push claims make on-push start one pipeline run per commit, however often and however
 // concurrently EventBridge delivers its push events. A claim moves PENDING (with a lease) →
@@ -37,11 +40,31 @@ type PushClaim struct {
 // `git push --force aws <commit>:main` — who expects it deployed.
 const RerunAfter = 10 * time.Minute
 
-// Rerunnable reports whether a settled claim may be taken again by push p of its commit.
+// Rerunnable reports whether a settled claim may be taken again by push p of its commit: p is
+// another push of the commit, made (by its event time) after the claim settled, and at least
+// RerunAfter ago. A push dated before the claim settled is served by the run that settled it
+// (a delivery retried for hours, or the re-drive having started the commit first); a re-drive
+// never runs a commit again (Push.Redriven).
 func (c PushClaim) Rerunnable(p Push, now time.Time) bool {
-	return (c.State == PushStarted || c.State == PushSkipped) && c.EventID != p.ID &&
-		!c.SettledAt.IsZero() && now.Sub(c.SettledAt) >= RerunAfter
+	return (c.State == PushStarted || c.State == PushSkipped) && c.EventID != p.ID && !p.Redriven() &&
+		!c.SettledAt.IsZero() && p.Time.After(c.SettledAt) && now.Sub(c.SettledAt) >= RerunAfter
 }
+
+// RedrivePrefix starts the ids of the pushes that the push re-drive makes up
+// (pushstart.Redrive): the head of a tracked branch that no push event started.
+const RedrivePrefix = "redrive-"
+
+// RedrivePush is the push the re-drive makes up for commitID, found at the head of branch
+// at now. Its id derives from the commit, so that every pass names the same push, and so does
+// its clientRequestToken (when it is the commit's first claim); its time is when the re-drive
+// found it, as the push's own time is not known.
+func RedrivePush(region, repository, branch, commitID string, now time.Time) Push {
+	return Push{ID: RedrivePrefix + commitID, Time: now.UTC(), Region: region, Repository: repository,
+		Kind: PushReferenceUpdated, RefType: "branch", RefName: branch, RefFullName: "refs/heads/" + branch, CommitID: commitID}
+}
+
+// Redriven reports whether p was made up by the re-drive rather than told by CodeCommit.
+func (p Push) Redriven() bool { return strings.HasPrefix(p.ID, RedrivePrefix) }
 
 // Claimable reports whether push p may take claim c at now: a commit never claimed, a PENDING
 // claim whose lease ran out, or a settled one that p runs again (Rerunnable).

@@ -499,6 +499,27 @@ func (l *Lookup) ByRepository(ctx context.Context, repository string) (pipeline.
 	return pipeline.Project{}, fmt.Errorf("repository %s: %w", repository, ErrUndeclared)
 }
 
+// Declared lists the declared projects: the parameter's and the table's, merged as the
+// converger merges them (pipeline.Desired). The push re-drive walks them.
+type Declared struct {
+	Parameter []pipeline.Project
+	Store     interface {
+		ListProjects(ctx context.Context) ([]pipeline.ProjectDeclaration, error)
+	}
+}
+
+// Declared returns the declared projects, by name.
+func (d Declared) Declared(ctx context.Context) ([]pipeline.Project, error) {
+	var table []pipeline.ProjectDeclaration
+	if d.Store != nil {
+		var err error
+		if table, err = d.Store.ListProjects(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return pipeline.Desired(d.Parameter, table), nil
+}
+
 // ByPipeline returns the project a pipeline belongs to, or ErrUndeclared.
 func (l *Lookup) ByPipeline(ctx context.Context, pipelineName string) (pipeline.Project, error) {
 	name := pipeline.ProjectOfPipeline(pipelineName)

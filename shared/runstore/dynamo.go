@@ -41,7 +41,8 @@ type DynamoAPI interface {
 // <pipeline> is the pipeline's identity (pipeline.Home): its name for the home's pipelines,
 // its ARN for another account's or region's.
 //
-// Every item carries expiresAt (epoch seconds) for the table's TTL.
+// Every item but the outcomes (dynamo_outcomes.go) and the project declarations carries
+// expiresAt (epoch seconds) for the table's TTL.
 const (
 	attrPK      = "pk"
 	attrSK      = "sk"

@@ -16,6 +16,16 @@ import (
 )
 
 // outcomeRecord is a pipeline's decisive outcome, sorted under the pipeline by end time.
+//
+// Unlike every other item it carries no expiresAt: TTL never removes it. "Recovered" is
+// decided from the pipeline's previous decisive outcome however long ago it was, and a red
+// pipeline left idle longer than the retention would otherwise lose its failure to TTL and
+// never say that it recovered (issue 9, defect 12). Kept are a few hundred bytes per
+// decisive attempt (50 runs a day for ten years: about 55 MB, cents a month), at no extra
+// request: the alternative, a per-pipeline latest-outcome item without TTL, costs one more
+// conditional write per decisive attempt and a second way to find a streak's start. Reads
+// never reach far back: AddOutcome walks back only to the last success, ten items a page.
+// Outcomes written before this change keep the expiresAt they were written with.
 type outcomeRecord struct {
 	PK          string           `dynamodbav:"pk"`
 	SK          string           `dynamodbav:"sk"`
@@ -26,7 +36,6 @@ type outcomeRecord struct {
 	At          string           `dynamodbav:"at"`
 	Started     string           `dynamodbav:"started,omitempty"`
 	Trigger     pipeline.Trigger `dynamodbav:"trigger"`
-	ExpiresAt   int64            `dynamodbav:"expiresAt"`
 }
 
 // maxStreak bounds how far back AddOutcome looks for the start of a failure streak.
@@ -46,14 +55,14 @@ func outcomeSecond(t time.Time) string {
 // afterSecond sorts after every sort key of the outcomes that ended in t's second.
 func afterSecond(t time.Time) string { return outcomeSecond(t) + "\uffff" }
 
-// AddOutcome stores o (a PutItem; storing it again is harmless) and returns the pipeline's
-// decisive outcomes around it: every one that ended in o's second, back through the failures
+// AddOutcome stores o (a PutItem, without TTL; storing it again is harmless) and returns the
+// pipeline's decisive outcomes around it: every one that ended in o's second, back through the failures
 // before that up to the last success, and the next one after that second. Two Queries, each
 // on one partition.
-func (d *Dynamo) AddOutcome(ctx context.Context, o pipeline.Outcome, now time.Time) ([]pipeline.Outcome, error) {
+func (d *Dynamo) AddOutcome(ctx context.Context, o pipeline.Outcome, _ time.Time) ([]pipeline.Outcome, error) {
 	pk := "PIPELINE#" + o.Pipeline
 	rec := outcomeRecord{PK: pk, SK: outcomeSK(o), Pipeline: o.Pipeline, ExecutionID: o.ExecutionID, Attempt: o.Attempt,
-		Status: string(o.Status), At: o.At.UTC().Format(timeLayout), Started: outcomeStart(o.Started), Trigger: o.Trigger, ExpiresAt: now.Add(d.retention).Unix()}
+		Status: string(o.Status), At: o.At.UTC().Format(timeLayout), Started: outcomeStart(o.Started), Trigger: o.Trigger}
 	item, err := attributevalue.MarshalMap(rec)
 	if err != nil {
 		return nil, fmt.Errorf("marshal outcome: %w", err)

@@ -32,6 +32,8 @@ type Memory struct {
 	clock     pipeline.Clock
 	push      memPushes
 	foreign   map[string]bool // pipelines of other accounts and regions (foreign.go)
+	// The table's TTL, modelled (memttl.go): zero retention, nothing expires.
+	retention time.Duration
 }
 
 // memRun is one run's history.
@@ -39,6 +41,9 @@ type memRun struct {
 	obs    map[string]pipeline.Event // by observation id
 	push   pipeline.Commit
 	folded *pipeline.Run // the fold of obs and push, until either changes
+	// exp and pushExp are the items' expiresAt (memttl.go); zero: never.
+	exp     map[string]time.Time
+	pushExp time.Time
 }
 
 // fold returns the run's fold, computed once per change.
@@ -59,6 +64,7 @@ type claim struct {
 	channels   map[string]bool
 	failed     bool   // given up (pipeline.ClaimFailed)
 	reason     string // the last attempt's error
+	expires    time.Time
 }
 
 var (
@@ -77,7 +83,7 @@ func NewMemory() *Memory {
 func (m *Memory) run(k pipeline.Key) *memRun {
 	r := m.runs[k]
 	if r == nil {
-		r = &memRun{obs: map[string]pipeline.Event{}}
+		r = &memRun{obs: map[string]pipeline.Event{}, exp: map[string]time.Time{}}
 		m.runs[k] = r
 	}
 	return r
@@ -93,6 +99,7 @@ func (m *Memory) Append(_ context.Context, ev pipeline.Event) (bool, error) {
 		return true, nil
 	}
 	r.obs[id] = ev
+	r.exp[id] = m.expiry(m.now())
 	r.folded = nil
 	return false, nil
 }
@@ -102,7 +109,7 @@ func (m *Memory) RecordPush(_ context.Context, k pipeline.Key, c pipeline.Commit
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := m.run(k)
-	r.push, r.folded = c, nil
+	r.push, r.pushExp, r.folded = c, m.expiry(m.now()), nil
 	return nil
 }
 
@@ -138,6 +145,7 @@ func (m *Memory) Runs() []pipeline.Run {
 }
 
 // AddOutcome records o and returns every decisive outcome of its pipeline.
+// Like Dynamo's, outcomes never expire (dynamo_outcomes.go).
 func (m *Memory) AddOutcome(_ context.Context, o pipeline.Outcome, _ time.Time) ([]pipeline.Outcome, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -208,6 +216,7 @@ func (m *Memory) Claim(_ context.Context, n pipeline.Notification, now time.Time
 	}
 	c.leaseUntil = now.Add(lease)
 	c.attempts++
+	c.expires = m.expiry(now)
 	m.claims[n.Key()] = c
 	return c.attempts, nil
 }

@@ -28,7 +28,7 @@ func (o MemoryOutbox) Dispatch(_ context.Context, n pipeline.Notification, _ pip
 	if _, ok := m.claims[n.Key()]; ok {
 		return false, nil
 	}
-	m.claims[n.Key()] = claim{queued: true, queuedAt: m.now(), channels: map[string]bool{}}
+	m.claims[n.Key()] = claim{queued: true, queuedAt: m.now(), channels: map[string]bool{}, expires: m.expiry(m.now())}
 	m.notes[n.Key()] = n
 	m.emit("INSERT", n.Key())
 	return true, nil

@@ -291,13 +291,14 @@ func (d *Dynamo) GetPush(ctx context.Context, repository, commitID string) (pipe
 
 // memPushes is Memory's push state. Every access holds the store's own mutex.
 type memPushes struct {
-	claims map[string]pipeline.PushClaim // by pushPK
-	skips  map[string][]pipeline.PushSkip
+	claims   map[string]pipeline.PushClaim // by pushPK
+	claimExp map[string]time.Time          // the claims' expiresAt (memttl.go)
+	skips    map[string][]pipeline.PushSkip
 }
 
 func (m *Memory) pushes() *memPushes {
 	if m.push.claims == nil {
-		m.push = memPushes{claims: map[string]pipeline.PushClaim{}, skips: map[string][]pipeline.PushSkip{}}
+		m.push = memPushes{claims: map[string]pipeline.PushClaim{}, claimExp: map[string]time.Time{}, skips: map[string][]pipeline.PushSkip{}}
 	}
 	return &m.push
 }
@@ -321,6 +322,7 @@ func (m *Memory) ClaimPush(_ context.Context, p pipeline.Push, token string, now
 	c.State, c.LeaseUntil = pipeline.PushPending, now.Add(lease).UTC().Truncate(time.Millisecond)
 	c.Attempts++
 	t.claims[k] = c
+	t.claimExp[k] = m.expiry(now)
 	c.Held = true
 	return c, nil
 }

@@ -260,8 +260,9 @@ func TestPushClaimExpires(t *testing.T) {
 }
 
 // TestPushClaimRerunsAnOldCommitPushedAgain: the same event stays a duplicate forever; another
-// push of the commit within RerunAfter is the same push told twice; after it, a rollback
-// (the commit pushed again) runs again, with its own token.
+// push of the commit within RerunAfter, or dated before the run started, is the same push told
+// twice; a push made after it, past RerunAfter, is a rollback (the commit pushed again) and
+// runs again, with its own token.
 func TestPushClaimRerunsAnOldCommitPushedAgain(t *testing.T) {
 	eachStore(t, func(t *testing.T, s pushStore) {
 		ctx := context.Background()
@@ -280,12 +281,20 @@ func TestPushClaimRerunsAnOldCommitPushedAgain(t *testing.T) {
 		if c := mustClaim(t, s, first, "token-1", started.Add(48*time.Hour)); c.Held {
 			t.Fatalf("the same event redelivered later was claimed: %+v", c)
 		}
+		// Another event of the commit dated before the run started (the branch created and
+		// updated in one push), delivered hours late: the run serves it.
+		if c := mustClaim(t, s, pushOf("event-late", commitA), "token-late", started.Add(6*time.Hour)); c.Held {
+			t.Fatalf("an event dated before the start, delivered late, was claimed: %+v", c)
+		}
 		rollback := pushOf("event-3", commitA)
-		c := mustClaim(t, s, rollback, "token-3", started.Add(2*time.Hour))
+		rollback.Time = started.Add(2 * time.Hour)
+		c := mustClaim(t, s, rollback, "token-3", rollback.Time.Add(2*time.Second))
 		if !c.Held || c.Token != "token-3" || c.EventID != "event-3" || c.State != pipeline.PushPending || c.ExecutionID != "" {
 			t.Fatalf("rollback claim = %+v, want held PENDING with token-3", c)
 		}
-		if c := mustClaim(t, s, pushOf("event-4", commitA), "token-4", started.Add(2*time.Hour)); c.Held {
+		concurrent := pushOf("event-4", commitA)
+		concurrent.Time = rollback.Time
+		if c := mustClaim(t, s, concurrent, "token-4", rollback.Time.Add(3*time.Second)); c.Held {
 			t.Fatalf("a concurrent rollback took the claim too: %+v", c)
 		}
 	})

@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
+	"github.com/lambda-pipeline/lambda-pipeline/shared/codepipelineapi"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/notify"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pushstart"
@@ -276,6 +279,78 @@ func (c *codePipeline) Start(ctx context.Context, name, commitID, token string) 
 	}
 	return e.ID, nil
 }
+
+// Recent is ListPipelineExecutions for the push re-drive (pipeLister narrows it to one
+// pipeline of one account and region).
+func (c *codePipeline) recent(p Pipe, now time.Time) []pipeline.ExecutionSummary {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var list []*Exec
+	for _, e := range c.execs {
+		if e.Pipe != p {
+			continue
+		}
+		// An execution a push starts exists once StartPipelineExecution was called for its
+		// commit (by on-push or the re-drive); the others (the pipeline's creation run)
+		// from their start.
+		if e.Push != nil && len(c.starts[e.Commit]) == 0 || e.Push == nil && e.Start.After(now) {
+			continue
+		}
+		list = append(list, e)
+	}
+	slices.SortFunc(list, func(a, b *Exec) int {
+		if c := b.Start.Compare(a.Start); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	out := make([]pipeline.ExecutionSummary, 0, min(len(list), codepipelineapi.RecentPage))
+	for _, e := range list[:min(len(list), codepipelineapi.RecentPage)] {
+		out = append(out, pipeline.ExecutionSummary{ExecutionID: e.ID, State: e.view(now).State, StartTime: e.Start,
+			Trigger: pipeline.Trigger{Type: e.Trigger}, Revisions: []string{e.Commit}})
+	}
+	return out
+}
+
+// pipeLister is ListPipelineExecutions of one pipeline, behind the injector.
+type pipeLister struct {
+	cp    *codePipeline
+	pipe  Pipe
+	clock pipeline.Clock
+}
+
+func (l pipeLister) Recent(ctx context.Context, name string) ([]pipeline.ExecutionSummary, error) {
+	if killOf(ctx).dead("") {
+		return nil, errKilled
+	}
+	if k := l.cp.in.decide("ListPipelineExecutions", pipeKey(l.pipe), readFaults...); k != "" {
+		return nil, errFault{k}
+	}
+	return l.cp.recent(l.pipe, l.clock.Now()), nil
+}
+
+// branches is GetBranch of one pipeline's repository: the commit of its latest push.
+type branches struct {
+	in    *injector
+	w     *World
+	pipe  Pipe
+	clock pipeline.Clock
+}
+
+func (b branches) Head(ctx context.Context, repo, branch string) (string, error) {
+	if killOf(ctx).dead("") {
+		return "", errKilled
+	}
+	if k := b.in.decide("GetBranch", pipeKey(b.pipe), readFaults...); k != "" {
+		return "", errFault{k}
+	}
+	if e := b.w.head(b.pipe, b.clock.Now()); e != nil {
+		return e.Commit, nil
+	}
+	return "", fmt.Errorf("branch %s of %s: %w", branch, repo, pipeline.ErrNotFound)
+}
+
+func pipeKey(p Pipe) string { return p.Account + "/" + p.Region + "/" + p.Name }
 
 // codeCommit is the fake GetCommit.
 type codeCommit struct{ in *injector }

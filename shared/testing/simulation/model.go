@@ -101,13 +101,21 @@ type Features struct {
 	NameCollisions bool // the same pipeline name in several accounts and regions (defect 6)
 	HiddenTriggers bool // a FAILED event without execution-trigger whose STARTED is lost (defect 3)
 	SameSecondEnds bool // two runs of a pipeline ending in the same second (defect 8)
+	// IdleGaps: some pipelines stay idle longer than the store's retention (Retention)
+	// between two runs, and the table's TTL deletes what expired (defect 12's outcomes).
+	IdleGaps bool
 }
 
 // AllFeatures switches every feature on.
-var AllFeatures = Features{NameCollisions: true, HiddenTriggers: true, SameSecondEnds: true}
+var AllFeatures = Features{NameCollisions: true, HiddenTriggers: true, SameSecondEnds: true, IdleGaps: true}
+
+// Retention is the simulated table's retention (RetentionDays): shorter than the deployed
+// default (90 days), so that an idle gap outlasts it without simulating months, and longer
+// than the reconciler's Lookback (8 days), as the deployed default is.
+const Retention = 9 * 24 * time.Hour
 
 // SuiteFeatures are the features the suite (simulation_test.go) and cmd/sim generate their
-// worlds with: every one, now that the defects they exercise (3, 6 and 8) are fixed.
+// worlds with: every one, now that the defects they exercise (3, 6, 8 and 12) are fixed.
 var SuiteFeatures = AllFeatures
 
 // World is one seed's ground truth.
@@ -145,10 +153,17 @@ func Generate(seed uint64, f Features) *World {
 		w.Pipes = append(w.Pipes, p)
 	}
 	base := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	// The idle gaps come from their own stream, so that the rest of a seed's world is the
+	// same with the feature on or off (only shifted in time).
+	idle := rand.New(rand.NewPCG(seed, 0x1d1e))
 	n := 0
 	for pi, p := range w.Pipes {
 		t := base.Add(time.Duration(rng.IntN(600)) * time.Second)
 		count := 3 + rng.IntN(8)
+		gapAfter := -1 // the execution after which the pipeline stays idle
+		if f.IdleGaps && idle.IntN(3) == 0 {
+			gapAfter = idle.IntN(count - 1)
+		}
 		var prevEnd time.Time
 		for i := 0; i < count; i++ {
 			n++
@@ -194,6 +209,10 @@ func Generate(seed uint64, f Features) *World {
 			t = t.Add(gap)
 			if e.FinalAt.After(t) && p.Mode != "PARALLEL" && gap != 0 {
 				t = e.FinalAt.Add(time.Duration(1+rng.IntN(120)) * time.Second)
+			}
+			if i == gapAfter {
+				// Idle past the retention: TTL removes this run and what came before.
+				t = maxTime(t, e.FinalAt).Add(Retention + time.Duration(1+idle.IntN(24))*time.Hour)
 			}
 		}
 		_ = pi
@@ -410,4 +429,22 @@ func (e *Exec) view(now time.Time) pipeline.ExecutionView {
 		v.Actions = append(v.Actions, x)
 	}
 	return v
+}
+
+// head is the execution whose commit is at the head of p's branch at now: the latest push.
+func (w *World) head(p Pipe, now time.Time) *Exec {
+	var head *Exec
+	for _, e := range w.Execs {
+		if e.Pipe == p && e.Push != nil && !e.Push.At.After(now) && (head == nil || !e.Push.At.Before(head.Push.At)) {
+			head = e
+		}
+	}
+	return head
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

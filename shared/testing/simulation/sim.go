@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -56,9 +57,15 @@ type Report struct {
 	// terminal event never reached the store: CodePipeline here cannot be asked about
 	// them, so no invariant holds the control plane to them (docs/simulation.md).
 	Unknowable int
-	Violations []string
-	Deliveries []Delivery
-	Injected   []Fault
+	// PushesRedriven counts runs the push re-drive started: their pushes' every on-push
+	// invocation failed, or EventBridge lost them, or the re-drive came first.
+	PushesRedriven int
+	// PushesSuperseded counts pushed commits that nothing started because a later push moved
+	// the branch past them first (only heads are re-driven, docs/pushes.md).
+	PushesSuperseded int
+	Violations       []string
+	Deliveries       []Delivery
+	Injected         []Fault
 }
 
 // Failed reports whether an invariant broke.
@@ -118,12 +125,15 @@ type sim struct {
 	notifier *delivery.Notifications
 	recs     map[string]*reconcile.Reconciler // by pipeline identity
 	rec      *pipeline.Recorder
+	redrives map[string]*pushstart.Redrive // by account/region/name
 
 	shard         []events.DynamoDBEventRecord
 	shardRetries  int
 	notifierAt    *task
 	notifierCalls map[string]int
-	greens        map[string]string // recovered#<execution> → the green streak it belongs to
+	greens        map[string]string       // recovered#<execution> → the green streak it belongs to
+	known         map[string]bool         // executions the store knew before TTL deleted them
+	knew          map[string]pipeline.Run // their records as they stood then
 	report        Report
 }
 
@@ -132,6 +142,12 @@ func (s *sim) at(t time.Time, do func()) *task {
 	x := &task{at: t, seq: s.seq, do: do}
 	heap.Push(&s.queue, x)
 	return x
+}
+
+// atFirst schedules do at t, before the tasks already scheduled for t.
+func (s *sim) atFirst(t time.Time, do func()) {
+	x := &task{at: t, seq: -1, do: do}
+	heap.Push(&s.queue, x)
 }
 
 // Run simulates one seed.
@@ -147,7 +163,8 @@ func Run(seed uint64, opt Options) Report {
 	}
 	w := Generate(seed, opt.Features)
 	s := &sim{w: w, opt: opt, clock: &clock{}, in: newInjector(seed, opt.FaultRate, opt.Schedule), rcv: newReceiver(),
-		notifierCalls: map[string]int{}, greens: map[string]string{}, pushes: map[string]*pushstart.Pushes{}, recs: map[string]*reconcile.Reconciler{}}
+		notifierCalls: map[string]int{}, greens: map[string]string{}, known: map[string]bool{}, knew: map[string]pipeline.Run{}, pushes: map[string]*pushstart.Pushes{}, recs: map[string]*reconcile.Reconciler{},
+		redrives: map[string]*pushstart.Redrive{}}
 	s.report = Report{Seed: seed, Runs: len(w.Execs)}
 	s.wire()
 	deliveries := opt.Deliveries
@@ -176,8 +193,23 @@ func Run(seed uint64, opt Options) Report {
 			}
 		}
 		end := last.Add(3 * time.Hour)
+		// The schedules' ticks, but none in a quiet stretch (nothing delivered, started or
+		// ended in the three hours before): there they find nothing to do, and an idle gap
+		// would cost hundreds of them.
+		busy := activity(w, deliveries)
 		for t := start.Truncate(reconcilePeriod).Add(reconcilePeriod); !t.After(end); t = t.Add(reconcilePeriod) {
-			s.at(t, s.reconcile)
+			if busySince(busy, t.Add(-quiet), t) {
+				s.at(t, s.expire) // the table's TTL, before the schedules look
+				s.at(t, s.reconcile)
+			}
+		}
+		// And when activity resumes after a quiet stretch, before anything else happens then:
+		// what expired while all was quiet is gone (DynamoDB's own sweep may take a few days
+		// more; readers filter expired items meanwhile, docs/aws-behaviour.md).
+		for i, t := range busy {
+			if i > 0 && t.Sub(busy[i-1]) > quiet {
+				s.atFirst(t, s.expire)
+			}
 		}
 		s.clock.now = start
 	}
@@ -195,9 +227,46 @@ func Run(seed uint64, opt Options) Report {
 	return s.report
 }
 
+// quiet is how long after the last activity the schedules' ticks stop.
+const quiet = 3 * time.Hour
+
+// activity returns, sorted, the times something happens: deliveries, pushes, starts and ends.
+func activity(w *World, deliveries []Delivery) []time.Time {
+	var out []time.Time
+	for _, d := range deliveries {
+		out = append(out, d.At)
+	}
+	for _, e := range w.Execs {
+		out = append(out, e.Start, e.FinalAt)
+		if e.Push != nil {
+			out = append(out, e.Push.At)
+		}
+	}
+	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+	return out
+}
+
+// busySince reports whether something happens in [from, to].
+func busySince(times []time.Time, from, to time.Time) bool {
+	i, _ := slices.BinarySearchFunc(times, from, func(a, b time.Time) int { return a.Compare(b) })
+	return i < len(times) && !times[i].After(to)
+}
+
+// expire is the table's TTL at work. The runs it deletes were known: the truth keeps them.
+func (s *sim) expire() {
+	for _, r := range s.mem.Runs() {
+		s.known[r.ExecutionID] = true
+		// Items expire one by one: keep the record that knew the most endings.
+		if old, ok := s.knew[r.ExecutionID]; !ok || len(r.Outcomes) >= len(old.Outcomes) {
+			s.knew[r.ExecutionID] = r
+		}
+	}
+	s.mem.ExpireTTL(s.clock.now)
+}
+
 func (s *sim) wire() {
 	log := slog.New(slog.DiscardHandler)
-	s.mem = runstore.NewMemory().WithClock(s.clock)
+	s.mem = runstore.NewMemory().WithClock(s.clock).WithRetention(Retention)
 	s.st = &store{m: s.mem, in: s.in, rcv: s.rcv}
 	s.cp = &codePipeline{in: s.in, clock: s.clock, execs: map[string]*Exec{}, byCmt: map[string]*Exec{}, starts: map[string]map[string]bool{}}
 	for _, e := range s.w.Execs {
@@ -219,8 +288,11 @@ func (s *sim) wire() {
 			// on-push and reconciler know the declared projects, which are the home's.
 			continue
 		}
-		s.pushes[p.Name] = &pushstart.Pushes{Commits: codeCommit{s.in}, Pipelines: s.cp, Store: s.st, Log: log, Clock: s.clock,
+		h := &pushstart.Pushes{Commits: codeCommit{s.in}, Pipelines: s.cp, Store: s.st, Log: log, Clock: s.clock,
 			PipelineName: p.Name, RepositoryName: p.Name, Branch: "main", Home: Home}
+		s.pushes[p.Name] = h
+		s.redrives[pipeKey(p)] = &pushstart.Redrive{Pushes: h, Branches: branches{in: s.in, w: s.w, pipe: p, clock: s.clock},
+			Executions: pipeLister{cp: s.cp, pipe: p, clock: s.clock}, Region: p.Region, Workers: 1}
 		s.recs[p.Name] = &reconcile.Reconciler{Runs: s.st, Executions: s.cp, Recorder: rec, Log: log, Clock: s.clock, PipelineName: p.Name, Requeue: s.st.Requeue}
 	}
 }
@@ -356,6 +428,12 @@ func (s *sim) reconcile() {
 		ctx, _ := withKill(context.Background())
 		_, _ = s.recs[n].Handle(ctx, json.RawMessage(`{}`))
 	}
+	// The push re-drive's schedule (on-push, every 10 minutes like the reconciler's).
+	for _, k := range sortedKeys(s.redrives) {
+		ctx, _ := withKill(context.Background())
+		rep, _ := s.redrives[k].Pass(ctx)
+		s.report.PushesRedriven += len(rep.Started)
+	}
 }
 
 // knowable reports whether the control plane can know how attempt a of e ended. It can for
@@ -373,7 +451,7 @@ func knowable(e *Exec, a Attempt, runs map[string]pipeline.Run) bool {
 // truth returns the messages the ground truth calls for, and the executions that must stay
 // silent. Pipelines are told apart by account, region and name (Pipe), as the control plane
 // tells them apart by identity.
-func (s *sim) truth(runs map[string]pipeline.Run) (want map[string]string, silent map[string]bool) {
+func (s *sim) truth(runs map[string]pipeline.Run, known map[string]bool) (want map[string]string, silent map[string]bool) {
 	want, silent = map[string]string{}, map[string]bool{}
 	type dec struct {
 		e  *Exec
@@ -381,7 +459,7 @@ func (s *sim) truth(runs map[string]pipeline.Run) (want map[string]string, silen
 	}
 	byPipe := map[Pipe][]dec{}
 	for _, e := range s.w.Execs {
-		if _, known := runs[e.ID]; !known {
+		if !known[e.ID] {
 			// No delivery of any of its events or its push reached a store: nothing can
 			// know the run (EventBridge losing all of a run's events is not modelled as a
 			// defect; the shrinker makes such runs).
@@ -449,10 +527,15 @@ func outcomeOf(e *Exec, a Attempt) pipeline.Outcome {
 // check compares what happened with the ground truth.
 func (s *sim) check() {
 	runs := map[string]pipeline.Run{}
+	known := s.known           // the runs TTL deleted, and those still there
+	ever := maps.Clone(s.knew) // what the store held, TTL or not, for knowable
 	for _, r := range s.mem.Runs() {
-		runs[r.ExecutionID] = r
+		runs[r.ExecutionID], known[r.ExecutionID] = r, true
+		if old, ok := ever[r.ExecutionID]; !ok || len(r.Outcomes) >= len(old.Outcomes) {
+			ever[r.ExecutionID] = r
+		}
 	}
-	want, silent := s.truth(runs)
+	want, silent := s.truth(ever, known)
 	v := func(format string, args ...any) {
 		s.report.Violations = append(s.report.Violations, fmt.Sprintf(format, args...))
 	}
@@ -519,6 +602,21 @@ func (s *sim) check() {
 		if len(tokens) > 1 {
 			v("commit %s started with %d different tokens", cmt, len(tokens))
 		}
+	}
+	// Every pushed commit is started exactly once (one token, above): the last one of each
+	// branch always, by on-push or else by the re-drive; an earlier one whose every push
+	// delivery failed may have been superseded by the next push before a re-drive pass saw
+	// it at the head.
+	end := s.clock.now
+	for _, e := range s.w.Execs {
+		if e.Push == nil || e.Pipe.Foreign() || len(s.cp.starts[e.Commit]) > 0 {
+			continue
+		}
+		if s.w.head(e.Pipe, end) == e {
+			v("commit %s, the head of %s, was pushed and never started", e.Commit, pipeKey(e.Pipe))
+			continue
+		}
+		s.report.PushesSuperseded++
 	}
 }
 

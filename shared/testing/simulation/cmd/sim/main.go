@@ -45,7 +45,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	seeds := fs.Uint64("seeds", 1000, "how many seeds to run")
 	from := fs.Uint64("from", 1, "the first seed")
 	all := fs.Bool("all-features", false, "also generate the worlds of the open defects (name collisions, hidden triggers, same-second ends)")
-	only := fs.String("features", "", "comma-separated features to generate: name-collisions, hidden-triggers, same-second-ends")
+	only := fs.String("features", "", "comma-separated features to generate: name-collisions, hidden-triggers, same-second-ends, idle-gaps")
 	replay := fs.String("replay", "", "replay a reproduction (NDJSON) that a failing seed printed")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "seeds run in parallel")
 	if err := fs.Parse(args); err != nil {
@@ -66,8 +66,10 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			features.HiddenTriggers = true
 		case "same-second-ends":
 			features.SameSecondEnds = true
+		case "idle-gaps":
+			features.IdleGaps = true
 		default:
-			return usageError{fmt.Sprintf("unknown feature %q (name-collisions, hidden-triggers, same-second-ends)", f)}
+			return usageError{fmt.Sprintf("unknown feature %q (name-collisions, hidden-triggers, same-second-ends, idle-gaps)", f)}
 		}
 	}
 	if *replay != "" {
@@ -101,6 +103,8 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		once     int
 		lost     int
 		unknown  int
+		redriven int
+		passed   int
 		failures []simulation.Report
 	)
 	next := make(chan uint64)
@@ -115,6 +119,8 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				once += r.AtLeastOnce
 				lost += r.LostToDLQ
 				unknown += r.Unknowable
+				redriven += r.PushesRedriven
+				passed += r.PushesSuperseded
 				for k, n := range r.Faults {
 					faults[k] += n
 				}
@@ -146,6 +152,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "\ndocumented at-least-once duplicates: %d; deliveries lost to a dead-letter queue: %d\n", once, lost)
 	fmt.Fprintf(stdout, "attempts of other accounts' and regions' pipelines whose end never reached the store (unknowable): %d\n", unknown)
+	fmt.Fprintf(stdout, "pushes started by the re-drive: %d; pushed commits superseded before anything started them: %d\n", redriven, passed)
 	if len(failures) == 0 {
 		return nil
 	}
