@@ -27,6 +27,7 @@ type Memory struct {
 	seq      int
 	clock    pipeline.Clock
 	push     memPushes
+	checks   map[string]pipeline.Checkpoint // the reconciler's, by pipeline
 }
 
 // memRun is one run's history.
@@ -34,6 +35,9 @@ type memRun struct {
 	obs    map[string]pipeline.Event // by observation id
 	push   pipeline.Commit
 	folded *pipeline.Run // the fold of obs and push, until either changes
+	// placed is where Dynamo's index has the run's latest pipeline-level observation or
+	// push: the later of its time and when it was stored (Changed).
+	placed time.Time
 }
 
 // fold returns the run's fold, computed once per change.
@@ -88,6 +92,9 @@ func (m *Memory) Append(_ context.Context, ev pipeline.Event) (bool, error) {
 	}
 	r.obs[id] = ev
 	r.folded = nil
+	if ev.Level == pipeline.LevelPipeline {
+		r.placed = laterOf(r.placed, laterOf(ev.Time, m.now()))
+	}
 	return false, nil
 }
 
@@ -97,6 +104,7 @@ func (m *Memory) RecordPush(_ context.Context, k pipeline.Key, c pipeline.Commit
 	defer m.mu.Unlock()
 	r := m.run(k)
 	r.push, r.folded = c, nil
+	r.placed = laterOf(r.placed, laterOf(c.PushedAt, m.now()))
 	return nil
 }
 
