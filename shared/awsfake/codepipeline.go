@@ -19,10 +19,12 @@ const (
 	OpStartPipelineExecution = "StartPipelineExecution"
 	OpGetPipelineExecution   = "GetPipelineExecution"
 	OpListActionExecutions   = "ListActionExecutions"
+	OpListPipelineExecutions = "ListPipelineExecutions"
 )
 
 // CodePipeline is a stateful fake of the CodePipeline API (JSON 1.1, target prefix
-// CodePipeline_20150709): StartPipelineExecution, GetPipelineExecution, ListActionExecutions.
+// CodePipeline_20150709): StartPipelineExecution, GetPipelineExecution, ListActionExecutions,
+// ListPipelineExecutions.
 // It is safe for concurrent use.
 type CodePipeline struct {
 	*endpoint
@@ -69,6 +71,8 @@ type Execution struct {
 	// SourceRevisions and Token are what StartPipelineExecution was called with.
 	SourceRevisions []SourceRevision
 	Token           string
+	// StartTime and LastUpdateTime, as ListPipelineExecutions reports them (omitted when zero).
+	StartTime, LastUpdateTime time.Time
 }
 
 // ActionExecution is one action execution as ListActionExecutions reports it.
@@ -104,6 +108,7 @@ func NewCodePipeline(tb testing.TB, pipelines ...string) *CodePipeline {
 		OpStartPipelineExecution: f.startPipelineExecution,
 		OpGetPipelineExecution:   f.getPipelineExecution,
 		OpListActionExecutions:   f.listActionExecutions,
+		OpListPipelineExecutions: f.listPipelineExecutions,
 	})
 	return f
 }
@@ -479,6 +484,73 @@ func (f *CodePipeline) listActionExecutions(body []byte) (any, *Error) {
 	}
 	end := min(start+limit, len(all))
 	out := map[string]any{"actionExecutionDetails": all[start:end]}
+	if end < len(all) {
+		out["nextToken"] = "fake|" + scope + "|" + strconv.Itoa(end)
+	}
+	return out, nil
+}
+
+type wireExecutionSummary struct {
+	PipelineExecutionID string      `json:"pipelineExecutionId"`
+	Status              string      `json:"status"`
+	StartTime           *epoch      `json:"startTime,omitempty"`
+	LastUpdateTime      *epoch      `json:"lastUpdateTime,omitempty"`
+	Trigger             wireTrigger `json:"trigger"`
+	ExecutionMode       string      `json:"executionMode"`
+}
+
+// listPipelineExecutions pages through a pipeline's executions, the latest started first
+// (executions without a start time by creation, latest first). Tokens as in
+// listActionExecutions.
+func (f *CodePipeline) listPipelineExecutions(body []byte) (any, *Error) {
+	var in struct {
+		PipelineName string `json:"pipelineName"`
+		MaxResults   *int   `json:"maxResults"`
+		NextToken    string `json:"nextToken"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	limit := defaultMaxResults
+	if in.MaxResults != nil {
+		if *in.MaxResults < 1 || *in.MaxResults > 100 {
+			return nil, validation("1 validation error detected: Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 100", *in.MaxResults)
+		}
+		limit = *in.MaxResults
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !pipelineNamePattern.MatchString(in.PipelineName) {
+		return nil, validation("1 validation error detected: Value '%s' at 'pipelineName' failed to satisfy constraint: Member must satisfy regular expression pattern: [A-Za-z0-9.@\\-_]+", in.PipelineName)
+	}
+	if !f.pipelines[in.PipelineName] {
+		return nil, clientError("PipelineNotFoundException", "Account '123456789012' does not have a pipeline with name '%s'", in.PipelineName)
+	}
+	var execs []*Execution
+	for i := len(f.order) - 1; i >= 0; i-- {
+		if e := f.executions[f.order[i]]; e.Pipeline == in.PipelineName {
+			execs = append(execs, e)
+		}
+	}
+	slices.SortStableFunc(execs, func(a, b *Execution) int { return b.StartTime.Compare(a.StartTime) })
+	all := []wireExecutionSummary{}
+	for _, e := range execs {
+		all = append(all, wireExecutionSummary{PipelineExecutionID: e.ID, Status: string(e.Status), StartTime: epochPtr(e.StartTime),
+			LastUpdateTime: epochPtr(e.LastUpdateTime), Trigger: wireTrigger{TriggerType: string(e.TriggerType), TriggerDetail: e.TriggerDetail},
+			ExecutionMode: "SUPERSEDED"})
+	}
+	scope := "executions/" + in.PipelineName
+	start := 0
+	if in.NextToken != "" {
+		rest, ok := strings.CutPrefix(in.NextToken, "fake|"+scope+"|")
+		n, err := strconv.Atoi(rest)
+		if !ok || err != nil || n <= 0 || n > len(all) {
+			return nil, clientError("InvalidNextTokenException", "The next token was specified in an invalid format. Make sure that the next token you provide is the token returned by a previous call.")
+		}
+		start = n
+	}
+	end := min(start+limit, len(all))
+	out := map[string]any{"pipelineExecutionSummaries": all[start:end]}
 	if end < len(all) {
 		out["nextToken"] = "fake|" + scope + "|" + strconv.Itoa(end)
 	}

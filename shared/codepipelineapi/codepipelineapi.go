@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
@@ -33,9 +34,15 @@ type ActionsAPI interface {
 	ListActionExecutions(ctx context.Context, in *codepipeline.ListActionExecutionsInput, optFns ...func(*codepipeline.Options)) (*codepipeline.ListActionExecutionsOutput, error)
 }
 
+// ListAPI is the part of the CodePipeline client that lists a pipeline's executions.
+type ListAPI interface {
+	ListPipelineExecutions(ctx context.Context, in *codepipeline.ListPipelineExecutionsInput, optFns ...func(*codepipeline.Options)) (*codepipeline.ListPipelineExecutionsOutput, error)
+}
+
 var (
 	_ StartAPI = (*codepipeline.Client)(nil)
 	_ ReadAPI  = (*codepipeline.Client)(nil)
+	_ ListAPI  = (*codepipeline.Client)(nil)
 )
 
 // SourceAction is the pipeline's source action, which Start pins to the pushed commit
@@ -112,6 +119,42 @@ func Actions(ctx context.Context, api ActionsAPI, k pipeline.Key, maxPages int) 
 		}
 		for _, a := range page.ActionExecutionDetails {
 			out = append(out, actionExecution(a))
+		}
+	}
+	return out, nil
+}
+
+// Lister lists a pipeline's executions.
+type Lister struct{ API ListAPI }
+
+// Started returns the pipeline's executions that started at or after since, as
+// ListPipelineExecutions reports them ("a summary of the most recent executions",
+// https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_ListPipelineExecutions.html),
+// reading pages of 100 until one holds no execution that recent: one call when since is a
+// few passes ago. It returns an error wrapping pipeline.ErrNotFound when CodePipeline does
+// not know the pipeline.
+func (l Lister) Started(ctx context.Context, pipelineName string, since time.Time) ([]pipeline.ExecutionSummary, error) {
+	pages := codepipeline.NewListPipelineExecutionsPaginator(l.API, &codepipeline.ListPipelineExecutionsInput{
+		PipelineName: aws.String(pipelineName), MaxResults: aws.Int32(100)})
+	var out []pipeline.ExecutionSummary
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, wrap("list executions of "+pipelineName, err)
+		}
+		recent := false
+		for _, e := range page.PipelineExecutionSummaries {
+			start := aws.ToTime(e.StartTime)
+			if start.Before(since) {
+				continue
+			}
+			recent = true
+			out = append(out, pipeline.ExecutionSummary{ExecutionID: aws.ToString(e.PipelineExecutionId), State: executionStates[e.Status], StartTime: start})
+		}
+		// The API does not say it lists newest first, only "the most recent": a page with
+		// nothing recent enough ends the walk, whatever the order within it.
+		if !recent {
+			break
 		}
 	}
 	return out, nil

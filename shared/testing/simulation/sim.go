@@ -214,7 +214,8 @@ func (s *sim) wire() {
 		s.pushes[p.Account+"/"+p.Region+"/"+p.Name] = &pushstart.Pushes{Commits: codeCommit{s.in}, Pipelines: s.cp, Store: s.st, Log: log, Clock: s.clock,
 			PipelineName: p.Name, RepositoryName: p.Name, Branch: "main"}
 		if s.recs[p.Name] == nil {
-			s.recs[p.Name] = &reconcile.Reconciler{Runs: s.st, Executions: s.cp, Recorder: rec, Log: log, Clock: s.clock, PipelineName: p.Name, Requeue: s.st.Requeue}
+			s.recs[p.Name] = &reconcile.Reconciler{Runs: s.st, Executions: s.cp, Discover: s.cp, Recorder: rec, Log: log, Clock: s.clock,
+				PipelineName: p.Name, Requeue: s.st.Requeue}
 		}
 	}
 }

@@ -7,9 +7,7 @@ import (
 
 // knownOpen lists the seeds that still break an invariant, each with the reason, so that the
 // suite stays a regression test while they are worked on (docs/simulation.md, "Open").
-var knownOpen = map[uint64]string{
-	86: "four runs of a PARALLEL pipeline settled by the reconciler out of the order they ended: one recovery is attributed to the wrong green streak",
-}
+var knownOpen = map[uint64]string{}
 
 // simFeatures are the parts of the world the suite generates: the features whose defects are
 // fixed. NameCollisions (defect 6), HiddenTriggers (defect 3) and SameSecondEnds (defect 8)
