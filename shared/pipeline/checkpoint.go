@@ -6,8 +6,10 @@ import "time"
 // pipeline-level observation, or the push that started it) was placed, that is the later of
 // when it happened and when the store recorded it. Placing by the later of the two is what
 // lets a reader ask "what changed since T?" without missing an event that arrived late with
-// an old time (EventBridge retries a delivery for up to 24 hours), and still find by its time
-// every run that started after T.
+// an old time (by default EventBridge retries a delivery for 24 hours: "How EventBridge
+// retries delivering events",
+// https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-retry-policy.html), and
+// still find by its time every run that started after T.
 type Change struct {
 	Key Key
 	At  time.Time

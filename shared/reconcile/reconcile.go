@@ -1,6 +1,8 @@
 // Package reconcile is the reconciler function's use case: EventBridge may lose events, so runs
-// still in progress after a while are compared with what CodePipeline says, and the truth is
-// folded in through the same recorder as the live events.
+// still in progress after a while, runs that failed and that a stage retry may have turned
+// green, and runs the store does not know are compared with what CodePipeline says, and the
+// truth is folded in through the same recorder as the live events. A pass reads what may need
+// work (settle.go), not the pipeline's history.
 package reconcile
 
 import (
@@ -75,9 +77,11 @@ const (
 	DefaultRecheckFailedWithin = DefaultLookback
 	// ChangeOverlap: a pass reads the changes placed since the last pass began, less this
 	// much, so that a write stamped just before that time but visible in the index only after
-	// it (the index is eventually consistent; a writer's request may take a while and be
-	// retried; Lambda hosts' clocks differ slightly) is still read. In steady state it costs
-	// nothing: a pass reads the last RedecideWithin anyway.
+	// it is still read: reads of a global secondary index are eventually consistent ("DynamoDB
+	// read consistency",
+	// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadConsistency.html),
+	// a writer's request may take a while and be retried, Lambda hosts' clocks differ
+	// slightly. In steady state it costs nothing: a pass reads the last RedecideWithin anyway.
 	ChangeOverlap = 15 * time.Minute
 	// RequeueAfter: a notification queued at least this long ago whose lease or backoff is
 	// over is handed back to the notifier.
@@ -88,9 +92,10 @@ const (
 const EventPrefix = "reconciler-"
 
 // Reconciler is the reconciler use case: EventBridge delivers at least once but may lose
-// events, so runs that stay in progress past StaleAfter are compared with what CodePipeline
-// says, and the truth is folded in as events, through the same Recorder as the live events, so
-// that a run whose FAILED event was lost still ends FAILED and still sends its notification.
+// events, so runs that stay in progress past StaleAfter, and failed runs CodePipeline may still
+// retry, are compared with what CodePipeline says, and the truth is folded in as events,
+// through the same Recorder as the live events, so that a run whose FAILED event was lost still
+// ends FAILED and still sends its notification, and a run retried green says "recovered".
 type Reconciler struct {
 	Runs       Store
 	Executions ExecutionReader
@@ -120,7 +125,7 @@ type Reconciler struct {
 type ReconcileResponse struct {
 	lambdaio.Response
 	Checked int `json:"checked"`           // runs compared with CodePipeline
-	Settled int `json:"settled"`           // of those, runs that this pass ended
+	Settled int `json:"settled"`           // of those, runs that this pass ended (or turned from FAILED)
 	Missing int `json:"missing,omitempty"` // runs CodePipeline does not know (left as they are)
 	// Redriven counts runs this reconciler ended before, whose notifications were decided again
 	// (the claims keep each message single), in case a pass failed to send them.

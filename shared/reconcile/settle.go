@@ -284,7 +284,7 @@ func (r *Reconciler) apply(ctx context.Context, t *tracked, now time.Time, resp 
 func told(t *tracked, view pipeline.ExecutionView) bool {
 	attempt := 1
 	if t.loaded {
-		attempt = max(currentAttempt(t.run), 1)
+		attempt = max(t.run.Attempt, 1) // the attempt whose end the record holds
 	} else if t.failed != nil {
 		attempt = max(t.failed.Attempt, 1)
 	}
