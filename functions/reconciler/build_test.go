@@ -33,6 +33,7 @@ func TestBuildWiresTheDeployedReconciler(t *testing.T) {
 	assert.Equal(t, "p", r.PipelineName)
 	assert.Equal(t, 45*time.Minute, r.StaleAfter)
 	assert.NotNil(t, r.Requeue, "the deployed reconciler hands unsent notifications back")
+	assert.NotNil(t, r.Discover, "the deployed reconciler lists the executions CodePipeline started")
 }
 
 // Under LP_STORE=memory a stale run is asked about, found unknown, and left as it is.

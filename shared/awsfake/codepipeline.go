@@ -71,8 +71,8 @@ type Execution struct {
 	// executions without SourceRevisions list none (CodePipeline has not resolved them yet).
 	SourceRevisions []SourceRevision
 	Token           string
-	// StartTime is when the execution started (ListPipelineExecutions); zero: not reported.
-	StartTime time.Time
+	// StartTime and LastUpdateTime, as ListPipelineExecutions reports them (omitted when zero).
+	StartTime, LastUpdateTime time.Time
 }
 
 // ActionExecution is one action execution as ListActionExecutions reports it.
@@ -499,15 +499,17 @@ type wireExecutionSummary struct {
 	PipelineExecutionID string               `json:"pipelineExecutionId"`
 	Status              string               `json:"status"`
 	StartTime           *epoch               `json:"startTime,omitempty"`
+	LastUpdateTime      *epoch               `json:"lastUpdateTime,omitempty"`
 	SourceRevisions     []wireSourceRevision `json:"sourceRevisions"`
 	Trigger             wireTrigger          `json:"trigger"`
 	ExecutionMode       string               `json:"executionMode"`
 }
 
-// listPipelineExecutions lists a pipeline's executions, the most recent first (the fake takes
-// the order in which they were started or first scripted), in pages of maxResults (1–100,
-// default 100). Each summary carries the source revisions StartPipelineExecution pinned (the
-// revision value as revisionId). "ListPipelineExecutions", AWS CodePipeline API Reference,
+// listPipelineExecutions pages through a pipeline's executions, the latest started first
+// (executions without a start time in the order they were started or first scripted, latest
+// first), in pages of maxResults (1–100, default 100). Each summary carries the source
+// revisions StartPipelineExecution pinned (the revision value as revisionId).
+// "ListPipelineExecutions", AWS CodePipeline API Reference,
 // https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_ListPipelineExecutions.html
 func (f *CodePipeline) listPipelineExecutions(body []byte) (any, *Error) {
 	var in struct {
@@ -533,23 +535,27 @@ func (f *CodePipeline) listPipelineExecutions(body []byte) (any, *Error) {
 	if !f.pipelines[in.PipelineName] {
 		return nil, clientError("PipelineNotFoundException", "Account '123456789012' does not have a pipeline with name '%s'", in.PipelineName)
 	}
-	all := []wireExecutionSummary{}
+	var execs []*Execution
 	for i := len(f.order) - 1; i >= 0; i-- {
-		e := f.executions[f.order[i]]
-		if e.Pipeline != in.PipelineName {
-			continue
+		if e := f.executions[f.order[i]]; e.Pipeline == in.PipelineName {
+			execs = append(execs, e)
 		}
+	}
+	slices.SortStableFunc(execs, func(a, b *Execution) int { return b.StartTime.Compare(a.StartTime) })
+	all := []wireExecutionSummary{}
+	for _, e := range execs {
 		w := wireExecutionSummary{PipelineExecutionID: e.ID, Status: string(e.Status), StartTime: epochPtr(e.StartTime),
-			SourceRevisions: []wireSourceRevision{}, Trigger: wireTrigger{TriggerType: string(e.TriggerType), TriggerDetail: e.TriggerDetail},
-			ExecutionMode: "SUPERSEDED"}
+			LastUpdateTime: epochPtr(e.LastUpdateTime), SourceRevisions: []wireSourceRevision{},
+			Trigger: wireTrigger{TriggerType: string(e.TriggerType), TriggerDetail: e.TriggerDetail}, ExecutionMode: "SUPERSEDED"}
 		for _, r := range e.SourceRevisions {
 			w.SourceRevisions = append(w.SourceRevisions, wireSourceRevision{ActionName: r.ActionName, RevisionID: r.RevisionValue})
 		}
 		all = append(all, w)
 	}
+	scope := "executions/" + in.PipelineName
 	start := 0
 	if in.NextToken != "" {
-		rest, ok := strings.CutPrefix(in.NextToken, "fake|executions|"+in.PipelineName+"|")
+		rest, ok := strings.CutPrefix(in.NextToken, "fake|"+scope+"|")
 		n, err := strconv.Atoi(rest)
 		if !ok || err != nil || n <= 0 || n > len(all) {
 			return nil, clientError("InvalidNextTokenException", "The next token was specified in an invalid format. Make sure that the next token you provide is the token returned by a previous call.")
@@ -559,7 +565,7 @@ func (f *CodePipeline) listPipelineExecutions(body []byte) (any, *Error) {
 	end := min(start+limit, len(all))
 	out := map[string]any{"pipelineExecutionSummaries": all[start:end]}
 	if end < len(all) {
-		out["nextToken"] = "fake|executions|" + in.PipelineName + "|" + strconv.Itoa(end)
+		out["nextToken"] = "fake|" + scope + "|" + strconv.Itoa(end)
 	}
 	return out, nil
 }

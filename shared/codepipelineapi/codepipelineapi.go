@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
@@ -73,7 +74,7 @@ func (s Starter) Start(ctx context.Context, pipelineName, commitID, token string
 // of a branch head that was pushed in the last few hours on the busiest pipeline.
 const RecentPage = 50
 
-// Lister lists executions.
+// Lister lists a pipeline's executions.
 type Lister struct{ API ListAPI }
 
 // Recent returns the pipeline's most recent executions (one page of ListPipelineExecutions,
@@ -89,19 +90,24 @@ func (l Lister) Recent(ctx context.Context, pipelineName string) ([]pipeline.Exe
 	}
 	list := make([]pipeline.ExecutionSummary, 0, len(out.PipelineExecutionSummaries))
 	for _, e := range out.PipelineExecutionSummaries {
-		s := pipeline.ExecutionSummary{ExecutionID: aws.ToString(e.PipelineExecutionId), State: executionStates[e.Status],
-			StartTime: aws.ToTime(e.StartTime)}
-		if t := e.Trigger; t != nil {
-			s.Trigger = pipeline.Trigger{Type: string(t.TriggerType), Detail: aws.ToString(t.TriggerDetail)}
-		}
-		for _, r := range e.SourceRevisions {
-			if id := aws.ToString(r.RevisionId); id != "" {
-				s.Revisions = append(s.Revisions, id)
-			}
-		}
-		list = append(list, s)
+		list = append(list, summary(e))
 	}
 	return list, nil
+}
+
+// summary converts one execution summary of ListPipelineExecutions.
+func summary(e types.PipelineExecutionSummary) pipeline.ExecutionSummary {
+	s := pipeline.ExecutionSummary{ExecutionID: aws.ToString(e.PipelineExecutionId), State: executionStates[e.Status],
+		StartTime: aws.ToTime(e.StartTime)}
+	if t := e.Trigger; t != nil {
+		s.Trigger = pipeline.Trigger{Type: string(t.TriggerType), Detail: aws.ToString(t.TriggerDetail)}
+	}
+	for _, r := range e.SourceRevisions {
+		if id := aws.ToString(r.RevisionId); id != "" {
+			s.Revisions = append(s.Revisions, id)
+		}
+	}
+	return s
 }
 
 // Reader reads executions.
@@ -153,6 +159,38 @@ func Actions(ctx context.Context, api ActionsAPI, k pipeline.Key, maxPages int) 
 		}
 		for _, a := range page.ActionExecutionDetails {
 			out = append(out, actionExecution(a))
+		}
+	}
+	return out, nil
+}
+
+// Started returns the pipeline's executions that started at or after since, as
+// ListPipelineExecutions reports them ("a summary of the most recent executions",
+// https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_ListPipelineExecutions.html),
+// reading pages of 100 until one holds no execution that recent: one call when since is a
+// few passes ago. It returns an error wrapping pipeline.ErrNotFound when CodePipeline does
+// not know the pipeline.
+func (l Lister) Started(ctx context.Context, pipelineName string, since time.Time) ([]pipeline.ExecutionSummary, error) {
+	pages := codepipeline.NewListPipelineExecutionsPaginator(l.API, &codepipeline.ListPipelineExecutionsInput{
+		PipelineName: aws.String(pipelineName), MaxResults: aws.Int32(100)})
+	var out []pipeline.ExecutionSummary
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, wrap("list executions of "+pipelineName, err)
+		}
+		recent := false
+		for _, e := range page.PipelineExecutionSummaries {
+			if aws.ToTime(e.StartTime).Before(since) {
+				continue
+			}
+			recent = true
+			out = append(out, summary(e))
+		}
+		// The API does not say it lists newest first, only "the most recent": a page with
+		// nothing recent enough ends the walk, whatever the order within it.
+		if !recent {
+			break
 		}
 	}
 	return out, nil

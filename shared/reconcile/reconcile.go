@@ -1,6 +1,8 @@
 // Package reconcile is the reconciler function's use case: EventBridge may lose events, so runs
-// still in progress after a while are compared with what CodePipeline says, and the truth is
-// folded in through the same recorder as the live events.
+// still in progress after a while, runs that failed and that a stage retry may have turned
+// green, and runs the store does not know are compared with what CodePipeline says, and the
+// truth is folded in through the same recorder as the live events. A pass reads what may need
+// work (settle.go), not the pipeline's history.
 package reconcile
 
 import (
@@ -18,9 +20,19 @@ import (
 	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
 )
 
-// RecentRuns lists a pipeline's runs that started at or after since.
-type RecentRuns interface {
-	ListSince(ctx context.Context, pipeline string, since time.Time) ([]pipeline.Run, error)
+// Store is what the reconciler reads and keeps (runstore.Dynamo, runstore.Memory): a pass
+// reads its pipeline's checkpoint, the runs that changed since, and the runs it must look at;
+// never the pipeline's whole recent history.
+type Store interface {
+	// Load returns a run's history, or an error wrapping pipeline.ErrNotFound.
+	Load(ctx context.Context, k pipeline.Key) (pipeline.History, error)
+	// Changed lists the pipeline's runs whose record changed at or after since (see
+	// pipeline.Change), from the index alone.
+	Changed(ctx context.Context, pipeline string, since time.Time) ([]pipeline.Change, error)
+	// Checkpoint returns what the last pass left, or an error wrapping pipeline.ErrNotFound.
+	Checkpoint(ctx context.Context, pipeline string) (pipeline.Checkpoint, error)
+	// SaveCheckpoint keeps cp unless a checkpoint at least as recent is kept already.
+	SaveCheckpoint(ctx context.Context, pipeline string, cp pipeline.Checkpoint) error
 }
 
 // ExecutionReader reads what CodePipeline knows of an execution (codepipelineapi.Reader). It
@@ -29,18 +41,48 @@ type ExecutionReader interface {
 	Execution(ctx context.Context, k pipeline.Key) (pipeline.ExecutionView, error)
 }
 
+// ExecutionLister lists the executions of a pipeline that CodePipeline started at or after
+// since (codepipelineapi.Lister), or returns an error wrapping pipeline.ErrNotFound when it
+// does not know the pipeline.
+type ExecutionLister interface {
+	Started(ctx context.Context, pipeline string, since time.Time) ([]pipeline.ExecutionSummary, error)
+}
+
 // Defaults for a Reconciler's zero fields.
 const (
 	DefaultStaleAfter = 30 * time.Minute
 	// DefaultLookback covers the longest a run can wait on CodePipeline's side: a manual
 	// approval waits up to seven days.
 	DefaultLookback = 8 * 24 * time.Hour
-	// RedecideWithin is how long after a decisive run ended its notification decision is
-	// taken again on every pass: longer than Lambda's asynchronous retries of the event that
-	// ended it (about 3 minutes) plus a few passes, so that a decision whose every delivery
-	// failed after the end was recorded (the run is terminal; nothing else would look at
-	// it) is still taken. The claims keep the message single.
+	// RedecideWithin is how long after a decisive run's end was recorded its notification
+	// decision is taken again on every pass: longer than Lambda's asynchronous retries of the
+	// event that ended it (about 3 minutes) plus a few passes, so that a decision whose every
+	// delivery failed after the end was recorded (the run is terminal; nothing else would
+	// look at it) is still taken. It counts from when the end was recorded, not from when the
+	// run ended: a run the reconciler settles an hour after it ended must still be redriven
+	// if the pass that settled it failed to decide (seeds 381, 3558, 4544). The claims keep
+	// the message single.
 	RedecideWithin = time.Hour
+	// DefaultRecheckFailedWithin bounds how long after a run failed the reconciler still asks
+	// CodePipeline whether a stage retry turned it green while its events were lost (issue 9,
+	// defect 12). CodePipeline sets no time limit on retrying a failed stage by hand, and an
+	// automatic retry on failure happens once, right after it ("Configuring stage retry for a
+	// failed stage or failed actions",
+	// https://docs.aws.amazon.com/codepipeline/latest/userguide/stage-retry.html); so the
+	// horizon is the reconciler's own, the Lookback it follows runs for. What keeps the
+	// recheck cheap is CodePipeline's rule that a stage can no longer be retried in a run once
+	// it has failed in a later run (RetryStageExecution's NotLatestPipelineExecutionException,
+	// https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_RetryStageExecution.html):
+	// at most one failed run per stage is rechecked.
+	DefaultRecheckFailedWithin = DefaultLookback
+	// ChangeOverlap: a pass reads the changes placed since the last pass began, less this
+	// much, so that a write stamped just before that time but visible in the index only after
+	// it is still read: reads of a global secondary index are eventually consistent ("DynamoDB
+	// read consistency",
+	// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadConsistency.html),
+	// a writer's request may take a while and be retried, Lambda hosts' clocks differ
+	// slightly. In steady state it costs nothing: a pass reads the last RedecideWithin anyway.
+	ChangeOverlap = 15 * time.Minute
 	// RequeueAfter: a notification queued at least this long ago whose lease or backoff is
 	// over is handed back to the notifier.
 	RequeueAfter = 2 * time.Minute
@@ -50,19 +92,29 @@ const (
 const EventPrefix = "reconciler-"
 
 // Reconciler is the reconciler use case: EventBridge delivers at least once but may lose
-// events, so runs that stay in progress past StaleAfter are compared with what CodePipeline
-// says, and the truth is folded in as events, through the same Recorder as the live events, so
-// that a run whose FAILED event was lost still ends FAILED and still sends its notification.
+// events, so runs that stay in progress past StaleAfter, and failed runs CodePipeline may still
+// retry, are compared with what CodePipeline says, and the truth is folded in as events,
+// through the same Recorder as the live events, so that a run whose FAILED event was lost still
+// ends FAILED and still sends its notification, and a run retried green says "recovered".
 type Reconciler struct {
-	Runs       RecentRuns
+	Runs       Store
 	Executions ExecutionReader
 	Recorder   *pipeline.Recorder
 	Log        *slog.Logger
 	Clock      pipeline.Clock
 
+	// Discover, when set, lists the executions CodePipeline started since the last pass, so
+	// that a run of which the store holds no pipeline-level event and no push (they were all
+	// lost; its stage and action events, if any, are not indexed) is found and settled too.
+	// One call per pass, whatever the history.
+	Discover ExecutionLister
+
 	PipelineName string
 	StaleAfter   time.Duration // a run in progress for longer is checked; zero: DefaultStaleAfter
 	Lookback     time.Duration // runs that started earlier are not looked at; zero: DefaultLookback
+	// RecheckFailedWithin: a run that failed longer ago is no longer asked about; zero:
+	// DefaultRecheckFailedWithin.
+	RecheckFailedWithin time.Duration
 
 	// Requeue, when set, hands notifications queued before the cutoff and still not sent back
 	// to the notifier (runstore.Dynamo.Requeue): the way back after the stream's retries.
@@ -73,7 +125,7 @@ type Reconciler struct {
 type ReconcileResponse struct {
 	lambdaio.Response
 	Checked int `json:"checked"`           // runs compared with CodePipeline
-	Settled int `json:"settled"`           // of those, runs that this pass ended
+	Settled int `json:"settled"`           // of those, runs that this pass ended (or turned from FAILED)
 	Missing int `json:"missing,omitempty"` // runs CodePipeline does not know (left as they are)
 	// Redriven counts runs this reconciler ended before, whose notifications were decided again
 	// (the claims keep each message single), in case a pass failed to send them.
@@ -96,85 +148,11 @@ func (r *Reconciler) Handle(ctx context.Context, raw json.RawMessage) (Reconcile
 		return ReconcileResponse{Response: lambdaio.Response{Outcome: lambdaio.OutcomeRejected, Reason: "scheduled event is not JSON"}}, nil
 	}
 	now := r.Clock.Now()
-	staleAfter, lookback := cmp.Or(r.StaleAfter, DefaultStaleAfter), cmp.Or(r.Lookback, DefaultLookback)
 	resp := ReconcileResponse{Response: lambdaio.Response{Outcome: lambdaio.OutcomeDone, Pipeline: r.PipelineName}}
-	runs, err := r.Runs.ListSince(ctx, r.PipelineName, now.Add(-lookback))
+	errs, err := r.settle(ctx, now, &resp)
 	if err != nil {
-		err = fmt.Errorf("list runs of %s: %w", r.PipelineName, err)
 		r.Log.ErrorContext(ctx, "reconcile pass failed", "pipeline", r.PipelineName, "error", err.Error())
 		return resp, err
-	}
-	var errs []error
-	red := redRuns(runs)
-	for _, run := range runs {
-		attrs := []any{"pipeline", run.Pipeline, "executionId", run.ExecutionID, "status", string(run.Status), "startedAt", run.Began()}
-		foreign := pipeline.ParsePipelineID(run.Pipeline).Foreign()
-		if foreign {
-			resp.Foreign++
-		}
-		switch {
-		case foreign:
-			// A pipeline of another account or region: CodePipeline here knows nothing of
-			// it (or knows a same-named one), so what its lost events said stays unknown.
-			// Its decisions need only the store: they are taken again like any other's.
-			if !redrivable(run, now) {
-				continue
-			}
-			if err := r.redrive(ctx, run, false); err != nil {
-				r.Log.ErrorContext(ctx, "run not redriven", append(attrs, "error", err.Error())...)
-				errs = append(errs, err)
-				continue
-			}
-			resp.Redriven++
-		case red[run.Key()]:
-			// The pipeline's newest decisive run failed: CodePipeline may know that a
-			// stage retry turned it green while its events were lost (issue 9, defect
-			// 12). One look per red pipeline and pass; the decision is redriven too.
-			resp.Checked++
-			after, _, err := r.reconcile(ctx, run, now)
-			if err == nil && after.Status == run.Status {
-				err = r.redrive(ctx, after, true)
-			}
-			if err != nil {
-				r.Log.ErrorContext(ctx, "red run not rechecked", append(attrs, "error", err.Error())...)
-				errs = append(errs, err)
-			} else if after.Status == run.Status {
-				resp.Redriven++
-			} else {
-				resp.Settled++
-				r.Log.InfoContext(ctx, "red run changed", append(attrs, "newStatus", string(after.Status))...)
-			}
-		case redrivable(run, now):
-			if err := r.redrive(ctx, run, true); err != nil {
-				r.Log.ErrorContext(ctx, "run not redriven", append(attrs, "error", err.Error())...)
-				errs = append(errs, err)
-				continue
-			}
-			resp.Redriven++
-		case run.Status.Terminal() || now.Sub(run.Began()) < staleAfter:
-			continue
-		default:
-			resp.Checked++
-			after, found, err := r.reconcile(ctx, run, now)
-			switch {
-			case err != nil:
-				r.Log.ErrorContext(ctx, "run not reconciled", append(attrs, "error", err.Error())...)
-				errs = append(errs, err)
-			case !found:
-				resp.Missing++
-				r.Log.WarnContext(ctx, "CodePipeline does not know the execution; run left as it is", attrs...)
-			case after.Status.Terminal():
-				resp.Settled++
-				r.Log.InfoContext(ctx, "run settled", append(attrs, "newStatus", string(after.Status))...)
-			default:
-				r.Log.InfoContext(ctx, "run still in progress", append(attrs, "newStatus", string(after.Status))...)
-			}
-		}
-	}
-	if resp.Foreign > 0 {
-		// Once per pass, not per run.
-		r.Log.InfoContext(ctx, "runs of a pipeline in another account or region: not compared with CodePipeline, their decisions taken again",
-			"pipeline", r.PipelineName, "runs", resp.Foreign)
 	}
 	if r.Requeue != nil {
 		n, err := r.Requeue(ctx, now.Add(-RequeueAfter), now)
@@ -188,7 +166,7 @@ func (r *Reconciler) Handle(ctx context.Context, raw json.RawMessage) (Reconcile
 	}
 	resp.Reason = fmt.Sprintf("checked %d, settled %d", resp.Checked, resp.Settled)
 	if err := errors.Join(errs...); err != nil {
-		return resp, fmt.Errorf("reconcile %s: %d of %d runs failed: %w", r.PipelineName, len(errs), len(runs), err)
+		return resp, fmt.Errorf("reconcile %s: %d failures: %w", r.PipelineName, len(errs), err)
 	}
 	return resp, nil
 }
@@ -203,48 +181,26 @@ func (r *Reconciler) reconcile(ctx context.Context, run pipeline.Run, now time.T
 	if err != nil {
 		return run, true, err
 	}
-	after = run
+	after, err = r.fold(ctx, run, view, now)
+	return after, true, err
+}
+
+// fold folds view, what CodePipeline said of run's execution, into the record, through the
+// recorder (which decides what the events that end an attempt call for).
+func (r *Reconciler) fold(ctx context.Context, run pipeline.Run, view pipeline.ExecutionView, now time.Time) (pipeline.Run, error) {
+	after := run
 	for _, ev := range ExecutionEvents(run, view, now) {
 		res, err := r.Recorder.Handle(ctx, ev)
 		if err != nil {
-			return after, true, fmt.Errorf("fold %s: %w", ev.ID, err)
+			return after, fmt.Errorf("fold %s: %w", ev.ID, err)
 		}
 		if res.Loaded {
 			after = res.Run
-		} else {
-			after.Status = res.Status
+		} else if ev.Level == pipeline.LevelPipeline {
+			after.Status = res.Status // a stage's or an action's status is not the run's
 		}
 	}
-	return after, true, nil
-}
-
-// redrivable reports whether run ended decisively within RedecideWithin. Its notification was
-// decided when it ended; deciding it again on the next passes sends it if every delivery of
-// the event that ended it failed after the end was recorded, since the run, now terminal, is
-// otherwise not looked at again. The claims keep it to one message. The work is bounded by
-// the runs that ended in the last hour, not by the history.
-func redrivable(run pipeline.Run, now time.Time) bool {
-	return run.Status.Decisive() && !run.EndedAt.IsZero() && now.Sub(run.EndedAt) < RedecideWithin
-}
-
-// redRuns returns, per pipeline, its newest decisive run when that run failed.
-func redRuns(runs []pipeline.Run) map[pipeline.Key]bool {
-	newest := map[string]pipeline.Run{}
-	for _, r := range runs {
-		if !r.Status.Decisive() {
-			continue
-		}
-		if have, ok := newest[r.Pipeline]; !ok || r.EndedAt.After(have.EndedAt) {
-			newest[r.Pipeline] = r
-		}
-	}
-	out := map[pipeline.Key]bool{}
-	for _, r := range newest {
-		if r.Status == pipeline.StatusFailed {
-			out[r.Key()] = true
-		}
-	}
-	return out
+	return after, nil
 }
 
 // redrive takes the notification decision of the run's ended attempt again, on the run as read.

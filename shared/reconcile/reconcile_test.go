@@ -60,8 +60,10 @@ var t1 = time.Date(2026, 11, 20, 10, 15, 5, 0, time.UTC)
 
 func newReconcileEnv(t *testing.T, cpOpts ...func(*codepipeline.Options)) *reconcileEnv {
 	t.Helper()
-	e := &reconcileEnv{cp: awsfake.NewCodePipeline(t, pipelineName), store: runstore.NewMemory(), note: &notifier{},
-		clock: harness.NewClock(t1.Add(time.Hour)), logs: &harness.LogBuffer{}}
+	clock := harness.NewClock(t1.Add(time.Hour))
+	// The store places what it records in time with the clock, as deployed (pipeline.Change).
+	e := &reconcileEnv{cp: awsfake.NewCodePipeline(t, pipelineName), store: runstore.NewMemory().WithClock(clock), note: &notifier{},
+		clock: clock, logs: &harness.LogBuffer{}}
 	e.r = &reconcile.Reconciler{
 		Runs:       e.store,
 		Executions: codepipelineapi.Reader{API: e.cp.Client(t, cpOpts...)},

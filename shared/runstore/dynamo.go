@@ -32,11 +32,16 @@ type DynamoAPI interface {
 // Table layout (docs/runs-table.md):
 //
 //	observation  pk RUN#<pipeline>#<execution>   sk EV|<element>|<state>|<attempt>
-//	             (pipeline-level ones) gsi1pk PIPELINE#<pipeline>  gsi1sk <event time>#<execution>
-//	push         pk RUN#<pipeline>#<execution>   sk PUSH  (gsi1pk/gsi1sk at the push time)
+//	             (pipeline-level ones) gsi1pk PIPELINE#<pipeline>  gsi1sk <placed at>#<execution>
+//	push         pk RUN#<pipeline>#<execution>   sk PUSH  (gsi1pk/gsi1sk placed at the push)
 //	outcome      pk PIPELINE#<pipeline>          sk OUTCOME#<ended at>#<execution>#<attempt>
 //	notification pk NOTIFY#<key>                 sk NOTIFY
 //	foreign      pk FOREIGN                      sk <pipeline ARN>  (foreign.go)
+//	checkpoint   pk RECONCILE#<pipeline>         sk CHECKPOINT  (the reconciler's, see changes.go)
+//
+// An item is placed in the index at the later of its event's time and when it was written
+// (placedAt), so that the index answers both "runs that started since T" and "runs whose
+// record changed since T", whatever the delivery delay.
 //
 // <pipeline> is the pipeline's identity (pipeline.Home): its name for the home's pipelines,
 // its ARN for another account's or region's.
@@ -81,6 +86,19 @@ func NewDynamo(db DynamoAPI, table string, clock pipeline.Clock) *Dynamo {
 
 // expiresAt is the TTL of an item written now.
 func (d *Dynamo) expiresAt() int64 { return d.clock.Now().Add(d.retention).Unix() }
+
+// placedAt is where an item about something that happened at t is placed in the index: at
+// the later of t and now (see pipeline.Change).
+func (d *Dynamo) placedAt(t time.Time) string {
+	return laterOf(t, d.clock.Now()).UTC().Format(timeLayout)
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
 
 // WithRetention sets how long items are kept (the TTL).
 func (d *Dynamo) WithRetention(r time.Duration) *Dynamo {
@@ -167,7 +185,7 @@ func (d *Dynamo) Append(ctx context.Context, ev pipeline.Event) (bool, error) {
 	if ev.Level == pipeline.LevelPipeline {
 		// Pipeline-level observations place the run in the byPipeline index.
 		item[attrGSI1PK] = &types.AttributeValueMemberS{Value: "PIPELINE#" + k.Pipeline}
-		item[attrGSI1SK] = &types.AttributeValueMemberS{Value: ev.Time.UTC().Format(timeLayout) + "#" + k.ExecutionID}
+		item[attrGSI1SK] = &types.AttributeValueMemberS{Value: d.placedAt(ev.Time) + "#" + k.ExecutionID}
 	}
 	_, err = d.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(d.table), Item: item,
@@ -257,7 +275,7 @@ func (d *Dynamo) RecordPush(ctx context.Context, k pipeline.Key, c pipeline.Comm
 		"commitAuthor": &types.AttributeValueMemberS{Value: c.Author}, "pushedAt": &types.AttributeValueMemberS{Value: c.PushedAt.UTC().Format(timeLayout)},
 		"commitUrl": &types.AttributeValueMemberS{Value: c.URL},
 		attrGSI1PK:  &types.AttributeValueMemberS{Value: "PIPELINE#" + k.Pipeline},
-		attrGSI1SK:  &types.AttributeValueMemberS{Value: c.PushedAt.UTC().Format(timeLayout) + "#" + k.ExecutionID},
+		attrGSI1SK:  &types.AttributeValueMemberS{Value: d.placedAt(c.PushedAt) + "#" + k.ExecutionID},
 		attrExpires: &types.AttributeValueMemberN{Value: strconv.FormatInt(d.expiresAt(), 10)},
 	}
 	_, err := d.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item})

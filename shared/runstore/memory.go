@@ -34,6 +34,7 @@ type Memory struct {
 	foreign   map[string]bool // pipelines of other accounts and regions (foreign.go)
 	// The table's TTL, modelled (memttl.go): zero retention, nothing expires.
 	retention time.Duration
+	checks    map[string]pipeline.Checkpoint // the reconciler's, by pipeline
 }
 
 // memRun is one run's history.
@@ -44,6 +45,9 @@ type memRun struct {
 	// exp and pushExp are the items' expiresAt (memttl.go); zero: never.
 	exp     map[string]time.Time
 	pushExp time.Time
+	// placed is where Dynamo's index has the run's latest pipeline-level observation or
+	// push: the later of its time and when it was stored (Changed).
+	placed time.Time
 }
 
 // fold returns the run's fold, computed once per change.
@@ -101,6 +105,9 @@ func (m *Memory) Append(_ context.Context, ev pipeline.Event) (bool, error) {
 	r.obs[id] = ev
 	r.exp[id] = m.expiry(m.now())
 	r.folded = nil
+	if ev.Level == pipeline.LevelPipeline {
+		r.placed = laterOf(r.placed, laterOf(ev.Time, m.now()))
+	}
 	return false, nil
 }
 
@@ -110,6 +117,7 @@ func (m *Memory) RecordPush(_ context.Context, k pipeline.Key, c pipeline.Commit
 	defer m.mu.Unlock()
 	r := m.run(k)
 	r.push, r.pushExp, r.folded = c, m.expiry(m.now()), nil
+	r.placed = laterOf(r.placed, laterOf(c.PushedAt, m.now()))
 	return nil
 }
 

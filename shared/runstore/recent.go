@@ -14,9 +14,10 @@ import (
 )
 
 // ListSince returns the pipeline's runs that started at or after since, newest first: one
-// Query of the byPipeline index (gsi1sk >= since), read page by page. A run is placed by its
-// start (the pipeline's STARTED event, else its first event, else the push that started it),
-// so a run whose events were all lost but whose push was recorded is listed too.
+// Query of the byPipeline index (gsi1sk >= since), read page by page. Index items are placed
+// no earlier than the event they record (see pipeline.Change), so every run whose STARTED
+// event or push happened at or after since is found, a run whose events were all lost but
+// whose push was recorded too.
 func (d *Dynamo) ListSince(ctx context.Context, pipelineName string, since time.Time) ([]pipeline.Run, error) {
 	p := dynamodb.NewQueryPaginator(d.db, &dynamodb.QueryInput{
 		TableName:              aws.String(d.table),
@@ -48,7 +49,19 @@ func (d *Dynamo) ListSince(ctx context.Context, pipelineName string, since time.
 			kept = append(kept, r)
 		}
 	}
+	// The index orders by placement, which a late delivery moves: newest start first.
+	sortNewestFirst(kept)
 	return kept, nil
+}
+
+func sortNewestFirst(runs []pipeline.Run) {
+	sort.Slice(runs, func(i, j int) bool {
+		a, b := runs[i].Began(), runs[j].Began()
+		if !a.Equal(b) {
+			return a.After(b)
+		}
+		return runs[i].ExecutionID > runs[j].ExecutionID
+	})
 }
 
 // ListSince returns the pipeline's runs that started at or after since, newest first.
@@ -61,12 +74,6 @@ func (m *Memory) ListSince(_ context.Context, pipelineName string, since time.Ti
 			runs = append(runs, r)
 		}
 	}
-	sort.Slice(runs, func(i, j int) bool {
-		a, b := runs[i].Began(), runs[j].Began()
-		if !a.Equal(b) {
-			return a.After(b)
-		}
-		return runs[i].ExecutionID > runs[j].ExecutionID
-	})
+	sortNewestFirst(runs)
 	return runs, nil
 }

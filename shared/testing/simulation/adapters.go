@@ -186,6 +186,24 @@ func (s *store) ForeignPipelines(ctx context.Context) ([]string, error) {
 	return s.m.ForeignPipelines(ctx)
 }
 
+func (s *store) Changed(ctx context.Context, p string, since time.Time) ([]pipeline.Change, error) {
+	if err := s.read(ctx, "Changed", p); err != nil {
+		return nil, err
+	}
+	return s.m.Changed(ctx, p, since)
+}
+
+func (s *store) Checkpoint(ctx context.Context, p string) (pipeline.Checkpoint, error) {
+	if err := s.read(ctx, "Checkpoint", p); err != nil {
+		return pipeline.Checkpoint{}, err
+	}
+	return s.m.Checkpoint(ctx, p)
+}
+
+func (s *store) SaveCheckpoint(ctx context.Context, p string, cp pipeline.Checkpoint) error {
+	return s.write(ctx, "", "SaveCheckpoint", p, func() error { return s.m.SaveCheckpoint(ctx, p, cp) })
+}
+
 func (s *store) Requeue(ctx context.Context, cutoff, now time.Time) (n int, err error) {
 	err = s.write(ctx, "", "Requeue", "pending", func() (err error) {
 		n, err = s.m.Requeue(ctx, cutoff, now)
@@ -249,10 +267,33 @@ func (c *codePipeline) Execution(ctx context.Context, k pipeline.Key) (pipeline.
 		return pipeline.ExecutionView{}, errFault{k}
 	}
 	e, ok := c.execs[k.ExecutionID]
-	if !ok {
+	if !ok || e.Pipe.Foreign() || e.Pipe.Name != k.Pipeline {
+		// CodePipeline answers for its own account and region, and for the pipeline asked.
 		return pipeline.ExecutionView{}, fmt.Errorf("execution %s: %w", k.ExecutionID, pipeline.ErrNotFound)
 	}
 	return e.view(c.clock.Now()), nil
+}
+
+// Started is ListPipelineExecutions: the pipeline's executions that had started by now, and
+// at or after since, latest first.
+func (c *codePipeline) Started(ctx context.Context, name string, since time.Time) ([]pipeline.ExecutionSummary, error) {
+	if k := c.in.decide("ListPipelineExecutions", name, readFaults...); k != "" {
+		return nil, errFault{k}
+	}
+	now := c.clock.Now()
+	var out []pipeline.ExecutionSummary
+	for _, e := range c.execs {
+		if !e.Pipe.Foreign() && e.Pipe.Name == name && !e.Start.After(now) && !e.Start.Before(since) {
+			out = append(out, pipeline.ExecutionSummary{ExecutionID: e.ID, State: e.view(now).State, StartTime: e.Start})
+		}
+	}
+	slices.SortFunc(out, func(a, b pipeline.ExecutionSummary) int {
+		if c := b.StartTime.Compare(a.StartTime); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ExecutionID, a.ExecutionID)
+	})
+	return out, nil
 }
 
 // Start is StartPipelineExecution: the execution of the commit, the same for every token.

@@ -293,7 +293,8 @@ func (s *sim) wire() {
 		s.pushes[p.Name] = h
 		s.redrives[pipeKey(p)] = &pushstart.Redrive{Pushes: h, Branches: branches{in: s.in, w: s.w, pipe: p, clock: s.clock},
 			Executions: pipeLister{cp: s.cp, pipe: p, clock: s.clock}, Region: p.Region, Workers: 1}
-		s.recs[p.Name] = &reconcile.Reconciler{Runs: s.st, Executions: s.cp, Recorder: rec, Log: log, Clock: s.clock, PipelineName: p.Name, Requeue: s.st.Requeue}
+		s.recs[p.Name] = &reconcile.Reconciler{Runs: s.st, Executions: s.cp, Discover: s.cp, Recorder: rec, Log: log, Clock: s.clock,
+			PipelineName: p.Name, Requeue: s.st.Requeue}
 	}
 }
 

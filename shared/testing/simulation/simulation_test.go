@@ -7,9 +7,7 @@ import (
 
 // knownOpen lists the seeds that still break an invariant, each with the reason, so that the
 // suite stays a regression test while they are worked on (docs/simulation.md, "Open").
-var knownOpen = map[uint64]string{
-	20: "a run whose events were lost, settled by the reconciler more than RedecideWithin after it ended, whose decision failed in that pass (AddOutcome timed out) and whose next pass could not list the runs: it is never decided again, the window counting from its end, not from when it was learnt",
-}
+var knownOpen = map[uint64]string{}
 
 // simFeatures are the parts of the world the suite generates: all of them (SuiteFeatures).
 var simFeatures = SuiteFeatures
