@@ -473,9 +473,15 @@ func (f *CodePipeline) listActionExecutions(body []byte) (any, *Error) {
 			}
 		}
 	}
+	return page(all, limit, in.NextToken, scope, "actionExecutionDetails")
+}
+
+// page answers one page of a List call: limit items of all from where token left off, under
+// field, with the token of the next page when there is one.
+func page[T any](all []T, limit int, token, scope, field string) (any, *Error) {
 	start := 0
-	if in.NextToken != "" {
-		rest, ok := strings.CutPrefix(in.NextToken, "fake|"+scope+"|")
+	if token != "" {
+		rest, ok := strings.CutPrefix(token, "fake|"+scope+"|")
 		n, err := strconv.Atoi(rest)
 		if !ok || err != nil || n <= 0 || n > len(all) {
 			return nil, clientError("InvalidNextTokenException", "The next token was specified in an invalid format. Make sure that the next token you provide is the token returned by a previous call.")
@@ -483,7 +489,7 @@ func (f *CodePipeline) listActionExecutions(body []byte) (any, *Error) {
 		start = n
 	}
 	end := min(start+limit, len(all))
-	out := map[string]any{"actionExecutionDetails": all[start:end]}
+	out := map[string]any{field: all[start:end]}
 	if end < len(all) {
 		out["nextToken"] = "fake|" + scope + "|" + strconv.Itoa(end)
 	}
@@ -552,20 +558,5 @@ func (f *CodePipeline) listPipelineExecutions(body []byte) (any, *Error) {
 		}
 		all = append(all, w)
 	}
-	scope := "executions/" + in.PipelineName
-	start := 0
-	if in.NextToken != "" {
-		rest, ok := strings.CutPrefix(in.NextToken, "fake|"+scope+"|")
-		n, err := strconv.Atoi(rest)
-		if !ok || err != nil || n <= 0 || n > len(all) {
-			return nil, clientError("InvalidNextTokenException", "The next token was specified in an invalid format. Make sure that the next token you provide is the token returned by a previous call.")
-		}
-		start = n
-	}
-	end := min(start+limit, len(all))
-	out := map[string]any{"pipelineExecutionSummaries": all[start:end]}
-	if end < len(all) {
-		out["nextToken"] = "fake|" + scope + "|" + strconv.Itoa(end)
-	}
-	return out, nil
+	return page(all, limit, in.NextToken, "executions/"+in.PipelineName, "pipelineExecutionSummaries")
 }
