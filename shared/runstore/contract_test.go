@@ -192,7 +192,9 @@ func TestContractShuffledReplayOfTenThousandEvents(t *testing.T) {
 	mem := replay(t, NewMemory(), part)
 	dyn := replayConcurrently(t, newDynamo(t), part, 8)
 	assert.Equal(t, mem.Runs, dyn.Runs, "memory and DynamoDB differ on the same delivery")
-	assert.ElementsMatch(t, keys(mem.Notes), keys(dyn.Notes))
+	// Concurrent deliveries learn the runs in another order than one goroutine does: a
+	// recovery may name another success of its streak.
+	assert.ElementsMatch(t, streaks(mem.Notes), streaks(dyn.Notes))
 	t.Logf("DynamoDB: %d events, %d runs, %d notifications", len(part), len(dyn.Runs), len(dyn.Notes))
 	t.Logf("%d events, %d runs, %d notifications", len(events), len(inOrder.Runs), len(inOrder.Notes))
 }
