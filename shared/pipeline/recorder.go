@@ -205,7 +205,7 @@ func (r *Recorder) Handle(ctx context.Context, ev Event) (Result, error) {
 	// Decisions are taken for every event that ends an attempt, duplicates included: a
 	// delivery that crashed after recording but before dispatching is healed by its retry,
 	// and the claims keep the message single.
-	decided, sent, err := r.decide(ctx, run, max(ev.Attempt, 1))
+	decided, sent, err := r.decide(ctx, run, max(ev.Attempt, 1), false)
 	res.Sent = sent
 	if r.ended != nil {
 		for _, o := range ended {
@@ -226,17 +226,26 @@ func (r *Recorder) Handle(ctx context.Context, ev Event) (Result, error) {
 // runs it settled, in case a pass failed to dispatch. It returns the notifications that this
 // call dispatched.
 func (r *Recorder) Decide(ctx context.Context, run Run, attempt int) ([]Notification, error) {
-	_, sent, err := r.decide(ctx, run, attempt)
+	_, sent, err := r.decide(ctx, run, attempt, false)
+	return sent, err
+}
+
+// DecideAsKnown is Decide for a run nobody can learn more of (a pipeline of another account or
+// region, which CodePipeline here cannot be asked about): a FAILED in Source whose trigger and
+// error stay unknown is told as a failure instead of waiting for what would tell "push to
+// start". A failure must not go unreported for want of a fact that will never come.
+func (r *Recorder) DecideAsKnown(ctx context.Context, run Run, attempt int) ([]Notification, error) {
+	_, sent, err := r.decide(ctx, run, attempt, true)
 	return sent, err
 }
 
 // decide returns what the decision called for and what this call dispatched of it.
-func (r *Recorder) decide(ctx context.Context, run Run, attempt int) (decided, sent []Notification, err error) {
+func (r *Recorder) decide(ctx context.Context, run Run, attempt int, asKnown bool) (decided, sent []Notification, err error) {
 	o, ok := run.OutcomeOf(attempt)
 	if !ok || Silent(o) {
 		return nil, nil, nil
 	}
-	if o.Status == StatusFailed && o.Trigger == (Trigger{}) && onlySourceStage(run) && run.Failure().Action == "" {
+	if !asKnown && o.Status == StatusFailed && o.Trigger == (Trigger{}) && onlySourceStage(run) && run.Failure().Action == "" {
 		// Neither what started the run nor the Source action's error is known yet (the
 		// FAILED event came first): whether it is a failure or the empty repository's "push
 		// to start" waits for the reconciler's next pass, which decides again every run that

@@ -224,7 +224,11 @@ func (r *Reconciler) redrive(ctx context.Context, run pipeline.Run, ask bool) er
 	// Every ended attempt: a retried run's first failure is decided on its own.
 	var errs []error
 	for _, o := range run.Outcomes {
-		if _, err := r.Recorder.Decide(ctx, run, o.Attempt); err != nil {
+		decide := r.Recorder.Decide
+		if !ask {
+			decide = r.Recorder.DecideAsKnown // CodePipeline cannot be asked: nothing more will come
+		}
+		if _, err := decide(ctx, run, o.Attempt); err != nil {
 			errs = append(errs, err)
 		}
 	}

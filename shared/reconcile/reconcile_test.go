@@ -441,3 +441,26 @@ func TestReconcilerDoesNotAskAboutAForeignPipeline(t *testing.T) {
 		t.Errorf("log lines about foreign runs = %v, want one per pass, counting them", lines)
 	}
 }
+
+// Simulation seed 6081: a foreign pipeline's FAILED event with neither trigger nor anything of
+// its stages (a FAILED in Source as far as anyone knows) waits, on the hot path, for the
+// reconciler to ask CodePipeline whether it was an empty repository's "push to start". Nobody
+// can ask about a pipeline of another account: the reconciler tells it as the failure it is.
+func TestForeignFailureWithUnknownTriggerIsToldByThePass(t *testing.T) {
+	e := newReconcileEnv(t)
+	foreign := "arn:aws:codepipeline:us-east-1:222222222222:" + pipelineName
+	e.r.PipelineName = foreign
+	ev := pipeline.Event{ID: "lost-p-failed", Time: t1.Add(50 * time.Minute), Level: pipeline.LevelPipeline, Pipeline: foreign,
+		ExecutionID: execLost, State: pipeline.StateFailed, Attempt: 1}
+	if _, err := e.r.Recorder.Handle(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if sent := e.note.Sent(); len(sent) != 0 {
+		t.Fatalf("the hot path sent %+v; want the decision left to the pass", sent)
+	}
+	e.pass(t)
+	sent := e.note.Sent()
+	if len(sent) != 1 || sent[0].Type != pipeline.NotifyFailed || sent[0].ExecutionID != execLost {
+		t.Errorf("sent = %+v, want the foreign failure", sent)
+	}
+}
