@@ -100,6 +100,18 @@ func gitDate(t time.Time) string {
 	return fmt.Sprintf("%d %s", t.Unix(), t.Format("-0700"))
 }
 
+// repositoryNameError is CodeCommit's refusal of a missing or malformed repository name, nil
+// for a valid one.
+func repositoryNameError(name string) *Error {
+	switch {
+	case name == "":
+		return clientError("RepositoryNameRequiredException", "A repository name is required, but was not specified.")
+	case !repositoryNamePattern.MatchString(name) || strings.HasSuffix(name, ".git"):
+		return clientError("InvalidRepositoryNameException", "The repository name is not valid: %s", name)
+	}
+	return nil
+}
+
 func (f *CodeCommit) getCommit(body []byte) (any, *Error) {
 	var in struct {
 		RepositoryName string `json:"repositoryName"`
@@ -108,11 +120,10 @@ func (f *CodeCommit) getCommit(body []byte) (any, *Error) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
+	if err := repositoryNameError(in.RepositoryName); err != nil {
+		return nil, err
+	}
 	switch {
-	case in.RepositoryName == "":
-		return nil, clientError("RepositoryNameRequiredException", "A repository name is required, but was not specified.")
-	case !repositoryNamePattern.MatchString(in.RepositoryName) || strings.HasSuffix(in.RepositoryName, ".git"):
-		return nil, clientError("InvalidRepositoryNameException", "The repository name is not valid: %s", in.RepositoryName)
 	case in.CommitID == "":
 		return nil, clientError("CommitIdRequiredException", "A commit ID is required, but was not specified.")
 	case !commitIDPattern.MatchString(in.CommitID):
@@ -153,11 +164,10 @@ func (f *CodeCommit) getBranch(body []byte) (any, *Error) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
+	if err := repositoryNameError(in.RepositoryName); err != nil {
+		return nil, err
+	}
 	switch {
-	case in.RepositoryName == "":
-		return nil, clientError("RepositoryNameRequiredException", "A repository name is required, but was not specified.")
-	case !repositoryNamePattern.MatchString(in.RepositoryName) || strings.HasSuffix(in.RepositoryName, ".git"):
-		return nil, clientError("InvalidRepositoryNameException", "The repository name is not valid: %s", in.RepositoryName)
 	case in.BranchName == "":
 		return nil, clientError("BranchNameRequiredException", "A branch name is required, but was not specified.")
 	case len(in.BranchName) > 256:
