@@ -95,6 +95,9 @@ func (s *store) AddOutcome(ctx context.Context, o pipeline.Outcome, now time.Tim
 func (s *store) Recover(ctx context.Context, streak []pipeline.Outcome, by string, now time.Time) (ok bool, err error) {
 	err = s.write(ctx, "", "Recover", by, func() (err error) {
 		ok, err = s.m.Recover(ctx, streak, by, now)
+		if ok {
+			s.rcv.hold(by, streak[len(streak)-1])
+		}
 		return err
 	})
 	return ok, err
@@ -411,11 +414,24 @@ type receiver struct {
 	got       map[string]map[string]int  // channel → notification key → deliveries
 	ambiguous map[string]map[string]bool // channel → key → an earlier delivery's answer was lost
 	tries     map[string]int             // channel|key → attempts
+	holds     map[string]string          // recovering execution → the failed attempt whose recovery it holds
 }
 
 func newReceiver() *receiver {
-	return &receiver{got: map[string]map[string]int{}, ambiguous: map[string]map[string]bool{}, tries: map[string]int{}}
+	return &receiver{got: map[string]map[string]int{}, ambiguous: map[string]map[string]bool{}, tries: map[string]int{}, holds: map[string]string{}}
 }
+
+// hold records that the success by holds the recovery of the streak ending in failure f, as
+// the store's pointer does (runstore's RECOVERER#<execution>): the store moves it when a
+// failure learnt later changes by's streak.
+func (r *receiver) hold(by string, f pipeline.Outcome) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.holds[by] = failureKey(f.ExecutionID, f.Attempt)
+}
+
+// failureKey names one failed attempt.
+func failureKey(exec string, attempt int) string { return exec + "#" + strconv.Itoa(attempt) }
 
 func (r *receiver) land(channel, key string, lost bool) {
 	r.mu.Lock()

@@ -131,7 +131,7 @@ type sim struct {
 	shardRetries  int
 	notifierAt    *task
 	notifierCalls map[string]int
-	greens        map[string]string       // recovered#<execution> → the green streak it belongs to
+	reds          map[string]string       // failed attempt (failureKey) → the red→green streak it belongs to
 	known         map[string]bool         // executions the store knew before TTL deleted them
 	knew          map[string]pipeline.Run // their records as they stood then
 	report        Report
@@ -163,7 +163,7 @@ func Run(seed uint64, opt Options) Report {
 	}
 	w := Generate(seed, opt.Features)
 	s := &sim{w: w, opt: opt, clock: &clock{}, in: newInjector(seed, opt.FaultRate, opt.Schedule), rcv: newReceiver(),
-		notifierCalls: map[string]int{}, greens: map[string]string{}, known: map[string]bool{}, knew: map[string]pipeline.Run{}, pushes: map[string]*pushstart.Pushes{}, recs: map[string]*reconcile.Reconciler{},
+		notifierCalls: map[string]int{}, reds: map[string]string{}, known: map[string]bool{}, knew: map[string]pipeline.Run{}, pushes: map[string]*pushstart.Pushes{}, recs: map[string]*reconcile.Reconciler{},
 		redrives: map[string]*pushstart.Redrive{}}
 	s.report = Report{Seed: seed, Runs: len(w.Execs)}
 	s.wire()
@@ -498,20 +498,23 @@ func (s *sim) truth(runs map[string]pipeline.Run, known map[string]bool) (want m
 		slices.SortStableFunc(list, func(a, b dec) int {
 			return pipeline.CompareOutcomes(outcomeOf(a.e, a.at), outcomeOf(b.e, b.at))
 		})
-		// One recovery per red→green: any success of the green streak may tell it (the
-		// first when outcomes are learnt in order).
-		streak := ""
-		for i := 1; i < len(list); i++ {
-			switch {
-			case list[i].at.Status == pipeline.StatusFailed:
-				streak = ""
-			case list[i-1].at.Status == pipeline.StatusFailed:
-				streak = "streak:" + list[i].e.ID
-				want[streak] = "red to green"
-				s.greens[string(pipeline.NotifyRecovered)+"#"+list[i].e.ID] = streak
-			case streak != "":
-				s.greens[string(pipeline.NotifyRecovered)+"#"+list[i].e.ID] = streak
+		// One recovery per red→green, counted by the failure its sender holds the recovery of
+		// (the store's guard is on the newest failure the sender knew): any success of the
+		// green streak may tell it, and which one depends on the order runs are learnt in.
+		var red []string
+		for _, d := range list {
+			if d.at.Status == pipeline.StatusFailed {
+				red = append(red, failureKey(d.e.ID, d.at.N))
+				continue
 			}
+			if len(red) > 0 {
+				streak := "streak:" + d.e.ID
+				want[streak] = "red to green"
+				for _, f := range red {
+					s.reds[f] = streak
+				}
+			}
+			red = nil
 		}
 	}
 	return want, silent
@@ -545,9 +548,10 @@ func (s *sim) check() {
 		got, ambiguous := map[string]int{}, map[string]bool{}
 		for orig, n := range s.rcv.got[ch] {
 			k := orig
-			exec := orig
-			if g, ok := s.greens[exec]; ok {
-				k = g
+			if by, ok := strings.CutPrefix(orig, string(pipeline.NotifyRecovered)+"#"); ok {
+				if g, ok := s.reds[s.rcv.holds[by]]; ok {
+					k = g
+				}
 			}
 			got[k] += n
 			ambiguous[k] = ambiguous[k] || s.rcv.ambiguous[ch][orig]
