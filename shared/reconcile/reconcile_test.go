@@ -464,3 +464,34 @@ func TestForeignFailureWithUnknownTriggerIsToldByThePass(t *testing.T) {
 		t.Errorf("sent = %+v, want the foreign failure", sent)
 	}
 }
+
+// Simulation seed 3236: a foreign run's attempt 1 FAILED with no trigger (the hot path leaves
+// its decision to the pass), then a stage retry RESUMED it, and nothing more of it arrived. The
+// run is in progress again, and nobody can ask CodePipeline when the retry ends: the pass still
+// tells the attempt that failed.
+func TestForeignFailureRetriedSinceIsToldByThePass(t *testing.T) {
+	e := newReconcileEnv(t)
+	foreign := "arn:aws:codepipeline:us-east-1:222222222222:" + pipelineName
+	e.r.PipelineName = foreign
+	for _, ev := range []pipeline.Event{
+		{ID: "lost-p-failed", Time: t1.Add(50 * time.Minute), Level: pipeline.LevelPipeline, Pipeline: foreign,
+			ExecutionID: execLost, State: pipeline.StateFailed, Attempt: 1},
+		{ID: "lost-p-resumed", Time: t1.Add(51 * time.Minute), Level: pipeline.LevelPipeline, Pipeline: foreign,
+			ExecutionID: execLost, State: pipeline.StateResumed, Attempt: 2, Trigger: pipeline.Trigger{Type: "StartPipelineExecution"}},
+	} {
+		if _, err := e.r.Recorder.Handle(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sent := e.note.Sent(); len(sent) != 0 {
+		t.Fatalf("the hot path sent %+v; want the decision left to the pass", sent)
+	}
+	e.pass(t)
+	sent := e.note.Sent()
+	if len(sent) != 1 || sent[0].Type != pipeline.NotifyFailed || sent[0].ExecutionID != execLost || sent[0].Attempt != 1 {
+		t.Errorf("sent = %+v, want the foreign run's attempt-1 failure", sent)
+	}
+	if n := e.cp.Calls(awsfake.OpGetPipelineExecution) + e.cp.Calls(awsfake.OpListActionExecutions); n != 0 {
+		t.Errorf("CodePipeline asked %d times about a pipeline of another account", n)
+	}
+}

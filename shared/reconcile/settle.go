@@ -181,9 +181,15 @@ func (r *Reconciler) settle(ctx context.Context, now time.Time, resp *ReconcileR
 		case t.loaded && t.run.Status == pipeline.StatusFailed, !t.loaded && t.failed != nil:
 			t.recheck = true
 		}
-		t.redrive = t.loaded && t.run.Status.Decisive() && !t.changed.Before(now.Add(-RedecideWithin))
+		recent := !t.changed.Before(now.Add(-RedecideWithin))
+		t.redrive = t.loaded && t.run.Status.Decisive() && recent
 		if foreign {
 			t.check, t.recheck = false, false
+			// A run that a stage retry resumed is in progress again, and no pass may ask
+			// CodePipeline when the retry ends: the attempts that ended are decided again
+			// all the same (seed 3236: attempt 1's FAILED came without its trigger, so the
+			// hot path left its decision to the pass).
+			t.redrive = t.redrive || t.loaded && len(t.run.Outcomes) > 0 && recent
 			if t.loaded {
 				resp.Foreign++
 			}
