@@ -73,7 +73,9 @@ const (
 	// recheck cheap is CodePipeline's rule that a stage can no longer be retried in a run once
 	// it has failed in a later run (RetryStageExecution's NotLatestPipelineExecutionException,
 	// https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_RetryStageExecution.html):
-	// at most one failed run per stage is rechecked.
+	// at most one failed run per stage is rechecked, besides an earlier one that a later
+	// failure has just frozen, asked until CodePipeline answers once (it may have retried it
+	// before, seed 34545).
 	DefaultRecheckFailedWithin = DefaultLookback
 	// ChangeOverlap: a pass reads the changes placed since the last pass began, less this
 	// much, so that a write stamped just before that time but visible in the index only after

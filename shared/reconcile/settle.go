@@ -49,6 +49,8 @@ type tracked struct {
 	check   bool // an open run to compare with CodePipeline
 	recheck bool // a failed run to ask CodePipeline about
 	redrive bool // a decisive run whose end was recorded within RedecideWithin
+	// answered: what CodePipeline said of it this pass is in the record (or told nothing new).
+	answered bool
 }
 
 // began is when the run began, as read or as the checkpoint remembers.
@@ -79,8 +81,12 @@ func (r *Reconciler) settle(ctx context.Context, now time.Time, resp *ReconcileR
 		return nil, fmt.Errorf("read checkpoint of %s: %w", r.PipelineName, err)
 	}
 	from := horizon
+	// since: a run whose record changed after it may have failed unseen by the last pass.
+	// The first pass has no last pass: it asks only the runs CodePipeline may still retry.
+	since := now
 	if !first {
 		from = later(horizon, earlier(cp.At.Add(-ChangeOverlap), now.Add(-RedecideWithin)))
+		since = cp.At.Add(-ChangeOverlap)
 	}
 	changes, err := r.Runs.Changed(ctx, r.PipelineName, from)
 	if err != nil {
@@ -200,7 +206,7 @@ func (r *Reconciler) settle(ctx context.Context, now time.Time, resp *ReconcileR
 		r.Log.InfoContext(ctx, "runs of a pipeline in another account or region: not compared with CodePipeline, their decisions taken again",
 			"pipeline", r.PipelineName, "runs", resp.Foreign)
 	}
-	keepRetryable(all, now.Add(-recheckWithin))
+	keepRetryable(all, now.Add(-recheckWithin), since)
 	newestFirst() // as runs were always listed, and asked about
 
 	// Ask CodePipeline, newest first.
@@ -232,6 +238,7 @@ func (r *Reconciler) settle(ctx context.Context, now time.Time, resp *ReconcileR
 				errs = append(errs, err)
 				continue
 			}
+			t.answered = true
 		}
 		if t.redrive {
 			if err := r.redrive(ctx, t.run, !foreign); err != nil {
@@ -250,7 +257,8 @@ func (r *Reconciler) settle(ctx context.Context, now time.Time, resp *ReconcileR
 				next.Open = append(next.Open, w)
 			}
 		}
-		next.Failed = retryable(all, now.Add(-recheckWithin))
+		// A run a later failure froze stays until CodePipeline answered about it.
+		next.Failed = retryable(all, now.Add(-recheckWithin), func(t *tracked) bool { return t.recheck && !t.answered })
 		if err := r.Runs.SaveCheckpoint(ctx, r.PipelineName, next); err != nil {
 			r.Log.ErrorContext(ctx, "checkpoint not saved", "pipeline", r.PipelineName, "error", err.Error())
 			errs = append(errs, err)
@@ -350,10 +358,16 @@ func endOf(t *tracked) time.Time {
 // keepRetryable narrows the failed runs to ask about to those CodePipeline may still retry:
 // failed since cutoff, and, per stage they failed in, the run that began last (a stage that
 // failed in a later run cannot be retried in an earlier one). A run whose failing stage is
-// not known yet is kept.
-func keepRetryable(all []*tracked, cutoff time.Time) {
+// not known yet is kept. So is an earlier run that the last pass watched (it was the latest
+// in its stage, open, or still unanswered) or that may have failed since: a later failure
+// freezes it, but CodePipeline may have retried it before, its events lost (seed 34545).
+// Asked once after that failure, it is let go.
+func keepRetryable(all []*tracked, cutoff, since time.Time) {
 	kept := map[string]bool{}
-	for _, w := range retryable(all, cutoff) {
+	look := func(t *tracked) bool {
+		return t.failed != nil || t.open != nil || !t.changed.IsZero() && !t.changed.Before(since)
+	}
+	for _, w := range retryable(all, cutoff, look) {
 		kept[w.ExecutionID] = true
 	}
 	for _, t := range all {
@@ -364,26 +378,33 @@ func keepRetryable(all []*tracked, cutoff time.Time) {
 }
 
 // retryable returns the failed runs (as this pass leaves them) that CodePipeline may still
-// retry: see keepRetryable.
-func retryable(all []*tracked, cutoff time.Time) []pipeline.Watch {
+// retry, and the earlier ones of their stages that still need a look: see keepRetryable.
+func retryable(all []*tracked, cutoff time.Time, look func(*tracked) bool) []pipeline.Watch {
 	latest := map[string]pipeline.Watch{}
-	var unknown []pipeline.Watch
+	var out, earlier []pipeline.Watch
 	for _, t := range all {
 		w, ok := failedWatch(t)
 		if !ok || w.Ended.Before(cutoff) {
 			continue
 		}
 		if w.Stage == "" {
-			unknown = append(unknown, w)
+			out = append(out, w)
 			continue
 		}
 		if have, ok := latest[w.Stage]; !ok || w.Began.After(have.Began) || w.Began.Equal(have.Began) && w.ExecutionID > have.ExecutionID {
 			latest[w.Stage] = w
 		}
+		if look(t) {
+			earlier = append(earlier, w)
+		}
 	}
-	out := unknown
 	for _, w := range latest {
 		out = append(out, w)
+	}
+	for _, w := range earlier {
+		if latest[w.Stage].ExecutionID != w.ExecutionID {
+			out = append(out, w)
+		}
 	}
 	slices.SortFunc(out, func(a, b pipeline.Watch) int { return strings.Compare(a.ExecutionID, b.ExecutionID) })
 	return out

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
 	"github.com/aws/aws-sdk-go-v2/service/codepipeline/types"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/awsfake"
@@ -131,6 +132,47 @@ func TestReconcilerRechecksOneFailedRunPerStage(t *testing.T) {
 	e.pass(t)
 	if n := e.cp.Calls(awsfake.OpGetPipelineExecution) - before; n != 0 {
 		t.Errorf("nine days later %d executions asked about, want 0", n)
+	}
+}
+
+// Seed 34545: a run failed in a stage and was retried green, the retry's events lost; then a
+// later run failed in the same stage. CodePipeline can no longer retry the first run
+// (NotLatestPipelineExecutionException), but it may have retried it before, unseen: the
+// reconciler asks about it once after the later failure, and on every pass until it gets an
+// answer, before letting it go.
+func TestReconcilerRechecksAFailedRunAfterALaterRunFailedInItsStage(t *testing.T) {
+	e := newReconcileEnv(t, func(o *codepipeline.Options) { o.RetryMaxAttempts = 1 })
+	e.handle(t, failedRun(execA, t1)...)
+	e.cp.SetExecution(awsfake.Execution{Pipeline: pipelineName, ID: execA, Status: types.PipelineExecutionStatusFailed})
+	e.cp.SetActionExecutions(execA, failedInBuild(t1)...)
+	e.clock.Set(t1.Add(5 * time.Minute))
+	e.pass(t) // A is the latest run failed in BuildAndTest: still FAILED
+
+	// A's build is retried green by t1+9m; then B fails in BuildAndTest at t1+14m.
+	e.cp.SetExecution(awsfake.Execution{Pipeline: pipelineName, ID: execA, Status: types.PipelineExecutionStatusSucceeded})
+	e.cp.SetActionExecutions(execA, succeededView(t1, true)...)
+	b := t1.Add(10 * time.Minute)
+	e.handle(t, failedRun(execB, b)...)
+	e.cp.SetExecution(awsfake.Execution{Pipeline: pipelineName, ID: execB, Status: types.PipelineExecutionStatusFailed})
+	e.cp.SetActionExecutions(execB, failedInBuild(b)...)
+
+	// The next pass's looks fail (B's, then A's): nothing is learnt.
+	e.cp.FailNext(awsfake.OpGetPipelineExecution, awsfake.Throttling, 2)
+	e.clock.Set(t1.Add(15 * time.Minute))
+	if _, err := e.r.Handle(context.Background(), []byte(`{}`)); err == nil {
+		t.Fatal("Handle = nil error; want the throttled looks reported")
+	}
+	// The pass after asks about A again, though B is the latest run failed in its stage.
+	e.clock.Set(t1.Add(25 * time.Minute))
+	resp, err := e.r.Handle(context.Background(), []byte(`{}`))
+	if run := e.run(t, execA); run.Status != pipeline.StatusSucceeded || run.Attempt != 2 {
+		t.Fatalf("run A = %s (attempt %d), want SUCCEEDED in attempt 2: retried before B failed in the same stage (pass %+v, %v)", run.Status, run.Attempt, resp, err)
+	}
+	if err != nil {
+		t.Errorf("Handle: %v", err)
+	}
+	if got := sentKeys(e.note.Sent()); !slices.Equal(got, []string{"failed#" + execA, "failed#" + execB, "recovered#" + execA}) {
+		t.Errorf("sent %v: want both failures and A's recovery", got)
 	}
 }
 
