@@ -63,6 +63,14 @@ const (
 	// if the pass that settled it failed to decide (seeds 381, 3558, 4544). The claims keep
 	// the message single.
 	RedecideWithin = time.Hour
+	// DecideAsKnownAfter is how long a pipeline of another account or region, which
+	// CodePipeline here cannot be asked about, keeps a FAILED whose trigger and Source error
+	// are unknown undecided after its record last changed: EventBridge can still deliver the
+	// Source action's event that would tell a "push to start" (late, or retried after a failed
+	// invocation). Past it, the passes left in RedecideWithin tell the failure
+	// (Recorder.DecideAsKnown); deciding sooner told a failure and then, when the late event
+	// came, a "push to start" as well.
+	DecideAsKnownAfter = 20 * time.Minute
 	// DefaultRecheckFailedWithin bounds how long after a run failed the reconciler still asks
 	// CodePipeline whether a stage retry turned it green while its events were lost (issue 9,
 	// defect 12). CodePipeline sets no time limit on retrying a failed stage by hand, and an
@@ -208,8 +216,9 @@ func (r *Reconciler) fold(ctx context.Context, run pipeline.Run, view pipeline.E
 // redrive takes the notification decision of the run's ended attempt again, on the run as read.
 // A run that ended in attempt n > 1 without the outcomes of the earlier attempts (their events
 // were lost) is first compared with CodePipeline, whose action executions tell the failures
-// that the stage retries followed, when ask is true (the home's pipelines).
-func (r *Reconciler) redrive(ctx context.Context, run pipeline.Run, ask bool) error {
+// that the stage retries followed, when ask is true (the home's pipelines). When asKnown is
+// true, what the record cannot tell is decided as it stands (Recorder.DecideAsKnown).
+func (r *Reconciler) redrive(ctx context.Context, run pipeline.Run, ask, asKnown bool) error {
 	unknown := run.Status == pipeline.StatusFailed && run.Trigger == (pipeline.Trigger{}) && run.Failure().Action == ""
 	for k := 1; ask && (k < run.Attempt || unknown && k == 1); k++ {
 		if _, ok := run.OutcomeOf(k); !ok || unknown {
@@ -227,7 +236,7 @@ func (r *Reconciler) redrive(ctx context.Context, run pipeline.Run, ask bool) er
 	var errs []error
 	for _, o := range run.Outcomes {
 		decide := r.Recorder.Decide
-		if !ask {
+		if asKnown {
 			decide = r.Recorder.DecideAsKnown // CodePipeline cannot be asked: nothing more will come
 		}
 		if _, err := decide(ctx, run, o.Attempt); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -459,9 +460,44 @@ func TestForeignFailureWithUnknownTriggerIsToldByThePass(t *testing.T) {
 		t.Fatalf("the hot path sent %+v; want the decision left to the pass", sent)
 	}
 	e.pass(t)
+	if sent := e.note.Sent(); len(sent) != 0 {
+		t.Fatalf("the pass right after the FAILED sent %+v; want it to wait DecideAsKnownAfter for a late Source event", sent)
+	}
+	e.clock.Set(e.clock.Now().Add(reconcile.DecideAsKnownAfter))
+	e.pass(t)
 	sent := e.note.Sent()
 	if len(sent) != 1 || sent[0].Type != pipeline.NotifyFailed || sent[0].ExecutionID != execLost {
 		t.Errorf("sent = %+v, want the foreign failure", sent)
+	}
+}
+
+// Simulation seed 34544: a foreign pipeline's first run on an empty repository whose FAILED
+// came with neither trigger nor stages, and whose Source action event came late. A pass that
+// told the failure at once would have told a failure and then, with the late event, a "push
+// to start": the pass waits DecideAsKnownAfter after the record last changed.
+func TestForeignSourceEventLaterThanAPassIsStillPushToStart(t *testing.T) {
+	e := newReconcileEnv(t)
+	foreign := "arn:aws:codepipeline:us-east-1:222222222222:" + pipelineName
+	e.r.PipelineName = foreign
+	handle := func(ev pipeline.Event) {
+		t.Helper()
+		ev.Pipeline, ev.ExecutionID = foreign, execLost
+		if _, err := e.r.Recorder.Handle(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	handle(pipeline.Event{ID: "lost-p-failed", Time: t1.Add(50 * time.Minute), Level: pipeline.LevelPipeline, State: pipeline.StateFailed, Attempt: 1})
+	e.pass(t)
+	e.clock.Set(e.clock.Now().Add(10 * time.Minute))
+	handle(pipeline.Event{ID: "lost-a-src-failed", Time: t1.Add(49 * time.Minute), Level: pipeline.LevelAction, Stage: "Source", Action: "Source",
+		State: pipeline.StateFailed, Attempt: 1, ActionType: pipeline.ActionType{Owner: "AWS", Category: "Source", Provider: "CodeCommit", Version: "1"},
+		Result: pipeline.ExecutionResult{Summary: "The branch main does not exist in the repository my-lambda", ErrorCode: "ConfigurationError"}})
+	for range 6 {
+		e.pass(t)
+		e.clock.Set(e.clock.Now().Add(10 * time.Minute))
+	}
+	if got := sentKeys(e.note.Sent()); !slices.Equal(got, []string{"push-to-start#" + execLost}) {
+		t.Errorf("sent %v, want only the push to start", got)
 	}
 }
 

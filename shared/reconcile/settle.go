@@ -241,7 +241,8 @@ func (r *Reconciler) settle(ctx context.Context, now time.Time, resp *ReconcileR
 			t.answered = true
 		}
 		if t.redrive {
-			if err := r.redrive(ctx, t.run, !foreign); err != nil {
+			asKnown := foreign && !t.changed.After(now.Add(-DecideAsKnownAfter))
+			if err := r.redrive(ctx, t.run, !foreign, asKnown); err != nil {
 				r.Log.ErrorContext(ctx, "run not redriven", append(r.attrs(t), "error", err.Error())...)
 				errs = append(errs, err)
 				continue

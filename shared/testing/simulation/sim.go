@@ -467,10 +467,18 @@ func (s *sim) truth(runs map[string]pipeline.Run, known map[string]bool) (want m
 			continue
 		}
 		if e.EmptyRepo {
-			if knowable(e, e.Attempts[len(e.Attempts)-1], runs) {
-				want[string(pipeline.NotifyPushToStart)+"#"+e.ID] = "the first run on an empty repository"
-			} else {
+			last := e.Attempts[len(e.Attempts)-1]
+			switch o, _ := runs[e.ID].OutcomeOf(last.N); {
+			case !knowable(e, last, runs):
 				s.report.Unknowable++
+			case e.Pipe.Foreign() && !pipeline.IsPushToStart(runs[e.ID], o):
+				// Nothing the store holds proves an empty repository (neither the
+				// CreatePipeline trigger nor the Source action's error reached it), and
+				// CodePipeline cannot be asked about another account's pipeline: a failure
+				// is told rather than swallowed (docs/notifications.md).
+				want[string(pipeline.NotifyFailed)+"#"+e.ID] = "a failed run nothing proves a push to start"
+			default:
+				want[string(pipeline.NotifyPushToStart)+"#"+e.ID] = "the first run on an empty repository"
 			}
 			continue
 		}
