@@ -110,3 +110,54 @@ func (d Decision) Validate() error {
 	}
 	return nil
 }
+
+// NotifyApproval tells people that a deploy which widens IAM waits for their decision (lp
+// approve, lp reject; docs/security.md). No run decides it: the notifier learns of the request
+// from the runs table's stream (the APPROVAL# item the deployer writes) and tells it once per
+// request, under a key that names the stack and the deploy (Notification.Key).
+const NotifyApproval NotificationType = "approval"
+
+// Bounds of the widening an approval notification carries. Its claim item keeps the list (a
+// retry is composed from it) and every message shows it whole, so it is cut here to fit the
+// smallest text the channels allow: a Slack section of 3,000 characters (shared/notify,
+// SlackMaxSectionText; bytes are never fewer than characters), with room for its heading.
+// What is left out is counted (Notification.WideningLeft); lp show lists it all.
+const (
+	MaxNotifyWideningLine = 300  // bytes of one change
+	MaxNotifyWidening     = 2400 // bytes of the changes kept, a newline after each
+)
+
+// ApprovalNotification is the notification of an approval request: pipeline, execution, stack
+// and deploy from its key, asked at RequestedAt, waiting until Deadline, with the widening cut
+// to MaxNotifyWideningLine a change and MaxNotifyWidening in all, earlier changes first.
+func ApprovalNotification(a Approval) Notification {
+	n := Notification{Type: NotifyApproval, Pipeline: a.Key.Pipeline, ExecutionID: a.Key.ExecutionID, At: a.RequestedAt,
+		Stack: a.Key.Stack, Deploy: a.Key.Deploy, Deadline: a.Deadline}
+	used := 0
+	for i, c := range a.Widening {
+		c = clipBytes(c, MaxNotifyWideningLine)
+		if used+len(c)+1 > MaxNotifyWidening {
+			n.WideningLeft = len(a.Widening) - i
+			break
+		}
+		used += len(c) + 1
+		n.Widening = append(n.Widening, c)
+	}
+	return n
+}
+
+// clipBytes cuts s to at most limit bytes between runes, ending in "…" when it cut.
+func clipBytes(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	const mark = "…"
+	cut := 0
+	for i := range s {
+		if i > limit-len(mark) {
+			break
+		}
+		cut = i
+	}
+	return s[:cut] + mark
+}

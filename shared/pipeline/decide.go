@@ -36,13 +36,27 @@ type Notification struct {
 	// decision knew it: a streak is recovered once (Recorder, OutcomeStore.Recover),
 	// whichever success of the green streak is learnt first.
 	Recovers []Outcome `json:"-"`
+	// For approval (ApprovalNotification): the deploy that waits — its stack and its token, as
+	// in its ApprovalKey —, until when, and what it widens, one change a line, bounded;
+	// WideningLeft counts the changes left out. At is when the deployer asked.
+	Stack        string    `json:"stack,omitempty"`
+	Deploy       string    `json:"deploy,omitempty"`
+	Deadline     time.Time `json:"deadline,omitzero"`
+	Widening     []string  `json:"widening,omitempty"`
+	WideningLeft int       `json:"wideningLeft,omitempty"`
 }
 
 // Key identifies the notification for its claim, so that it is sent once however often it is
 // decided: one failure, one recovery, one push-to-start per execution. (push-to-start was keyed
-// per pipeline: a later run taken for one, wrongly, was then never reported at all.)
+// per pipeline: a later run taken for one, wrongly, was then never reported at all.) An
+// approval is told once per request, and an execution may ask more than once (its two deploy
+// stacks, or a retried stage's new deploy): its key names the stack and the deploy too.
 func (n Notification) Key() string {
-	return strings.Join([]string{string(n.Type), n.Pipeline, n.ExecutionID}, "#")
+	parts := []string{string(n.Type), n.Pipeline, n.ExecutionID}
+	if n.Type == NotifyApproval {
+		parts = append(parts, n.Stack, n.Deploy)
+	}
+	return strings.Join(parts, "#")
 }
 
 // IsPushToStart reports whether an ended run failed only because the repository has no commit

@@ -110,6 +110,10 @@ type Notifier interface {
 // ErrNotFound is returned by stores for a missing run.
 var ErrNotFound = errors.New("not found")
 
+// ErrMalformed is returned by stores for an item they cannot read (a stream record of an
+// approval request without its key, say): reading it again gives the same, so it is dropped.
+var ErrMalformed = errors.New("malformed item")
+
 // Dispatcher takes a decided notification on from the recorder. It must be idempotent: the
 // same notification is dispatched again when its event is delivered again.
 type Dispatcher interface {
