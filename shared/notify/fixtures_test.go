@@ -58,6 +58,28 @@ func fxFailed() pipeline.Notification {
 	return pipeline.Notification{Type: pipeline.NotifyFailed, Pipeline: fxPipeline, ExecutionID: fxExec, Attempt: 1, At: fxFailedAt}
 }
 
+const fxApprovalExec = "7b2e9d41-5c3a-4f8e-b1d6-2a9c0e4f7d13"
+
+// fxAskedAt is when the deployer asked for the approval; the deadline is 20 hours later.
+var fxAskedAt = time.Date(2026, 11, 20, 10, 4, 12, 0, time.UTC)
+
+// fxApproval is the request of a deploy of the application stack that widens its function's
+// role, as the deployer writes it (pipeline.Approval) and the notifier reads it.
+func fxApproval() pipeline.Notification {
+	return pipeline.ApprovalNotification(pipeline.Approval{
+		Key: pipeline.ApprovalKey{Pipeline: fxPipeline, ExecutionID: fxApprovalExec, Stack: "my-lambda-app",
+			Deploy: "4e5f6a7b-8c9d-4e0f-a1b2-c3d4e5f6a702"},
+		Status: pipeline.ApprovalPending, TemplatePath: "SourceArtifact::infrastructure/lambda.yml",
+		TemplateSHA256: "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c0b2d4f6e8a0c2e4f6a8b0d2f4e6a8c0b",
+		Widening: []string{
+			"FunctionRole: added-action: s3:PutObject",
+			"FunctionRole: added-resource: arn:aws:s3:::my-lambda-uploads/*",
+			"FunctionRole: added-managed-policy: arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess",
+		},
+		RequestedAt: fxAskedAt, Deadline: fxAskedAt.Add(20 * time.Hour),
+	})
+}
+
 func fxBuildResult() pipeline.ExecutionResult {
 	return pipeline.ExecutionResult{
 		ExternalID: fxBuildID,
@@ -162,6 +184,13 @@ func goldenCases() []goldenCase {
 
 	degraded := fxRun("BuildAndTest", "Build", codeBuild, fxBuildResult(), pipeline.Commit{ID: fxCommitID})
 
+	waiting := pipeline.Run{
+		Pipeline: fxPipeline, ExecutionID: fxApprovalExec,
+		Progress:  pipeline.Progress{Status: pipeline.StatusInProgress, Attempt: 1, At: fxAskedAt},
+		Commit:    fxCommit(),
+		StartedAt: fxAskedAt.Add(-3 * time.Minute),
+	}
+
 	return []goldenCase{
 		{"build-failure", fxFailed(), buildFailed, pipeline.Details{
 			Region: fxRegion, AccountID: "123456789012",
@@ -186,6 +215,7 @@ func goldenCases() []goldenCase {
 		}},
 		{"push-to-start", pipeline.Notification{Type: pipeline.NotifyPushToStart, Pipeline: fxPipeline, ExecutionID: pushRun.ExecutionID,
 			Attempt: 1, At: fxFailedAt}, pushRun, pipeline.Details{Region: fxRegion}},
+		{"approval", fxApproval(), waiting, pipeline.Details{Region: fxRegion}},
 		{"degraded", fxFailed(), degraded, pipeline.Details{
 			Region: fxRegion,
 			Degraded: []string{

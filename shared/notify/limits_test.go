@@ -3,6 +3,7 @@ package notify
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +141,13 @@ func TestRenderHoldsLimitsForAdversarialInput(t *testing.T) {
 			c.run.Failures[0].Result.Summary = huge + emoji
 			return Compose(c.n, c.run, c.d)
 		}},
+		{"approval with a huge, hostile widening", func() Message {
+			n := fxApproval()
+			n.Stack, n.Deploy = huge, hostile
+			n.Widening = append(slices.Repeat([]string{hostile, emoji[:4000]}, 1_000), huge)
+			n.WideningLeft = 7
+			return Compose(n, pipeline.Run{Commit: pipeline.Commit{Message: commit10k}}, pipeline.Details{Region: fxRegion})
+		}},
 		{"empty everything", func() Message {
 			return Compose(pipeline.Notification{Type: pipeline.NotifyFailed}, pipeline.Run{}, pipeline.Details{})
 		}},
@@ -246,12 +254,14 @@ func FuzzRender(f *testing.F) {
 	f.Add("Build terminated", "fix: x\n\nbody", "ok", "BuildAndTest", uint8(0))
 	f.Add(strings.Repeat("🚀", 2000), strings.Repeat("é", 12000), strings.Repeat("x", 9000), strings.Repeat("s", 200), uint8(1))
 	f.Add("<!here> & ```", "\xff\xfe\x00", "\x1b[31mred", "", uint8(2))
+	f.Add("FunctionRole: added-action: s3:PutObject", "fix", "4e5f6a7b", "my-lambda-app", uint8(3))
 	f.Fuzz(func(t *testing.T, summary, commitMsg, logLine, stage string, kind uint8) {
-		types := []pipeline.NotificationType{pipeline.NotifyFailed, pipeline.NotifyRecovered, pipeline.NotifyPushToStart}
+		types := []pipeline.NotificationType{pipeline.NotifyFailed, pipeline.NotifyRecovered, pipeline.NotifyPushToStart, pipeline.NotifyApproval}
 		n := fxFailed()
 		n.Type = types[int(kind)%len(types)]
 		n.BrokenSince = fxFailedAt.Add(-90 * time.Minute)
 		n.FirstFailedExecID = stage
+		n.Stack, n.Deploy, n.Deadline, n.Widening = stage, logLine, fxFailedAt.Add(20*time.Hour), []string{summary, logLine, commitMsg}
 		run := fxRun(stage, logLine, codeBuild, pipeline.ExecutionResult{Summary: summary, ErrorCode: stage}, pipeline.Commit{ID: stage, Message: commitMsg, Author: summary})
 		d := pipeline.Details{Region: fxRegion, Build: fxBuild([]string{logLine, logLine, logLine}, kind%2 == 0),
 			RootCause: &pipeline.StackEvent{Reason: summary, LogicalResourceID: stage}, Degraded: []string{summary, logLine}}

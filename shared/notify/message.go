@@ -58,6 +58,15 @@ type Message struct {
 	FirstFailedExecutionID string
 	FirstFailedURL         string
 
+	// Approval: the deploy that waits for a person (its stack, and its token: the id of its
+	// first job), until when, and what it widens, one change a line; WideningLeft changes were
+	// left out (pipeline.ApprovalNotification bounds the list). At is when it was asked.
+	Stack        string
+	Deploy       string
+	Deadline     time.Time
+	Widening     []string
+	WideningLeft int
+
 	// Degraded lists the look-ups that failed, so that a thin message says why it is thin.
 	Degraded []string
 }
@@ -108,7 +117,7 @@ func Compose(n pipeline.Notification, run pipeline.Run, d pipeline.Details) Mess
 		m.ConsoleURL = console.ExecutionURL(region, ref.Name, m.ExecutionID)
 	}
 
-	if n.Type != pipeline.NotifyRecovered {
+	if n.Type != pipeline.NotifyRecovered && n.Type != pipeline.NotifyApproval {
 		f := failureOf(run, n.Attempt, d.Failure)
 		m.Stage, m.Action, m.Provider = oneLine(f.Stage), oneLine(f.Action), oneLine(f.Type.Provider)
 		m.ActionURL = f.Result.URL
@@ -130,6 +139,15 @@ func Compose(n pipeline.Notification, run pipeline.Run, d pipeline.Details) Mess
 		m.FirstFailedExecutionID = oneLine(n.FirstFailedExecID)
 		if m.FirstFailedExecutionID != "" && m.FirstFailedExecutionID != m.ExecutionID {
 			m.FirstFailedURL = console.ExecutionURL(region, ref.Name, m.FirstFailedExecutionID)
+		}
+	}
+
+	if n.Type == pipeline.NotifyApproval {
+		m.Stack, m.Deploy, m.Deadline, m.WideningLeft = oneLine(n.Stack), oneLine(n.Deploy), n.Deadline, n.WideningLeft
+		for _, c := range n.Widening {
+			if c = oneLine(c); c != "" {
+				m.Widening = append(m.Widening, c)
+			}
 		}
 	}
 
@@ -213,13 +231,24 @@ func cleanStackEvent(e *pipeline.StackEvent) *pipeline.StackEvent {
 	return &out
 }
 
-// Status is the run status the message reports, as the SNS `status` attribute carries it.
+// Status is the run status the message reports, as the SNS `status` attribute carries it: a
+// run waiting for an approval is still in progress.
 func (m Message) Status() pipeline.Status {
-	if m.Type == pipeline.NotifyRecovered {
+	switch m.Type {
+	case pipeline.NotifyRecovered:
 		return pipeline.StatusSucceeded
+	case pipeline.NotifyApproval:
+		return pipeline.StatusInProgress
 	}
 	return pipeline.StatusFailed
 }
+
+// ApproveCommand and RejectCommand are the commands an approval message gives: lp reads its
+// flags before the execution id.
+func (m Message) ApproveCommand() string { return "lp approve " + m.ExecutionID }
+
+// RejectCommand: see ApproveCommand.
+func (m Message) RejectCommand() string { return `lp reject --reason "…" ` + m.ExecutionID }
 
 // verb is the upper-case word that opens the subject and the headline.
 func (m Message) verb() string {
@@ -230,6 +259,8 @@ func (m Message) verb() string {
 		return "RECOVERED"
 	case pipeline.NotifyPushToStart:
 		return "PUSH TO START"
+	case pipeline.NotifyApproval:
+		return "APPROVAL NEEDED"
 	}
 	return strings.ToUpper(oneLine(string(m.Type)))
 }

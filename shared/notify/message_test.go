@@ -1,6 +1,8 @@
 package notify
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +117,64 @@ func TestComposeRecovered(t *testing.T) {
 	c.n.FirstFailedExecID = c.n.ExecutionID
 	if m := Compose(c.n, c.run, c.d); m.FirstFailedURL != "" {
 		t.Errorf("FirstFailedURL = %q", m.FirstFailedURL)
+	}
+}
+
+// An approval is about a deploy that waits, not a failure: whatever enrichment or the run
+// record say about a failure stays out, and the message says what waits, until when, and how
+// to decide.
+func TestComposeApproval(t *testing.T) {
+	run := fxRun("CreateUpdateLambda", "Deploy", lambdaAct, pipeline.ExecutionResult{ErrorCode: "JobFailed", Summary: "an earlier attempt"}, fxCommit())
+	run.ExecutionID = fxApprovalExec
+	m := Compose(fxApproval(), run, pipeline.Details{Region: fxRegion, Build: fxBuild(goTestTail, false), Artifact: fxArtifact()})
+	if m.Stage != "" || m.Summary != "" || m.Build != nil || m.Artifact != nil {
+		t.Errorf("an approval carries no failure: %+v", m)
+	}
+	if m.Stack != "my-lambda-app" || !m.Deadline.Equal(fxAskedAt.Add(20*time.Hour)) || len(m.Widening) != 3 || m.Status() != pipeline.StatusInProgress {
+		t.Errorf("stack %q deadline %v widening %q status %s", m.Stack, m.Deadline, m.Widening, m.Status())
+	}
+	slack, err := RenderSlack(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := RenderSNS(m)
+	for name, text := range map[string]string{"Slack": string(slack), "SNS": s.Body} {
+		for _, want := range []string{"my-lambda-app", "2026-11-21 06:04 UTC", "lp approve " + fxApprovalExec,
+			`lp reject --reason \"…\" ` + fxApprovalExec, "arn:aws:s3:::my-lambda-uploads/*", m.ConsoleURL} {
+			if name == "SNS" {
+				want = strings.ReplaceAll(want, `\"`, `"`)
+			}
+			if !strings.Contains(text, want) {
+				t.Errorf("%s lacks %q", name, want)
+			}
+		}
+	}
+	if s.Attributes[AttrType] != "approval" || s.Attributes[AttrStatus] != "IN_PROGRESS" || s.Attributes[AttrPipeline] != fxPipeline || s.Attributes[AttrProject] != "my-lambda" {
+		t.Errorf("SNS attributes %v", s.Attributes)
+	}
+}
+
+// The widening pipeline.ApprovalNotification keeps at its largest fits both channels whole:
+// its bounds are below the notify package's limits.
+func TestApprovalWideningBoundFitsTheMessages(t *testing.T) {
+	a := pipeline.Approval{Key: pipeline.ApprovalKey{Pipeline: fxPipeline, ExecutionID: fxApprovalExec, Stack: "my-lambda-app", Deploy: "d"},
+		RequestedAt: fxAskedAt, Deadline: fxAskedAt.Add(20 * time.Hour)}
+	for i := 0; i < 200; i++ {
+		a.Widening = append(a.Widening, fmt.Sprintf("Role%03d: added-resource: arn:aws:s3:::%s", i, strings.Repeat("b", 400)))
+	}
+	n := pipeline.ApprovalNotification(a)
+	if n.WideningLeft == 0 || len(n.Widening)+n.WideningLeft != 200 {
+		t.Fatalf("kept %d, left %d of 200", len(n.Widening), n.WideningLeft)
+	}
+	payload, s := checkLimits(t, Compose(n, pipeline.Run{}, pipeline.Details{Region: fxRegion}))
+	more := "… and " + strconv.Itoa(n.WideningLeft) + " more changes"
+	for name, text := range map[string]string{"Slack": string(payload), "SNS": s.Body} {
+		if !strings.Contains(text, n.Widening[len(n.Widening)-1]) {
+			t.Errorf("%s left out a change the notification kept", name)
+		}
+		if !strings.Contains(text, more) {
+			t.Errorf("%s does not say %q", name, more)
+		}
 	}
 }
 

@@ -51,6 +51,8 @@ func emoji(t pipeline.NotificationType) string {
 		return ":red_circle:"
 	case pipeline.NotifyRecovered:
 		return ":large_green_circle:"
+	case pipeline.NotifyApproval:
+		return ":large_yellow_circle:"
 	}
 	return ":information_source:"
 }
@@ -76,6 +78,8 @@ func RenderSlack(m Message) ([]byte, error) {
 		b.recovered(m)
 	case pipeline.NotifyPushToStart:
 		b.pushToStart(m)
+	case pipeline.NotifyApproval:
+		b.approval(m)
 	default:
 		b.failed(m)
 	}
@@ -109,6 +113,8 @@ func slackTitle(m Message) string {
 		return name + " recovered"
 	case pipeline.NotifyPushToStart:
 		return name + " is ready: push to start"
+	case pipeline.NotifyApproval:
+		return name + " waits for approval"
 	}
 	return name + ": " + string(m.Type)
 }
@@ -181,6 +187,58 @@ func (b *blocks) pushToStart(m Message) {
 	if m.Summary != "" {
 		b.context("CodePipeline said: " + m.Summary)
 	}
+}
+
+func (b *blocks) approval(m Message) {
+	var text strings.Builder
+	text.WriteString("Stack `" + fitHead(first(m.Stack, "?"), 200, true) + "` of *" + fitHead(first(m.Pipeline, "the pipeline"), 400, true) + "* waits for your approval")
+	if t := formatTime(m.Deadline); t != "" {
+		text.WriteString(" until *" + t + "*")
+	}
+	text.WriteString(": its deploy widens IAM.\n" +
+		"Approve: `" + fitHead(m.ApproveCommand(), 300, true) + "`\n" +
+		"Reject: `" + fitHead(m.RejectCommand(), 300, true) + "`\n" +
+		"Undecided at the deadline, the deploy fails (approval expired) and nothing is deployed.")
+	b.section(text.String(), "")
+
+	b.fields(append(m.commonFields(), [2]string{"Stack", escapeMrkdwn(m.Stack)}))
+	b.widening(m)
+	b.commit(m.Commit)
+	small := "Asked by the deployer"
+	if t := formatTime(m.At); t != "" {
+		small += " at " + t
+	}
+	if m.Deploy != "" {
+		small += " (deploy " + m.Deploy + ")"
+	}
+	b.context(small + ". `lp show " + m.ExecutionID + "` lists every request of the execution; the decision is recorded with your AWS identity.")
+}
+
+// widening lists what an approval's deploy widens, one change a line in a code block, as
+// many as fit; the others are counted, with where to read them.
+func (b *blocks) widening(m Message) {
+	if len(m.Widening) == 0 && m.WideningLeft == 0 {
+		return
+	}
+	const open, close = "\n```\n", "\n```"
+	total := len(m.Widening) + m.WideningLeft
+	heading := "*IAM widening* (" + plural(total, "change") + ")"
+	more := func(n int) string {
+		return "\n… and " + plural(n, "more change") + ": `lp show " + escapeMrkdwn(m.ExecutionID) + "`"
+	}
+	budget := SlackMaxSectionText - units(heading) - units(open) - units(close) - units(more(total))
+	render := func(c string) string {
+		return strings.ReplaceAll(fitHead(c, slackMaxLogLine, true), "```", "`\u200b`\u200b`")
+	}
+	kept, left := fitLines(m.Widening, budget, render, units)
+	text := heading
+	if len(kept) > 0 {
+		text += open + strings.Join(kept, "\n") + close
+	}
+	if left += m.WideningLeft; left > 0 {
+		text += more(left)
+	}
+	b.add(mrkdwnSection(text))
 }
 
 // commonFields are the facts every message shows side by side, as (label, mrkdwn value).

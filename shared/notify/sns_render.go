@@ -35,8 +35,8 @@ const (
 const (
 	AttrPipeline = "pipeline"
 	AttrProject  = "project" // the pipeline's project; absent when the name follows no project
-	AttrStatus   = "status"  // FAILED or SUCCEEDED
-	AttrType     = "type"    // failed, recovered or push-to-start
+	AttrStatus   = "status"  // FAILED, SUCCEEDED, or IN_PROGRESS for an approval
+	AttrType     = "type"    // failed, recovered, push-to-start or approval
 )
 
 // SNSMessage is a rendered SNS publication: a subject and plain-text body that read well as
@@ -68,8 +68,13 @@ func headlineParts(m Message) (lead, detail, tail string) {
 		}
 	case pipeline.NotifyPushToStart:
 		detail = "push a commit to start"
+	case pipeline.NotifyApproval:
+		detail = "stack " + first(m.Stack, "?") + " waits"
+		if t := formatTime(m.Deadline); t != "" {
+			detail += " until " + t
+		}
 	}
-	if s := oneLine(m.Commit.Short()); s != "" && m.Type != pipeline.NotifyPushToStart {
+	if s := oneLine(m.Commit.Short()); s != "" && m.Type != pipeline.NotifyPushToStart && m.Type != pipeline.NotifyApproval {
 		tail = " (" + s + ")"
 	}
 	return lead, detail, tail
@@ -117,6 +122,8 @@ func RenderSNS(m Message) SNSMessage {
 		e.recovered(m)
 	case pipeline.NotifyPushToStart:
 		e.pushToStart(m)
+	case pipeline.NotifyApproval:
+		e.approval(m)
 	default:
 		e.failed(m)
 	}
@@ -274,6 +281,37 @@ func (e *email) pushToStart(m Message) {
 		e.kv("CodePipeline said", fitBytes(m.Summary, snsMaxText))
 		e.WriteString("\n")
 	}
+}
+
+func (e *email) approval(m Message) {
+	lead := "Stack " + fitBytes(first(m.Stack, "?"), snsMaxName) + " of " + name(m) + " waits for your approval"
+	if t := formatTime(m.Deadline); t != "" {
+		lead += " until " + t
+	}
+	e.para(lead + ": its deploy widens IAM.")
+	e.para("To decide, with your own AWS credentials (the decision is recorded with your identity):\n\n" +
+		"    " + fitBytes(m.ApproveCommand(), snsMaxName) + "\n" +
+		"    " + fitBytes(m.RejectCommand(), snsMaxName) + "\n\n" +
+		"Undecided at the deadline, the deploy fails (approval expired) and nothing is deployed.")
+	if total := len(m.Widening) + m.WideningLeft; total > 0 {
+		e.WriteString("IAM widening (" + plural(total, "change") + "):\n")
+		render := func(c string) string { return "  - " + fitBytes(c, snsMaxName) }
+		kept, left := fitLines(m.Widening, snsMaxText, render, func(s string) int { return len(s) })
+		for _, l := range kept {
+			e.WriteString(l + "\n")
+		}
+		if left += m.WideningLeft; left > 0 {
+			e.WriteString("  … and " + plural(left, "more change") + ": lp show " + fitBytes(m.ExecutionID, snsMaxName) + "\n")
+		}
+		e.WriteString("\n")
+	}
+	e.run(m)
+	e.kv("Stack", fitBytes(m.Stack, snsMaxName))
+	e.kv("Deploy", fitBytes(m.Deploy, snsMaxName))
+	e.kv("Asked", formatTime(m.At))
+	e.kv("Deadline", formatTime(m.Deadline))
+	e.WriteString("\n")
+	e.commit(m.Commit)
 }
 
 // run writes the pipeline and execution, with the execution's console link beneath.

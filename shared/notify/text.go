@@ -179,3 +179,26 @@ func fitTail(lines []string, budget int, earlierTrimmed bool, render func(string
 	}
 	return kept, note
 }
+
+// fitLines keeps the first lines that fit in budget (as size measures it, a newline after each
+// line included), rendered, and says how many it left out.
+func fitLines(lines []string, budget int, render func(string) string, size func(string) int) (kept []string, left int) {
+	used := 0
+	for i, l := range lines {
+		r := render(l)
+		if used+size(r)+1 > budget {
+			return kept, len(lines) - i
+		}
+		kept = append(kept, r)
+		used += size(r) + 1
+	}
+	return kept, 0
+}
+
+// plural is "1 change", "2 changes".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
