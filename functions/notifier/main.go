@@ -1,7 +1,8 @@
-// Command notifier sends the failure and recovery notifications that on-pipeline-event queued:
-// the runs table's stream invokes it for each new claim item. It claims the notification,
-// looks up the details (CodeBuild, CloudWatch Logs, CloudFormation, S3), and posts to Slack
-// and SNS. The weekly schedule (template.yaml, WeeklyDigest) invokes it with
+// Command notifier sends the failure and recovery notifications that on-pipeline-event queued,
+// and the approval requests of deploys that widen IAM: the runs table's stream invokes it for
+// each new claim item and each new approval item. It claims the notification, looks up the
+// details (CodeBuild, CloudWatch Logs, CloudFormation, S3), and posts to Slack and SNS. The
+// weekly schedule (template.yaml, WeeklyDigest) invokes it with
 // {"lp":"weekly-digest"} for the delivery metrics digest (shared/digest).
 package main
 

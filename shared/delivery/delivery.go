@@ -1,6 +1,7 @@
 // Package delivery is the notifier function's use case: it takes the notifications the outbox
-// queued (stream records of claim items), claims each, enriches it, and delivers it to Slack
-// and SNS, once per channel. It lives apart from shared/recording so that the hot-path
+// queued (stream records of claim items) and the approval requests the deployer wrote (stream
+// records of APPROVAL# items), claims each, enriches it, and delivers it to Slack and SNS, once
+// per channel. It lives apart from shared/recording so that the hot-path
 // functions do not link the rendering and channel code.
 package delivery
 
@@ -115,16 +116,19 @@ const DefaultLease = 90 * time.Second
 
 // Queue reads the notifications that on-pipeline-event queued (runstore.Dynamo).
 type Queue interface {
-	// FromStream returns the notification a stream record of the queue announces; ok is
-	// false for a record that announces none (another item, a removal, a claim already sent),
-	// and the error wraps pipeline.ErrNotFound when the claim is gone (expired).
+	// FromStream returns the notification a stream record of the queue announces: a queued
+	// claim, or an approval request the deployer wrote (pipeline.NotifyApproval, claimed for
+	// the first time by Dispatch). ok is false for a record that announces none (another item,
+	// a removal, a claim already sent, an approval's decision); the error wraps
+	// pipeline.ErrNotFound when the claim is gone (expired), pipeline.ErrMalformed when the
+	// record cannot be read.
 	FromStream(ctx context.Context, rec events.DynamoDBEventRecord) (q pipeline.Queued, ok bool, err error)
 	// Queued reads a notification's claim again.
 	Queued(ctx context.Context, n pipeline.Notification) (pipeline.Queued, error)
 }
 
-// Notifications handles the runs table's stream (the notifier function): each new claim item
-// is a notification to send.
+// Notifications handles the runs table's stream (the notifier function): each new claim item,
+// and each new approval request, is a notification to send.
 type Notifications struct {
 	Queue  Queue
 	Runs   pipeline.RunStore
@@ -155,6 +159,11 @@ func (h *Notifications) handleRecord(ctx context.Context, rec events.DynamoDBEve
 	q, ok, err := h.Queue.FromStream(ctx, rec)
 	if errors.Is(err, pipeline.ErrNotFound) {
 		return nil // expired or deleted since
+	}
+	if errors.Is(err, pipeline.ErrMalformed) {
+		// Reading it again gives the same: retrying would only hold up the shard.
+		h.Log.ErrorContext(ctx, "stream record unreadable; dropped", "eventId", rec.EventID, "error", err.Error())
+		return nil
 	}
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -38,6 +39,8 @@ func (s *stubEnricher) Enrich(context.Context, pipeline.Notification, pipeline.R
 
 type notifierRig struct {
 	store    *runstore.Dynamo
+	db       *dynamodb.Client
+	table    string
 	events   *recording.PipelineEvents
 	notifier *Notifications
 	slack    *notifytest.SlackReceiver
@@ -63,11 +66,14 @@ func newNotifierRig(t *testing.T) *notifierRig {
 func newRig(tb testing.TB, sender *Sender) *notifierRig {
 	db := dynalitetest.Start(tb).Client(tb)
 	clock := pipeline.SystemClock{}
-	store := runstore.NewDynamo(db, dynalitetest.CreateTable(tb, db, runstore.TableInput(dynalitetest.UniqueTableName(tb))), clock)
+	table := dynalitetest.CreateTable(tb, db, runstore.TableInput(dynalitetest.UniqueTableName(tb)))
+	store := runstore.NewDynamo(db, table, clock)
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	sender.Marks, sender.Log, sender.Clock = store, log, clock
 	return &notifierRig{
 		store:    store,
+		db:       db,
+		table:    table,
 		events:   &recording.PipelineEvents{Recorder: store.Recorder(), Log: log},
 		notifier: &Notifications{Queue: store, Runs: store, Claims: store, Sender: sender, Log: log, Clock: clock},
 	}

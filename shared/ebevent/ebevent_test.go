@@ -35,11 +35,12 @@ var wantErrors = map[string]string{
 	// aws-lambda-go's fixture of a stage event has no "stage"; CodePipeline always sends one,
 	// and a stage event without it cannot be recorded.
 	"codepipeline-execution-stage-change-event.json": "detail.stage",
-	// Samples of the other functions' triggers (scripts/invoke): the notifier's stream record
+	// Samples of the other functions' triggers (scripts/invoke): the notifier's stream records
 	// and the reconciler's schedule are no EventBridge events this package decodes.
-	"notifier-stream-insert.json": "detail-type",
-	"reconciler-schedule.json":    "detail-type",
-	"app-greet.json":              "detail-type", // the sample application's own input
+	"notifier-stream-insert.json":   "detail-type",
+	"notifier-approval-insert.json": "detail-type",
+	"reconciler-schedule.json":      "detail-type",
+	"app-greet.json":                "detail-type", // the sample application's own input
 }
 
 func TestDecodeEverySample(t *testing.T) {

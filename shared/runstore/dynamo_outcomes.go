@@ -331,25 +331,33 @@ func claimKey(n pipeline.Notification) map[string]types.AttributeValue {
 
 // Claim takes n with one conditional UpdateItem: it succeeds when n was never claimed, or is
 // PENDING with a lease that ran out (its sender crashed, or its backoff after a failed attempt
-// is over). It returns the attempt this claim starts, 0 when not claimed.
+// is over). It returns the attempt this claim starts, 0 when not claimed. The claim of an
+// approval, which no outbox queued, also keeps the message's facts and is queued by its first
+// Claim (approvalClaimSet).
 func (d *Dynamo) Claim(ctx context.Context, n pipeline.Notification, now time.Time, lease time.Duration) (int, error) {
+	set := "SET #st = :pending, leaseUntil = :until, #ty = :type, executionId = :ex, pipeline = :pl, expiresAt = :exp"
+	names := map[string]string{"#st": "state", "#ty": "type"}
+	values := map[string]types.AttributeValue{
+		":pending": &types.AttributeValueMemberS{Value: pipeline.ClaimPending},
+		":until":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(lease).UnixMilli(), 10)},
+		":now":     &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
+		":type":    &types.AttributeValueMemberS{Value: string(n.Type)},
+		":ex":      &types.AttributeValueMemberS{Value: n.ExecutionID},
+		":pl":      &types.AttributeValueMemberS{Value: n.Pipeline},
+		":exp":     &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.retention).Unix(), 10)},
+		":one":     &types.AttributeValueMemberN{Value: "1"},
+	}
+	if queuedByClaim(n) {
+		set += ", " + approvalClaimSet(n, now, names, values)
+	}
 	out, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(d.table),
-		Key:                      claimKey(n),
-		UpdateExpression:         aws.String("SET #st = :pending, leaseUntil = :until, #ty = :type, executionId = :ex, pipeline = :pl, expiresAt = :exp ADD attempts :one"),
-		ConditionExpression:      aws.String("attribute_not_exists(pk) OR (#st = :pending AND leaseUntil < :now)"),
-		ExpressionAttributeNames: map[string]string{"#st": "state", "#ty": "type"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pending": &types.AttributeValueMemberS{Value: pipeline.ClaimPending},
-			":until":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(lease).UnixMilli(), 10)},
-			":now":     &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
-			":type":    &types.AttributeValueMemberS{Value: string(n.Type)},
-			":ex":      &types.AttributeValueMemberS{Value: n.ExecutionID},
-			":pl":      &types.AttributeValueMemberS{Value: n.Pipeline},
-			":exp":     &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(d.retention).Unix(), 10)},
-			":one":     &types.AttributeValueMemberN{Value: "1"},
-		},
-		ReturnValues: types.ReturnValueUpdatedNew,
+		TableName:                 aws.String(d.table),
+		Key:                       claimKey(n),
+		UpdateExpression:          aws.String(set + " ADD attempts :one"),
+		ConditionExpression:       aws.String("attribute_not_exists(pk) OR (#st = :pending AND leaseUntil < :now)"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+		ReturnValues:              types.ReturnValueUpdatedNew,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {

@@ -214,13 +214,23 @@ func (m *Memory) HasOutcomes(_ context.Context, p string) (bool, error) {
 	return len(m.outcomes[p]) > 0, nil
 }
 
-// Claim reserves n unless it was sent or given up, or another holder's lease is running.
+// Claim reserves n unless it was sent or given up, or another holder's lease is running. An
+// approval's first Claim queues it, as Dynamo's does.
 func (m *Memory) Claim(_ context.Context, n pipeline.Notification, now time.Time, lease time.Duration) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, ok := m.claims[n.Key()]
 	if ok && (c.sent || c.failed || now.Before(c.leaseUntil)) {
 		return 0, nil
+	}
+	if queuedByClaim(n) {
+		if !c.queued {
+			c.queued, c.queuedAt = true, now
+		}
+		if c.channels == nil {
+			c.channels = map[string]bool{}
+		}
+		m.notes[n.Key()] = n
 	}
 	c.leaseUntil = now.Add(lease)
 	c.attempts++

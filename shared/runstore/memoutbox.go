@@ -78,6 +78,14 @@ func (m *Memory) TakeStream() []events.DynamoDBEventRecord {
 // FromStream returns the notification a stream record announces, as Dynamo.FromStream does.
 func (m *Memory) FromStream(ctx context.Context, rec events.DynamoDBEventRecord) (pipeline.Queued, bool, error) {
 	pk := streamString(rec.Change.Keys, attrPK)
+	if isApprovalKey(pk) {
+		n, ok, err := approvalFromStream(rec)
+		if !ok || err != nil {
+			return pipeline.Queued{}, false, err
+		}
+		q, err := m.queued(n.Key())
+		return approvalQueued(n, q, err)
+	}
 	if rec.EventName == "REMOVE" || !isClaimKey(pk) {
 		return pipeline.Queued{}, false, nil
 	}

@@ -45,6 +45,12 @@ type claimRecord struct {
 	// reconciler finds claims whose sending stalled with one Query.
 	GSI1PK string `dynamodbav:"gsi1pk"`
 	GSI1SK string `dynamodbav:"gsi1sk"`
+	// An approval's request (its first Claim writes them: approvalClaimSet).
+	Stack        string   `dynamodbav:"stack,omitempty"`
+	Deploy       string   `dynamodbav:"deploy,omitempty"`
+	Deadline     string   `dynamodbav:"deadline,omitempty"`
+	Widening     []string `dynamodbav:"widening,omitempty"`
+	WideningLeft int      `dynamodbav:"wideningLeft,omitempty"`
 }
 
 // pendingPartition is the index partition of PENDING notification claims.
@@ -62,6 +68,10 @@ func (o Outbox) Dispatch(ctx context.Context, n pipeline.Notification, _ pipelin
 	}
 	if !n.BrokenSince.IsZero() {
 		rec.BrokenSince = n.BrokenSince.UTC().Format(timeLayout)
+	}
+	rec.Stack, rec.Deploy, rec.Widening, rec.WideningLeft = n.Stack, n.Deploy, n.Widening, n.WideningLeft
+	if !n.Deadline.IsZero() {
+		rec.Deadline = n.Deadline.UTC().Format(timeLayout)
 	}
 	item, err := attributevalue.MarshalMap(rec)
 	if err != nil {
@@ -88,9 +98,19 @@ var ErrNotNotification = errors.New("not a notification claim")
 func isClaimKey(pk string) bool { return strings.HasPrefix(pk, "NOTIFY#") }
 
 // FromStream returns the notification a stream record of the table announces: a claim item
-// written PENDING. Other records (run items, removals, claims marked sent) announce none.
+// written PENDING, or an approval request inserted (approvalFromStream), with its claim's
+// state and channels when it has one. Other records (run items, removals, claims marked sent,
+// decisions) announce none.
 func (d *Dynamo) FromStream(ctx context.Context, rec events.DynamoDBEventRecord) (pipeline.Queued, bool, error) {
 	pk := streamString(rec.Change.Keys, attrPK)
+	if isApprovalKey(pk) {
+		n, ok, err := approvalFromStream(rec)
+		if !ok || err != nil {
+			return pipeline.Queued{}, false, err
+		}
+		q, err := d.Queued(ctx, n)
+		return approvalQueued(n, q, err)
+	}
 	if rec.EventName == "REMOVE" || !isClaimKey(pk) {
 		return pipeline.Queued{}, false, nil
 	}
@@ -144,6 +164,11 @@ func claimFromItem(pk string, item map[string]types.AttributeValue) (pipeline.Qu
 	q.Notification.At, _ = time.Parse(timeLayout, rec.At)
 	if rec.BrokenSince != "" {
 		q.Notification.BrokenSince, _ = time.Parse(timeLayout, rec.BrokenSince)
+	}
+	q.Notification.Stack, q.Notification.Deploy = rec.Stack, rec.Deploy
+	q.Notification.Widening, q.Notification.WideningLeft = rec.Widening, rec.WideningLeft
+	if rec.Deadline != "" {
+		q.Notification.Deadline, _ = time.Parse(timeLayout, rec.Deadline)
 	}
 	for name := range item {
 		if ch, ok := strings.CutPrefix(name, channelPrefix); ok {

@@ -48,7 +48,8 @@ identity. Without AWS_ENDPOINT_URL, AWS clients point at a closed local port and
 The notifier reads its claim and run from a table: without RUNS_TABLE, invoke starts dynalite
 (node_modules, npm ci), fills table lambda-pipeline-runs by replaying
 events/replay/one-week.ndjson, and gives the notifier a Slack receiver on 127.0.0.1; it prints
-what the receiver got. events/notifier-stream-insert.json names one of those notifications.
+what the receiver got. events/notifier-stream-insert.json names one of those notifications;
+events/notifier-approval-insert.json is an approval request of one of those runs.
 
 Exit status:
   0  the function responded

@@ -15,8 +15,8 @@ import (
 )
 
 // TestScriptInvokesEveryFunction runs scripts/invoke, as a user does, for each of the six
-// functions on its sample from events/. A function or emulator that cannot be built is a
-// failure (exit status 4), never a skip.
+// functions on its sample from events/ (the notifier on both of its samples). A function or
+// emulator that cannot be built is a failure (exit status 4), never a skip.
 func TestScriptInvokesEveryFunction(t *testing.T) {
 	root, err := lambdarie.RepoRoot("")
 	if err != nil {
@@ -34,6 +34,12 @@ func TestScriptInvokesEveryFunction(t *testing.T) {
 			"invoke: the local Slack receiver got 1 message(s)",
 			"│ # :red_circle: my-lambda-pipeline failed",
 			"*BuildAndTest / Build* failed",
+		}},
+		{"notifier", "notifier-approval-insert.json", "", []string{
+			"invoke: the local Slack receiver got 1 message(s)",
+			"│ # :large_yellow_circle: my-lambda-pipeline waits for approval",
+			"Approve: `lp approve a1f0c2d4-1111-4a5b-8c6d-000000000002`",
+			"FunctionRole: added-action: s3:PutObject",
 		}},
 		{"app", "app-greet.json", "", []string{}},
 	} {

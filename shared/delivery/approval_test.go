@@ -1,0 +1,167 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lambda-pipeline/lambda-pipeline/shared/dynalitetest"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/notify"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/notify/notifytest"
+	"github.com/lambda-pipeline/lambda-pipeline/shared/pipeline"
+)
+
+const approvalExec = "7b2e9d41-5c3a-4f8e-b1d6-2a9c0e4f7d13"
+
+// requestApproval writes the approval request as the deployer does (its gate calls
+// RequestApproval), and returns it with the stream record of its INSERT.
+func (rig *notifierRig) requestApproval(t *testing.T, seq string) (pipeline.Approval, events.DynamoDBEvent) {
+	t.Helper()
+	at := time.Date(2026, 11, 20, 10, 4, 12, 0, time.UTC)
+	a := pipeline.Approval{
+		Key: pipeline.ApprovalKey{Pipeline: "my-lambda-pipeline", ExecutionID: approvalExec, Stack: "my-lambda-app",
+			Deploy: "4e5f6a7b-8c9d-4e0f-a1b2-c3d4e5f6a702"},
+		Status: pipeline.ApprovalPending, TemplatePath: "SourceArtifact::infrastructure/lambda.yml", TemplateSHA256: "9f2c4e6a",
+		Widening: []string{
+			"FunctionRole: added-action: s3:PutObject",
+			"FunctionRole: added-resource: arn:aws:s3:::my-lambda-uploads/*",
+		},
+		RequestedAt: at, Deadline: at.Add(20 * time.Hour),
+	}
+	stored, err := rig.store.RequestApproval(context.Background(), a)
+	require.NoError(t, err)
+	key := map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: "APPROVAL#my-lambda-pipeline#" + approvalExec},
+		"sk": &types.AttributeValueMemberS{Value: "STACK#my-lambda-app#" + a.Key.Deploy},
+	}
+	return stored, events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{dynalitetest.StreamRecord(t, rig.db, rig.table, key, "INSERT", seq)}}
+}
+
+// claimRecord is the stream record of a write to n's claim item, as the table holds it now.
+func (rig *notifierRig) claimRecord(t *testing.T, n pipeline.Notification, eventName, seq string) events.DynamoDBEvent {
+	key := map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: "NOTIFY#" + n.Key()}, "sk": &types.AttributeValueMemberS{Value: "NOTIFY"},
+	}
+	return events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{dynalitetest.StreamRecord(t, rig.db, rig.table, key, eventName, seq)}}
+}
+
+func (rig *notifierRig) handle(t *testing.T, ev events.DynamoDBEvent) {
+	t.Helper()
+	resp, err := rig.notifier.Handle(context.Background(), ev)
+	require.NoError(t, err)
+	assert.Empty(t, resp.BatchItemFailures)
+}
+
+// assertApprovalMessage checks that a message tells what waits, until when, how to decide,
+// what it widens, and links the execution.
+func assertApprovalMessage(t *testing.T, channel, text string) {
+	t.Helper()
+	for _, want := range []string{
+		"my-lambda-app", "my-lambda-pipeline", "waits for your approval until", "2026-11-21 06:04 UTC",
+		"lp approve " + approvalExec, "lp reject --reason", "FunctionRole: added-action: s3:PutObject",
+		"arn:aws:s3:::my-lambda-uploads/*", "/codepipeline/pipelines/my-lambda-pipeline/executions/" + approvalExec,
+	} {
+		assert.Contains(t, text, want, channel)
+	}
+}
+
+// TestApprovalRequestToldOnce: the stream's INSERT of the item the deployer wrote sends one
+// Slack message and one e-mail saying what waits and how to decide; the stream delivering the
+// record again, the INSERT of the claim item the first delivery wrote, and the decision (a
+// MODIFY of the approval item) send nothing more.
+func TestApprovalRequestToldOnce(t *testing.T) {
+	rig := newNotifierRig(t)
+	a, insert := rig.requestApproval(t, "100")
+
+	rig.handle(t, insert)
+	require.Len(t, rig.slack.Delivered(), 1, "one Slack post")
+	require.Len(t, rig.sns.Published(), 1, "one SNS publish")
+	var slack struct{ Text string }
+	require.NoError(t, json.Unmarshal(rig.slack.Delivered()[0], &slack))
+	assert.Contains(t, slack.Text, "APPROVAL NEEDED my-lambda-pipeline")
+	assertApprovalMessage(t, "slack", string(rig.slack.Delivered()[0]))
+	pub := rig.sns.Published()[0]
+	assertApprovalMessage(t, "sns", pub.Message)
+	assert.Equal(t, "APPROVAL NEEDED my-lambda-pipeline: stack my-lambda-app waits until 2026-11-21 06:04 UTC", pub.Subject)
+	assert.Equal(t, map[string]notifytest.Attribute{
+		"pipeline": {DataType: "String", StringValue: "my-lambda-pipeline"},
+		"project":  {DataType: "String", StringValue: "my-lambda"},
+		"status":   {DataType: "String", StringValue: "IN_PROGRESS"},
+		"type":     {DataType: "String", StringValue: "approval"},
+	}, pub.Attributes)
+	assert.NotContains(t, pub.Message, "TestUpload", "an approval carries no build failure")
+
+	n := pipeline.ApprovalNotification(a)
+	q, err := rig.store.Queued(context.Background(), n)
+	require.NoError(t, err)
+	assert.Equal(t, pipeline.ClaimSent, q.State)
+	assert.Equal(t, map[string]bool{notify.ChannelSlack: true, notify.ChannelSNS: true}, q.Channels)
+
+	rig.handle(t, insert)                                 // the stream delivers it again
+	rig.handle(t, rig.claimRecord(t, n, "INSERT", "101")) // the claim item the first delivery wrote
+	_, err = rig.store.DecideApproval(context.Background(), a.Key, pipeline.Decision{Approve: true, By: "arn:aws:iam::123456789012:user/ana", At: a.RequestedAt.Add(time.Hour)})
+	require.NoError(t, err)
+	_, decided := rig.requestApproval(t, "102") // the same request, stored already: the record shows it decided
+	decided.Records[0].EventName = "MODIFY"
+	rig.handle(t, decided)
+	assert.Len(t, rig.slack.Delivered(), 1, "nothing more to Slack")
+	assert.Len(t, rig.sns.Published(), 1, "nothing more to SNS")
+}
+
+// TestApprovalSlackFailureRetriesThroughTheClaim: Slack is down when the request arrives; SNS
+// goes out at once, and the attempt ends with a backoff. The stream's redelivery during it
+// sends nothing; the reconciler's Requeue hands the claim back once it is over, and the
+// message, composed again from the claim item alone, reaches Slack, once, and SNS not again.
+func TestApprovalSlackFailureRetriesThroughTheClaim(t *testing.T) {
+	rig := newNotifierRig(t)
+	ctx := context.Background()
+	a, insert := rig.requestApproval(t, "200")
+	n := pipeline.ApprovalNotification(a)
+	rig.slack.FailNext(notifytest.Unavailable, notifytest.RollupError)
+
+	rig.handle(t, insert)
+	assert.Empty(t, rig.slack.Delivered())
+	assert.Len(t, rig.sns.Published(), 1, "SNS does not wait for Slack")
+
+	rig.handle(t, insert)
+	assert.Empty(t, rig.slack.Delivered(), "backing off")
+
+	later := time.Now().Add(pipeline.NotifyBackoff(1) + time.Second)
+	requeued, err := rig.store.Requeue(ctx, later, later)
+	require.NoError(t, err)
+	require.Equal(t, 1, requeued, "the claim waits in the pending queue")
+	rig.notifier.Claims = claimsAt{rig.store, later}
+	handedBack := rig.claimRecord(t, n, "MODIFY", "201")
+	assert.Equal(t, "0", handedBack.Records[0].Change.NewImage["leaseUntil"].Number(), "the record the stream's MODIFY filter passes")
+	rig.handle(t, handedBack)
+	require.Len(t, rig.slack.Delivered(), 1, "delivered after the outage, once")
+	assertApprovalMessage(t, "slack", string(rig.slack.Delivered()[0]))
+	assert.Len(t, rig.sns.Published(), 1, "not published twice")
+	assert.True(t, strings.Contains(string(rig.slack.Delivered()[0]), "4e5f6a7b-8c9d-4e0f-a1b2-c3d4e5f6a702"), "the deploy, from the claim")
+
+	rig.handle(t, rig.claimRecord(t, n, "MODIFY", "202"))
+	assert.Len(t, rig.slack.Delivered(), 1)
+	requeued, err = rig.store.Requeue(ctx, later.Add(time.Hour), later.Add(time.Hour))
+	require.NoError(t, err)
+	assert.Zero(t, requeued, "a sent claim leaves the pending queue")
+}
+
+// An approval item the notifier cannot read is dropped, with a log line: the stream would
+// deliver the same again.
+func TestUnreadableApprovalRecordIsDropped(t *testing.T) {
+	rig := newNotifierRig(t)
+	ev := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{{EventName: "INSERT", Change: events.DynamoDBStreamRecord{
+		SequenceNumber: "1",
+		Keys:           map[string]events.DynamoDBAttributeValue{"pk": events.NewStringAttribute("APPROVAL#p#e")},
+	}}}}
+	rig.handle(t, ev)
+	assert.Empty(t, rig.slack.Posts())
+	assert.Empty(t, rig.sns.Published())
+}
