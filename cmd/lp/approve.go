@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -28,9 +27,14 @@ func approveCmd(ctx context.Context, approve bool, args []string, stdout io.Writ
 	if approve {
 		name = "approve"
 	}
-	usage := fmt.Sprintf("usage: lp %s [--pipeline P] [--deploy-stack S] [--json]%s EXECUTION_ID", name, map[bool]string{false: " [--reason TEXT]"}[approve])
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	h := help{name: name, synopsis: "[--pipeline P] [--deploy-stack S] [--json] EXECUTION_ID",
+		summary: "let a deploy that widens IAM go on", example: "lp approve a1f0c2d4-1111-4a5b-8c6d-000000000003"}
+	if !approve {
+		h.synopsis = "[--pipeline P] [--deploy-stack S] [--json] [--reason TEXT] EXECUTION_ID"
+		h.summary = "fail a deploy that widens IAM"
+		h.example = `lp reject a1f0c2d4-1111-4a5b-8c6d-000000000003 --reason "grants s3:* on every bucket"`
+	}
+	fs := newFlags(name)
 	pipelineName := fs.String("pipeline", "", "the execution's pipeline (found through its run when omitted)")
 	stack := fs.String("deploy-stack", "", "the stack whose deploy to decide, when both of the execution's deploys wait")
 	asJSON := fs.Bool("json", false, "print the decided approval as JSON")
@@ -39,11 +43,13 @@ func approveCmd(ctx context.Context, approve bool, args []string, stdout io.Writ
 		fs.StringVar(&reason, "reason", "", "why (shown in the failed action's message)")
 	}
 	db := dbFlags(fs, getenv)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error() + "\n" + usage}
+	// Flags may follow the execution id: lp reject ID --reason "…", as the deployer's message
+	// and docs/security.md write it.
+	if err := parse(fs, h, args, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
-		return usageError{usage}
+		return usageError{"usage: lp " + name + " " + h.synopsis}
 	}
 	execution := fs.Arg(0)
 	store, err := db.open(ctx)

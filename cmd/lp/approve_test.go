@@ -129,6 +129,19 @@ func TestRejectWithReason(t *testing.T) {
 	assert.Equal(t, "uploads bucket is not ours", a.Reason)
 }
 
+// lp reject ID --reason "…", the form the deployer's waiting message and docs/security.md
+// print: flags after the execution id are flags, not more operands.
+func TestRejectAsTheWaitingMessageWritesIt(t *testing.T) {
+	const bob = "arn:aws:sts::123456789012:assumed-role/Admin/bob"
+	w := newApprovalWorld(t, bob)
+	stdout, stderr, status := w.lp("reject", approvalExecution, "--reason", "uploads bucket is not ours", "--pipeline", approvalPipeline, "--json")
+	require.Equal(t, 0, status, stderr)
+	var a pipeline.Approval
+	require.NoError(t, json.Unmarshal([]byte(stdout), &a))
+	assert.Equal(t, pipeline.ApprovalRejected, a.Status)
+	assert.Equal(t, "uploads bucket is not ours", a.Reason)
+}
+
 // Two deploys waiting need --stack; an expired one cannot be decided; an execution without
 // approvals says so.
 func TestApproveChoosesAndRefuses(t *testing.T) {
