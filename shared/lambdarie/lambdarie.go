@@ -265,6 +265,15 @@ func emulatorEnv(taskRoot string, env map[string]string) []string {
 	return out
 }
 
+// handedOut holds the ports freePorts gave out in this process. A port is free only between
+// the probe and the emulator's bind: two emulators started side by side (parallel tests) could
+// be handed the same just-closed port, and the loser's readiness probe would then connect to
+// the winner's emulator and call itself ready (TestCloseLeavesNothing, once, under load).
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 func freePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
@@ -272,14 +281,19 @@ func freePorts(n int) ([]int, error) {
 			l.Close()
 		}
 	}()
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	ports := make([]int, 0, n)
-	for range n {
+	for len(ports) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("pick a free port: %w", err)
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ls = append(ls, l) // held until all are picked, so that the kernel gives another
+		if p := l.Addr().(*net.TCPAddr).Port; !handedOut.ports[p] {
+			handedOut.ports[p] = true
+			ports = append(ports, p)
+		}
 	}
 	return ports, nil
 }
