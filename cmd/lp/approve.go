@@ -143,8 +143,8 @@ func printApprovals(ctx context.Context, w io.Writer, store *runstore.Dynamo, r 
 		fmt.Fprintln(w)
 		switch st := a.State(now); st {
 		case pipeline.ApprovalPending:
-			fmt.Fprintf(w, "approval  %s: PENDING until %s — lp approve %s (or lp reject %s --reason …)\n", a.Key.Stack,
-				a.Deadline.Local().Format(time.RFC3339), a.Key.ExecutionID, a.Key.ExecutionID)
+			fmt.Fprintf(w, "approval  %[1]s: PENDING until %[2]s — lp approve --deploy-stack %[1]s %[3]s (or lp reject --deploy-stack %[1]s --reason WHY %[3]s)\n",
+				a.Key.Stack, a.Deadline.Local().Format(time.RFC3339), a.Key.ExecutionID)
 		case pipeline.ApprovalExpired:
 			fmt.Fprintf(w, "approval  %s: EXPIRED at %s (nobody decided)\n", a.Key.Stack, a.Deadline.Local().Format(time.RFC3339))
 		default:

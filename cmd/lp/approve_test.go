@@ -93,7 +93,7 @@ func TestApproveRecordsWhoAndWhen(t *testing.T) {
 	stdout, stderr, status := w.lp("show", approvalExecution)
 	require.Equal(t, 0, status, stderr)
 	assert.Contains(t, stdout, "approval  my-lambda-app: PENDING until")
-	assert.Contains(t, stdout, "lp approve "+approvalExecution)
+	assert.Contains(t, stdout, "lp approve --deploy-stack my-lambda-app "+approvalExecution)
 	assert.Contains(t, stdout, "  + FunctionRole: added-action: s3:PutObject")
 
 	stdout, stderr, status = w.lp("approve", approvalExecution)

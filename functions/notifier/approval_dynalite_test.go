@@ -48,7 +48,7 @@ func TestApprovalSampleThroughInvoke(t *testing.T) {
 	require.Len(t, sns.Published(), 1)
 	pub := sns.Published()[0]
 	assert.Equal(t, "APPROVAL NEEDED my-lambda-pipeline: stack my-lambda-app waits until 2026-11-24 07:21 UTC", pub.Subject)
-	assert.Contains(t, pub.Message, "lp approve a1f0c2d4-1111-4a5b-8c6d-000000000002")
+	assert.Contains(t, pub.Message, "lp approve --deploy-stack my-lambda-app a1f0c2d4-1111-4a5b-8c6d-000000000002")
 	assert.Contains(t, pub.Message, "FunctionRole: added-resource: arn:aws:s3:::my-lambda-uploads/*")
 	assert.Contains(t, string(slack.Delivered()[0]), "waits for approval")
 }

@@ -65,7 +65,7 @@ func assertApprovalMessage(t *testing.T, channel, text string) {
 	t.Helper()
 	for _, want := range []string{
 		"my-lambda-app", "my-lambda-pipeline", "waits for your approval until", "2026-11-21 06:04 UTC",
-		"lp approve " + approvalExec, "lp reject --reason", "FunctionRole: added-action: s3:PutObject",
+		"lp approve --deploy-stack my-lambda-app " + approvalExec, "lp reject --deploy-stack my-lambda-app --reason", "FunctionRole: added-action: s3:PutObject",
 		"arn:aws:s3:::my-lambda-uploads/*", "/codepipeline/pipelines/my-lambda-pipeline/executions/" + approvalExec,
 	} {
 		assert.Contains(t, text, want, channel)

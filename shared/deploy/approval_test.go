@@ -90,7 +90,7 @@ func TestWideningWaitsIsApprovedThenDeploys(t *testing.T) {
 	for range 3 { // an hour of waiting, in jobs 20 minutes apart
 		_, res = w.run(job)
 		require.True(t, res.Succeeded, res.FailureMessage)
-		assert.Contains(t, res.Summary, "stack my-lambda-app waits for approval until "+deadline+": lp approve "+sampleExecution)
+		assert.Contains(t, res.Summary, "stack my-lambda-app waits for approval until "+deadline+": lp approve --deploy-stack my-lambda-app "+sampleExecution)
 		assert.Contains(t, res.Summary, "FunctionRole: added-action: s3:PutObject")
 		assert.Contains(t, res.Summary, "FunctionRole: added-resource: arn:aws:s3:::my-lambda-uploads/*")
 		assert.Equal(t, appStack, res.ExternalExecutionID)

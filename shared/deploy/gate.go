@@ -196,8 +196,8 @@ func (g *Gate) judge(a pipeline.Approval, adm admission, now time.Time) admissio
 // person sees on the action says what widens and how to decide.
 func waiting(out Outcome, a pipeline.Approval) Outcome {
 	out.Status, out.Phase = StatusInProgress, PhaseAwaitingApproval
-	out.Reason = fmt.Sprintf("stack %s waits for approval until %s: lp approve %s (or lp reject %s --reason …). IAM widening: %s",
-		a.Key.Stack, a.Deadline.UTC().Format(time.RFC3339), a.Key.ExecutionID, a.Key.ExecutionID, summarizeChanges(a.Widening, 1500))
+	out.Reason = fmt.Sprintf("stack %[1]s waits for approval until %[2]s: lp approve --deploy-stack %[1]s %[3]s (or lp reject --deploy-stack %[1]s --reason WHY %[3]s). IAM widening: %[4]s",
+		a.Key.Stack, a.Deadline.UTC().Format(time.RFC3339), a.Key.ExecutionID, summarizeChanges(a.Widening, 1500))
 	return out
 }
 

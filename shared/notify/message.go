@@ -243,12 +243,16 @@ func (m Message) Status() pipeline.Status {
 	return pipeline.StatusFailed
 }
 
-// ApproveCommand and RejectCommand are the commands an approval message gives: lp reads its
-// flags before the execution id.
-func (m Message) ApproveCommand() string { return "lp approve " + m.ExecutionID }
+// ApproveCommand and RejectCommand are the commands an approval message gives. They name the
+// stack: when both deploys of an execution wait, lp refuses an execution id alone.
+func (m Message) ApproveCommand() string {
+	return "lp approve --deploy-stack " + m.Stack + " " + m.ExecutionID
+}
 
 // RejectCommand: see ApproveCommand.
-func (m Message) RejectCommand() string { return `lp reject --reason "…" ` + m.ExecutionID }
+func (m Message) RejectCommand() string {
+	return "lp reject --deploy-stack " + m.Stack + ` --reason "WHY" ` + m.ExecutionID
+}
 
 // verb is the upper-case word that opens the subject and the headline.
 func (m Message) verb() string {

@@ -139,8 +139,8 @@ func TestComposeApproval(t *testing.T) {
 	}
 	s := RenderSNS(m)
 	for name, text := range map[string]string{"Slack": string(slack), "SNS": s.Body} {
-		for _, want := range []string{"my-lambda-app", "2026-11-21 06:04 UTC", "lp approve " + fxApprovalExec,
-			`lp reject --reason \"…\" ` + fxApprovalExec, "arn:aws:s3:::my-lambda-uploads/*", m.ConsoleURL} {
+		for _, want := range []string{"my-lambda-app", "2026-11-21 06:04 UTC", "lp approve --deploy-stack my-lambda-app " + fxApprovalExec,
+			`lp reject --deploy-stack my-lambda-app --reason \"WHY\" ` + fxApprovalExec, "arn:aws:s3:::my-lambda-uploads/*", m.ConsoleURL} {
 			if name == "SNS" {
 				want = strings.ReplaceAll(want, `\"`, `"`)
 			}

@@ -38,7 +38,7 @@ func TestScriptInvokesEveryFunction(t *testing.T) {
 		{"notifier", "notifier-approval-insert.json", "", []string{
 			"invoke: the local Slack receiver got 1 message(s)",
 			"│ # :large_yellow_circle: my-lambda-pipeline waits for approval",
-			"Approve: `lp approve a1f0c2d4-1111-4a5b-8c6d-000000000002`",
+			"Approve: `lp approve --deploy-stack my-lambda-app a1f0c2d4-1111-4a5b-8c6d-000000000002`",
 			"FunctionRole: added-action: s3:PutObject",
 		}},
 		{"app", "app-greet.json", "", []string{}},
