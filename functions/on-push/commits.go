@@ -55,6 +55,9 @@ func (c commits) GetCommit(ctx context.Context, repository, commitID string) (pu
 	if a := out.Commit.Author; a != nil {
 		info.AuthorName, info.AuthorEmail, info.AuthorDate = aws.ToString(a.Name), aws.ToString(a.Email), aws.ToString(a.Date)
 	}
+	if c := out.Commit.Committer; c != nil {
+		info.CommitterDate = aws.ToString(c.Date)
+	}
 	return info, nil
 }
 

@@ -23,11 +23,11 @@ const commitID = "b7e6f4c2a1d0e9f8c7b6a5d4e3f2a1b0c9d8e7f6"
 func TestCommitsAdaptsGetCommit(t *testing.T) {
 	fake := awsfake.NewCodeCommit(t, "my-lambda")
 	fake.AddCommit("my-lambda", awsfake.Commit{ID: commitID, Message: "Retry with backoff", AuthorName: "Ana Lima",
-		AuthorEmail: "ana@example.com", AuthorDate: time.Unix(1795198440, 0).UTC()})
+		AuthorEmail: "ana@example.com", AuthorDate: time.Unix(1795198440, 0).UTC(), CommitterDate: time.Unix(1795198500, 0).UTC()})
 	c := commits{fake.Client(t)}
 
 	got, err := c.GetCommit(context.Background(), "my-lambda", commitID)
-	want := pushstart.CommitInfo{Message: "Retry with backoff", AuthorName: "Ana Lima", AuthorEmail: "ana@example.com", AuthorDate: "1795198440 +0000"}
+	want := pushstart.CommitInfo{Message: "Retry with backoff", AuthorName: "Ana Lima", AuthorEmail: "ana@example.com", AuthorDate: "1795198440 +0000", CommitterDate: "1795198500 +0000"}
 	if err != nil || got != want {
 		t.Errorf("GetCommit = %+v, %v; want %+v", got, err, want)
 	}

@@ -35,8 +35,11 @@ type Commit struct {
 	AuthorName  string
 	AuthorEmail string
 	AuthorDate  time.Time
-	Parents     []string
-	TreeID      string
+	// CommitterDate is when the commit was made (a rebase or an amend moves it past the
+	// author date); zero: the author date.
+	CommitterDate time.Time
+	Parents       []string
+	TreeID        string
 }
 
 // NewCodeCommit starts a fake that knows the given (empty) repositories; the test's Cleanup
@@ -140,6 +143,10 @@ func (f *CodeCommit) getCommit(body []byte) (any, *Error) {
 		return nil, clientError("CommitIdDoesNotExistException", "Could not find commit %s", in.CommitID)
 	}
 	user := wireUser{Name: c.AuthorName, Email: c.AuthorEmail, Date: gitDate(c.AuthorDate)}
+	committer := user
+	if !c.CommitterDate.IsZero() {
+		committer.Date = gitDate(c.CommitterDate)
+	}
 	parents := c.Parents
 	if parents == nil {
 		parents = []string{}
@@ -150,7 +157,7 @@ func (f *CodeCommit) getCommit(body []byte) (any, *Error) {
 	}
 	return map[string]any{"commit": map[string]any{
 		"commitId": c.ID, "treeId": tree, "parents": parents, "message": c.Message,
-		"author": user, "committer": user, "additionalData": "",
+		"author": user, "committer": committer, "additionalData": "",
 	}}, nil
 }
 

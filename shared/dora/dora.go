@@ -315,11 +315,7 @@ func changes(runs []pipeline.Run, rule Rule) []Change {
 		if by == nil {
 			continue
 		}
-		committed := r.Commit.PushedAt
-		if committed.IsZero() {
-			committed = r.Began()
-		}
-		out = append(out, Change{CommitID: id, ExecutionID: r.ExecutionID, CommittedAt: committed,
+		out = append(out, Change{CommitID: id, ExecutionID: r.ExecutionID, CommittedAt: r.EnteredAt(),
 			DeployedAt: by.end, DeployedBy: by.run.ExecutionID})
 	}
 	return out

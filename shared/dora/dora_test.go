@@ -85,6 +85,25 @@ func TestStreak(t *testing.T) {
 	assert.Equal(t, []Day{{Start: t0, Deployments: 2, Failures: 2}}, k.Daily)
 }
 
+// A change's lead time starts when it was committed (the committer date on-push looks up),
+// not when it was pushed: a commit made at 00:20 and pushed at 00:50 waited 30 minutes on a
+// machine first. A commit dated after its push (a clock ahead) counts from the push, and a
+// run with no push recorded from its start.
+func TestLeadTimeStartsAtTheCommit(t *testing.T) {
+	a := pushed(runOf("a", "aaaa", at(1, 0), at(1, 10), pipeline.StatusSucceeded, all...), at(0, 50))
+	a.Commit.CommittedAt = at(0, 20)
+	b := pushed(runOf("b", "bbbb", at(2, 0), at(2, 10), pipeline.StatusSucceeded, all...), at(1, 55))
+	b.Commit.CommittedAt = at(3, 0) // the committer's clock was ahead
+	c := runOf("c", "cccc", at(4, 0), at(4, 10), pipeline.StatusSucceeded, all...)
+	k := ComputePipeline([]pipeline.Run{a, b, c}, pl, day(t0), DefaultRule())
+	assert.Equal(t, []Change{
+		{CommitID: "aaaa", ExecutionID: "a", CommittedAt: at(0, 20), DeployedAt: at(1, 10), DeployedBy: "a"},
+		{CommitID: "bbbb", ExecutionID: "b", CommittedAt: at(1, 55), DeployedAt: at(2, 10), DeployedBy: "b"},
+		{CommitID: "cccc", ExecutionID: "c", CommittedAt: at(4, 0), DeployedAt: at(4, 10), DeployedBy: "c"},
+	}, k.Changes)
+	assert.Equal(t, Durations{Count: 3, Median: 15 * time.Minute, Mean: 25 * time.Minute}, k.LeadTime) // 50m, 15m, 10m
+}
+
 // A run whose attempt 1 failed in CreateUpdateLambda and whose stage retry (attempt 2)
 // succeeded counts once, as a success and a deploy; the failed attempt still opens a streak
 // that the retry closes.

@@ -229,10 +229,5 @@ func withStatus(r pipeline.Run, s pipeline.Status) pipeline.Run {
 	return r
 }
 
-// commitTime is when the run's change entered the pipeline: its push, else the run's start.
-func commitTime(r pipeline.Run) time.Time {
-	if !r.Commit.PushedAt.IsZero() {
-		return r.Commit.PushedAt
-	}
-	return r.StartedAt
-}
+// commitTime is when the run's change entered delivery (pipeline.Run.EnteredAt).
+func commitTime(r pipeline.Run) time.Time { return r.EnteredAt() }

@@ -165,6 +165,9 @@ func WithPush(run Run, c Commit) Run {
 	if !c.PushedAt.IsZero() {
 		next.Commit.PushedAt = c.PushedAt
 	}
+	if !c.CommittedAt.IsZero() {
+		next.Commit.CommittedAt = c.CommittedAt
+	}
 	return next
 }
 

@@ -97,7 +97,21 @@ type Commit struct {
 	Message  string    `json:"message,omitempty"`
 	Author   string    `json:"author,omitempty"`
 	PushedAt time.Time `json:"pushedAt,omitempty"`
-	URL      string    `json:"url,omitempty"`
+	// CommittedAt is when the commit was made (its committer date, from codecommit:GetCommit,
+	// as the committer's clock said); zero when on-push could not look it up.
+	CommittedAt time.Time `json:"committedAt,omitzero"`
+	URL         string    `json:"url,omitempty"`
+}
+
+// EnteredAt is when the change the run builds entered delivery, where its lead time starts
+// (docs/metrics.md): the commit's time, else its push, else the run's start. A commit dated
+// after its push (a committer's clock ahead) counts from the push.
+func (r Run) EnteredAt() time.Time {
+	c := r.Commit
+	if !c.CommittedAt.IsZero() && (c.PushedAt.IsZero() || !c.CommittedAt.After(c.PushedAt)) {
+		return c.CommittedAt
+	}
+	return cmp.Or(c.PushedAt, r.StartedAt)
 }
 
 // Run is the record of one pipeline execution.

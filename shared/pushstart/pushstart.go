@@ -3,6 +3,7 @@
 package pushstart
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lambda-pipeline/lambda-pipeline/shared/console"
@@ -24,8 +27,22 @@ type CommitInfo struct {
 	Message     string
 	AuthorName  string
 	AuthorEmail string
-	// AuthorDate is as CodeCommit gives it: git's "<epoch seconds> <±hhmm>".
-	AuthorDate string
+	// AuthorDate and CommitterDate are as CodeCommit gives them: git's "<epoch seconds>
+	// <±hhmm>". The committer date is when the commit was made as it is (a rebase or an
+	// amend moves it); the lead time of a change starts there (docs/metrics.md).
+	AuthorDate    string
+	CommitterDate string
+}
+
+// gitTime reads a CodeCommit date, git's "<epoch seconds> <±hhmm>" ("1484167798 -0800",
+// "GetCommit", AWS CodeCommit API Reference); zero when it does not read as one.
+func gitTime(s string) time.Time {
+	secs, _, _ := strings.Cut(strings.TrimSpace(s), " ")
+	n, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(n, 0).UTC()
 }
 
 // CommitGetter looks a commit up (codecommit:GetCommit). Unlike the CodePipeline interfaces it
@@ -205,6 +222,7 @@ func (h *Pushes) start(ctx context.Context, p pipeline.Push, pipelineName string
 		h.Log.WarnContext(ctx, "commit look-up failed; starting the run without author and message", append(attrs, "error", lookupErr.Error())...)
 	} else {
 		commit.Message, commit.Author = info.Message, pipeline.Author(info.AuthorName, info.AuthorEmail)
+		commit.CommittedAt = cmp.Or(gitTime(info.CommitterDate), gitTime(info.AuthorDate))
 		if marker := skipMarker(info.Message); marker != "" {
 			reason := "the commit message says " + marker
 			if err := h.Store.MarkPushSkipped(ctx, p, reason, now); err != nil {

@@ -63,6 +63,9 @@ func (s sdkCommits) GetCommit(ctx context.Context, repo, id string) (pushstart.C
 	if a := out.Commit.Author; a != nil {
 		info.AuthorName, info.AuthorEmail, info.AuthorDate = aws.ToString(a.Name), aws.ToString(a.Email), aws.ToString(a.Date)
 	}
+	if c := out.Commit.Committer; c != nil {
+		info.CommitterDate = aws.ToString(c.Date)
+	}
 	return info, nil
 }
 
@@ -141,7 +144,7 @@ func (e *pushEnv) handle(t *testing.T, raw json.RawMessage) lambdaio.Response {
 
 func (e *pushEnv) addMainCommit(message string) {
 	e.cc.AddCommit(repository, awsfake.Commit{ID: mainCommit, Message: message, AuthorName: "Ana Lima", AuthorEmail: "ana@example.com",
-		AuthorDate: pushedAt.Add(-time.Minute)})
+		AuthorDate: pushedAt.Add(-time.Minute), CommitterDate: pushedAt.Add(-30 * time.Second)})
 }
 
 func TestPushStartsOneRunPinnedToTheCommit(t *testing.T) {
@@ -182,12 +185,17 @@ func TestPushStartsOneRunPinnedToTheCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The lead time starts at the committer date (a rebase moves it past the author date).
 		want := pipeline.Commit{ID: mainCommit, Message: "Retry with backoff\n\nCloses #12", Author: "Ana Lima <ana@example.com>", PushedAt: pushedAt,
-			URL: "https://eu-west-1.console.aws.amazon.com/codesuite/codecommit/repositories/my-lambda/commit/" + mainCommit + "?region=eu-west-1"}
+			CommittedAt: pushedAt.Add(-30 * time.Second).Truncate(time.Second),
+			URL:         "https://eu-west-1.console.aws.amazon.com/codesuite/codecommit/repositories/my-lambda/commit/" + mainCommit + "?region=eu-west-1"}
 		if !run.Commit.PushedAt.Equal(want.PushedAt) {
 			t.Errorf("pushed at = %v, want %v", run.Commit.PushedAt, want.PushedAt)
 		}
-		run.Commit.PushedAt = want.PushedAt
+		if !run.Commit.CommittedAt.Equal(want.CommittedAt) {
+			t.Errorf("committed at = %v, want %v", run.Commit.CommittedAt, want.CommittedAt)
+		}
+		run.Commit.PushedAt, run.Commit.CommittedAt = want.PushedAt, want.CommittedAt
 		if run.Commit != want {
 			t.Errorf("recorded commit = %+v\nwant %+v", run.Commit, want)
 		}

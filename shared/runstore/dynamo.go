@@ -254,6 +254,8 @@ type pushRecord struct {
 	Author   string `dynamodbav:"commitAuthor"`
 	PushedAt string `dynamodbav:"pushedAt"`
 	URL      string `dynamodbav:"commitUrl"`
+	// CommittedAt is absent from pushes recorded before it was kept.
+	CommittedAt string `dynamodbav:"committedAt"`
 }
 
 func pushFromItem(item map[string]types.AttributeValue) pipeline.Commit {
@@ -262,7 +264,8 @@ func pushFromItem(item map[string]types.AttributeValue) pipeline.Commit {
 		return pipeline.Commit{}
 	}
 	t, _ := time.Parse(timeLayout, p.PushedAt)
-	return pipeline.Commit{ID: p.CommitID, Message: p.Message, Author: p.Author, PushedAt: t, URL: p.URL}
+	c, _ := time.Parse(timeLayout, p.CommittedAt)
+	return pipeline.Commit{ID: p.CommitID, Message: p.Message, Author: p.Author, PushedAt: t, CommittedAt: c, URL: p.URL}
 }
 
 // RecordPush stores what on-push learnt of the commit of an execution (one PutItem; the
@@ -277,6 +280,9 @@ func (d *Dynamo) RecordPush(ctx context.Context, k pipeline.Key, c pipeline.Comm
 		attrGSI1PK:  &types.AttributeValueMemberS{Value: "PIPELINE#" + k.Pipeline},
 		attrGSI1SK:  &types.AttributeValueMemberS{Value: d.placedAt(c.PushedAt) + "#" + k.ExecutionID},
 		attrExpires: &types.AttributeValueMemberN{Value: strconv.FormatInt(d.expiresAt(), 10)},
+	}
+	if !c.CommittedAt.IsZero() {
+		item["committedAt"] = &types.AttributeValueMemberS{Value: c.CommittedAt.UTC().Format(timeLayout)}
 	}
 	_, err := d.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item})
 	if err != nil {
