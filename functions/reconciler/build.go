@@ -48,7 +48,7 @@ func build(getenv func(string) string, log *slog.Logger) (*accountReconciler, er
 	}
 	db := dynamodb.NewFromConfig(awsCfg)
 	store := runstore.NewDynamo(db, cfg.RunsTable, clock).WithRetention(cfg.Retention)
-	r.Runs, r.Recorder, r.Requeue = store, store.Recorder().OnEnded(metrics), store.Requeue
+	r.Runs, r.Recorder, r.Requeue, r.SweepApprovals = store, store.Recorder().OnEnded(metrics), store.Requeue, store.SweepApprovals
 	cp := codepipeline.NewFromConfig(awsCfg)
 	r.Executions, r.Discover = codepipelineapi.Reader{API: cp}, codepipelineapi.Lister{API: cp}
 	// Without PIPELINE_NAME (the per-account template): every declared project's pipeline.

@@ -33,6 +33,7 @@ func TestBuildWiresTheDeployedReconciler(t *testing.T) {
 	assert.Equal(t, "p", r.PipelineName)
 	assert.Equal(t, 45*time.Minute, r.StaleAfter)
 	assert.NotNil(t, r.Requeue, "the deployed reconciler hands unsent notifications back")
+	assert.NotNil(t, r.SweepApprovals, "the deployed reconciler tells approval requests nothing told")
 	assert.NotNil(t, r.Discover, "the deployed reconciler lists the executions CodePipeline started")
 }
 

@@ -55,8 +55,9 @@ func (a *accountReconciler) Handle(ctx context.Context, raw json.RawMessage) (re
 		one := *a.Reconciler
 		one.PipelineName = name
 		if i > 0 {
-			// The notification claims are the table's, not a pipeline's: hand them back once.
-			one.Requeue = nil
+			// The notification claims and the approval requests are the table's, not a
+			// pipeline's: hand them back, and sweep them, once.
+			one.Requeue, one.SweepApprovals = nil, nil
 		}
 		resp, err := one.Handle(ctx, raw)
 		total.Checked += resp.Checked
@@ -64,6 +65,7 @@ func (a *accountReconciler) Handle(ctx context.Context, raw json.RawMessage) (re
 		total.Missing += resp.Missing
 		total.Redriven += resp.Redriven
 		total.Requeued += resp.Requeued
+		total.ApprovalsQueued += resp.ApprovalsQueued
 		total.Foreign += resp.Foreign
 		if err != nil {
 			errs = append(errs, err)

@@ -165,3 +165,68 @@ func TestUnreadableApprovalRecordIsDropped(t *testing.T) {
 	assert.Empty(t, rig.slack.Posts())
 	assert.Empty(t, rig.sns.Published())
 }
+
+// TestApprovalRequestTheNotifierNeverToldIsSwept: the notifier failed for the stream record
+// of the request before its first Claim until the stream's retries were spent, so no claim
+// remembers it. The reconciler's sweep, once ten minutes have passed, queues the notification
+// as the outbox would; the claim item's INSERT tells it, once, composed from the claim alone.
+// A later sweep, and the lost record delivered after all, tell nothing more.
+func TestApprovalRequestTheNotifierNeverToldIsSwept(t *testing.T) {
+	rig := newNotifierRig(t)
+	ctx := context.Background()
+	a, insert := rig.requestApproval(t, "300") // and the notifier never gets past it
+	n := pipeline.ApprovalNotification(a)
+
+	early := a.RequestedAt.Add(5 * time.Minute)
+	queued, err := rig.store.SweepApprovals(ctx, early.Add(-10*time.Minute), early)
+	require.NoError(t, err)
+	assert.Zero(t, queued, "the stream's own retries still have time")
+
+	later := a.RequestedAt.Add(11 * time.Minute)
+	queued, err = rig.store.SweepApprovals(ctx, later.Add(-10*time.Minute), later)
+	require.NoError(t, err)
+	require.Equal(t, 1, queued)
+	rig.handle(t, rig.claimRecord(t, n, "INSERT", "301"))
+	require.Len(t, rig.slack.Delivered(), 1, "told on Slack")
+	require.Len(t, rig.sns.Published(), 1, "told by SNS")
+	assertApprovalMessage(t, "slack", string(rig.slack.Delivered()[0]))
+	assertApprovalMessage(t, "sns", rig.sns.Published()[0].Message)
+
+	queued, err = rig.store.SweepApprovals(ctx, later, later.Add(10*time.Minute))
+	require.NoError(t, err)
+	assert.Zero(t, queued, "its claim exists")
+	rig.handle(t, insert)
+	assert.Len(t, rig.slack.Delivered(), 1, "not told twice")
+	assert.Len(t, rig.sns.Published(), 1, "not told twice")
+}
+
+// A request the notifier told, a decided one and one past its deadline are not swept.
+func TestApprovalSweepLeavesToldDecidedAndExpired(t *testing.T) {
+	rig := newNotifierRig(t)
+	ctx := context.Background()
+	a, insert := rig.requestApproval(t, "400")
+	rig.handle(t, insert)
+	require.Len(t, rig.slack.Delivered(), 1)
+	later := a.RequestedAt.Add(time.Hour)
+	queued, err := rig.store.SweepApprovals(ctx, later.Add(-10*time.Minute), later)
+	require.NoError(t, err)
+	assert.Zero(t, queued, "told by the notifier")
+	assert.Len(t, rig.slack.Delivered(), 1)
+
+	decided := newNotifierRig(t)
+	a, _ = decided.requestApproval(t, "500")
+	_, err = decided.store.DecideApproval(ctx, a.Key, pipeline.Decision{Approve: false, By: "arn:aws:iam::123456789012:user/ana", At: a.RequestedAt.Add(time.Minute), Reason: "no"})
+	require.NoError(t, err)
+	queued, err = decided.store.SweepApprovals(ctx, later.Add(-10*time.Minute), later)
+	require.NoError(t, err)
+	assert.Zero(t, queued, "decided: out of the index")
+
+	expired := newNotifierRig(t)
+	a, _ = expired.requestApproval(t, "600")
+	past := a.Deadline.Add(time.Minute)
+	queued, err = expired.store.SweepApprovals(ctx, past.Add(-10*time.Minute), past)
+	require.NoError(t, err)
+	assert.Zero(t, queued, "past its deadline: nobody can decide it any more")
+	_, err = expired.store.Queued(ctx, pipeline.ApprovalNotification(a))
+	assert.ErrorIs(t, err, pipeline.ErrNotFound)
+}

@@ -96,6 +96,11 @@ const (
 	// RequeueAfter: a notification queued at least this long ago whose lease or backoff is
 	// over is handed back to the notifier.
 	RequeueAfter = 2 * time.Minute
+	// ApprovalSweepAfter: an approval request asked at least this long ago that nothing queued
+	// a notification for has its notification queued by the reconciler. The notifier learns of
+	// a request from the stream, within seconds; this leaves it the time of its own retries
+	// before the reconciler steps in (the claim keeps the message single either way).
+	ApprovalSweepAfter = 10 * time.Minute
 )
 
 // EventPrefix starts the ids of the events the reconciler makes up.
@@ -129,6 +134,11 @@ type Reconciler struct {
 	// Requeue, when set, hands notifications queued before the cutoff and still not sent back
 	// to the notifier (runstore.Dynamo.Requeue): the way back after the stream's retries.
 	Requeue func(ctx context.Context, cutoff, now time.Time) (int, error)
+	// SweepApprovals, when set, queues the notification of approval requests made before the
+	// cutoff, still undecided and before their deadline, that nothing queued
+	// (runstore.Dynamo.SweepApprovals): the way back when the notifier failed for the request's
+	// stream record until its retries were spent.
+	SweepApprovals func(ctx context.Context, cutoff, now time.Time) (int, error)
 }
 
 // ReconcileResponse is what one pass did.
@@ -142,6 +152,8 @@ type ReconcileResponse struct {
 	Redriven int `json:"redriven,omitempty"`
 	// Requeued counts notifications handed back to the notifier.
 	Requeued int `json:"requeued,omitempty"`
+	// ApprovalsQueued counts approval requests whose notification this pass queued.
+	ApprovalsQueued int `json:"approvalsQueued,omitempty"`
 	// Foreign counts runs of pipelines of another account or region (pipeline.Home): never
 	// compared with CodePipeline, which answers for its own account and region only.
 	Foreign int `json:"foreign,omitempty"`
@@ -172,6 +184,16 @@ func (r *Reconciler) Handle(ctx context.Context, raw json.RawMessage) (Reconcile
 			errs = append(errs, err)
 		} else if n > 0 {
 			r.Log.WarnContext(ctx, "notifications requeued: they were still unsent", "count", n)
+		}
+	}
+	if r.SweepApprovals != nil {
+		n, err := r.SweepApprovals(ctx, now.Add(-ApprovalSweepAfter), now)
+		resp.ApprovalsQueued = n
+		if err != nil {
+			r.Log.ErrorContext(ctx, "approval requests not swept", "error", err.Error())
+			errs = append(errs, err)
+		} else if n > 0 {
+			r.Log.WarnContext(ctx, "approval notifications queued: nothing had told the requests", "count", n)
 		}
 	}
 	resp.Reason = fmt.Sprintf("checked %d, settled %d", resp.Checked, resp.Settled)

@@ -531,3 +531,30 @@ func TestForeignFailureRetriedSinceIsToldByThePass(t *testing.T) {
 		t.Errorf("CodePipeline asked %d times about a pipeline of another account", n)
 	}
 }
+
+// A pass sweeps the approval requests asked ApprovalSweepAfter ago or earlier, and counts
+// those it queued; a failed sweep fails the pass, after the rest of it.
+func TestPassSweepsApprovalRequests(t *testing.T) {
+	e := newReconcileEnv(t)
+	now := e.clock.Now()
+	var cutoffs []time.Time
+	e.r.SweepApprovals = func(_ context.Context, cutoff, at time.Time) (int, error) {
+		if !at.Equal(now) {
+			t.Errorf("swept at %s, want %s", at, now)
+		}
+		cutoffs = append(cutoffs, cutoff)
+		return 2, nil
+	}
+	if resp := e.pass(t); resp.ApprovalsQueued != 2 {
+		t.Errorf("approvals queued = %d, want 2", resp.ApprovalsQueued)
+	}
+	if want := []time.Time{now.Add(-10 * time.Minute)}; !slices.EqualFunc(cutoffs, want, time.Time.Equal) {
+		t.Errorf("cutoffs = %v, want %v", cutoffs, want)
+	}
+
+	throttled := errors.New("throttled")
+	e.r.SweepApprovals = func(context.Context, time.Time, time.Time) (int, error) { return 0, throttled }
+	if _, err := e.r.Handle(context.Background(), json.RawMessage(`{}`)); !errors.Is(err, throttled) {
+		t.Error("a failed sweep is returned, for Lambda to retry")
+	}
+}

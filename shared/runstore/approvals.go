@@ -27,6 +27,12 @@ import (
 // dynamodb:LeadingKeys condition) and decided once by lp approve / lp reject with the caller's
 // credentials (DecideApproval, a conditional update). The items carry expiresAt like every
 // other, for the table's TTL; the approval's own deadline is a separate attribute.
+//
+// While PENDING, the item sits in the byPipeline index under approvalPendingPartition (gsi1sk
+// <requestedAt>#<notification key>), and the decision takes it out: the reconciler's
+// SweepApprovals finds there the requests whose notification nothing queued (the notifier
+// failed for the stream record until its retries were spent) and queues it as the outbox
+// would.
 
 // ApprovalPrefix starts the partition key of every approval item (the deployer's grant is
 // limited to it).
@@ -59,7 +65,13 @@ type approvalItem struct {
 	DecidedAt     string `dynamodbav:"decidedAt,omitempty"`
 	Reason        string `dynamodbav:"reason,omitempty"`
 	ExpiresAt     int64  `dynamodbav:"expiresAt"`
+	// While PENDING: the index entry SweepApprovals reads (DecideApproval removes it).
+	GSI1PK string `dynamodbav:"gsi1pk,omitempty"`
+	GSI1SK string `dynamodbav:"gsi1sk,omitempty"`
 }
+
+// approvalPendingPartition is the index partition of approvals no one decided yet.
+const approvalPendingPartition = ApprovalPrefix + "PENDING"
 
 func (it approvalItem) approval() pipeline.Approval {
 	parse := func(s string) time.Time {
@@ -105,6 +117,7 @@ func (d *Dynamo) RequestApproval(ctx context.Context, a pipeline.Approval) (pipe
 		TemplatePath: a.TemplatePath, TemplateSHA256: a.TemplateSHA256, BaseSHA256: a.BaseSHA256, Widening: a.Widening,
 		RequestedAt: a.RequestedAt.UTC().Format(timeLayout), Deadline: a.Deadline.UTC().Format(timeLayout),
 		DeadlineEpoch: a.Deadline.Unix(), ExpiresAt: d.expiresAt(),
+		GSI1PK: approvalPendingPartition, GSI1SK: a.RequestedAt.UTC().Format(timeLayout) + "#" + pipeline.ApprovalNotification(a).Key(),
 	})
 	if err != nil {
 		return pipeline.Approval{}, fmt.Errorf("marshal approval: %w", err)
@@ -176,7 +189,8 @@ func (d *Dynamo) Approvals(ctx context.Context, pipelineName, executionID string
 }
 
 // DecideApproval records a person's decision, once: one UpdateItem whose condition holds only
-// while the approval is PENDING and before its deadline. A lost condition is explained from
+// while the approval is PENDING and before its deadline, and which takes the approval out of
+// the pending index (SweepApprovals no longer sees it). A lost condition is explained from
 // the item: pipeline.ErrApprovalNotFound, pipeline.ErrAlreadyDecided (with the stored
 // decision), or pipeline.ErrApprovalExpired.
 func (d *Dynamo) DecideApproval(ctx context.Context, k pipeline.ApprovalKey, dec pipeline.Decision) (pipeline.Approval, error) {
@@ -202,6 +216,7 @@ func (d *Dynamo) DecideApproval(ctx context.Context, k pipeline.ApprovalKey, dec
 		update += ", reason = :reason"
 		values[":reason"] = &types.AttributeValueMemberS{Value: dec.Reason}
 	}
+	update += " REMOVE gsi1pk, gsi1sk"
 	out, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(d.table), Key: approvalKeyAttrs(k),
 		UpdateExpression:          aws.String(update),
@@ -231,4 +246,56 @@ func (d *Dynamo) DecideApproval(ctx context.Context, k pipeline.ApprovalKey, dec
 		return pipeline.Approval{}, fmt.Errorf("decode approval %s: %w", k, err)
 	}
 	return it.approval(), nil
+}
+
+// ApprovalSweepHorizon bounds how far back SweepApprovals looks: longer than any approval's
+// deadline (the deployer's gate allows at most 23 hours, within CodePipeline's 24 for a job),
+// so that the undecided requests past their deadline are not read again and again until TTL
+// removes them.
+const ApprovalSweepHorizon = 24 * time.Hour
+
+// SweepApprovals queues the notification of each approval requested before cutoff (and within
+// ApprovalSweepHorizon of now), still PENDING and before its deadline, that has no claim: the
+// notifier never got as far as its first Claim for the stream record of the request (its
+// retries were spent, with only the record's position left in the dead-letter queue). It queues
+// it as the outbox does (Outbox.Dispatch, a conditional PutItem of the claim item, carrying
+// the request's stack, deploy, deadline and widening), whose INSERT the stream hands to the
+// notifier; a request that has a claim, told or being told, is left alone. It returns how many
+// it queued. One Query of the index's approvalPendingPartition, one PutItem per request found.
+func (d *Dynamo) SweepApprovals(ctx context.Context, cutoff, now time.Time) (int, error) {
+	p := dynamodb.NewQueryPaginator(d.db, &dynamodb.QueryInput{
+		TableName: aws.String(d.table), IndexName: aws.String(IndexByPipeline),
+		KeyConditionExpression: aws.String("gsi1pk = :p AND gsi1sk BETWEEN :from AND :cut"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":p":    &types.AttributeValueMemberS{Value: approvalPendingPartition},
+			":from": &types.AttributeValueMemberS{Value: now.Add(-ApprovalSweepHorizon).UTC().Format(timeLayout)},
+			":cut":  &types.AttributeValueMemberS{Value: cutoff.UTC().Format(timeLayout)},
+		},
+	})
+	n := 0
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return n, fmt.Errorf("query pending approvals: %w", err)
+		}
+		for _, item := range page.Items {
+			var it approvalItem
+			if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+				return n, fmt.Errorf("decode approval %s: %w", str(item, attrPK), err)
+			}
+			a := it.approval()
+			// The index is read eventually: a decision may not have reached it yet.
+			if a.Status != pipeline.ApprovalPending || validKey(a.Key) != nil || !now.Before(a.Deadline) {
+				continue
+			}
+			queued, err := Outbox{Store: d}.Dispatch(ctx, pipeline.ApprovalNotification(a), pipeline.Run{})
+			if err != nil {
+				return n, fmt.Errorf("sweep approval %s: %w", a.Key, err)
+			}
+			if queued {
+				n++
+			}
+		}
+	}
+	return n, nil
 }

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -90,6 +93,29 @@ func TestDecideApprovalOnce(t *testing.T) {
 	assert.Contains(t, []pipeline.ApprovalStatus{pipeline.ApprovalApproved, pipeline.ApprovalRejected}, got.Status)
 	assert.Contains(t, got.DecidedBy, "arn:aws:iam::123456789012:user/p")
 	assert.True(t, got.DecidedAt.Equal(at.Add(time.Hour)))
+}
+
+// A pending approval sits in the index partition the reconciler sweeps (APPROVAL#PENDING,
+// by request time); its decision takes it out.
+func TestApprovalPendingIndexEntry(t *testing.T) {
+	store, db, table := newDynamo(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	a := sampleApproval(at)
+	_, err := store.RequestApproval(ctx, a)
+	require.NoError(t, err)
+	item := func() map[string]types.AttributeValue {
+		out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: approvalItemKey(a)})
+		require.NoError(t, err)
+		return out.Item
+	}
+	assert.Equal(t, &types.AttributeValueMemberS{Value: "APPROVAL#PENDING"}, item()["gsi1pk"])
+	assert.Equal(t, &types.AttributeValueMemberS{Value: "2026-11-20T10:00:00.000000000Z#" + pipeline.ApprovalNotification(a).Key()}, item()["gsi1sk"])
+
+	_, err = store.DecideApproval(ctx, a.Key, pipeline.Decision{Approve: true, By: "arn:aws:iam::123456789012:user/ana", At: at.Add(time.Hour)})
+	require.NoError(t, err)
+	assert.NotContains(t, item(), "gsi1pk")
+	assert.NotContains(t, item(), "gsi1sk")
 }
 
 // Past its deadline an approval can no longer be decided; a missing one says so.
