@@ -96,7 +96,7 @@ func build(getenv func(string) string, log *slog.Logger) (*notifier, error) {
 	// A PROJECTS the digest cannot read must not hold up the notifications.
 	digests, digestErr := newDigest(getenv, cfg, table, store, sender.Channels, clock, log)
 	log.Info("notifier ready", "slack", slackRef != "" || localSlack != "", "sns", topic != "")
-	return &notifier{Notifications: &delivery.Notifications{Queue: store, Runs: store, Claims: store, Sender: sender, Log: log, Clock: clock},
+	return &notifier{Notifications: &delivery.Notifications{Queue: store, Runs: store, Claims: store, Approvals: store, Sender: sender, Log: log, Clock: clock},
 		Digest: digests, DigestErr: digestErr, Log: log}, nil
 }
 

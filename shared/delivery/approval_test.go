@@ -20,11 +20,18 @@ import (
 
 const approvalExec = "7b2e9d41-5c3a-4f8e-b1d6-2a9c0e4f7d13"
 
+// approvalAskedAt is when the test's deploy asks: now, since the notifier does not ask about a
+// request past its deadline by its clock (the system clock here, as the claims use).
+var (
+	approvalAskedAt  = time.Now().UTC().Truncate(time.Second)
+	approvalDeadline = approvalAskedAt.Add(20*time.Hour).Format("2006-01-02 15:04") + " UTC"
+)
+
 // requestApproval writes the approval request as the deployer does (its gate calls
 // RequestApproval), and returns it with the stream record of its INSERT.
 func (rig *notifierRig) requestApproval(t *testing.T, seq string) (pipeline.Approval, events.DynamoDBEvent) {
 	t.Helper()
-	at := time.Date(2026, 11, 20, 10, 4, 12, 0, time.UTC)
+	at := approvalAskedAt
 	a := pipeline.Approval{
 		Key: pipeline.ApprovalKey{Pipeline: "my-lambda-pipeline", ExecutionID: approvalExec, Stack: "my-lambda-app",
 			Deploy: "4e5f6a7b-8c9d-4e0f-a1b2-c3d4e5f6a702"},
@@ -64,7 +71,7 @@ func (rig *notifierRig) handle(t *testing.T, ev events.DynamoDBEvent) {
 func assertApprovalMessage(t *testing.T, channel, text string) {
 	t.Helper()
 	for _, want := range []string{
-		"my-lambda-app", "my-lambda-pipeline", "waits for your approval until", "2026-11-21 06:04 UTC",
+		"my-lambda-app", "my-lambda-pipeline", "waits for your approval until", approvalDeadline,
 		"lp approve --deploy-stack my-lambda-app " + approvalExec, "lp reject --deploy-stack my-lambda-app --reason", "FunctionRole: added-action: s3:PutObject",
 		"arn:aws:s3:::my-lambda-uploads/*", "/codepipeline/pipelines/my-lambda-pipeline/executions/" + approvalExec,
 	} {
@@ -89,7 +96,7 @@ func TestApprovalRequestToldOnce(t *testing.T) {
 	assertApprovalMessage(t, "slack", string(rig.slack.Delivered()[0]))
 	pub := rig.sns.Published()[0]
 	assertApprovalMessage(t, "sns", pub.Message)
-	assert.Equal(t, "APPROVAL NEEDED my-lambda-pipeline: stack my-lambda-app waits until 2026-11-21 06:04 UTC", pub.Subject)
+	assert.Equal(t, "APPROVAL NEEDED my-lambda-pipeline: stack my-lambda-app waits until "+approvalDeadline, pub.Subject)
 	assert.Equal(t, map[string]notifytest.Attribute{
 		"pipeline": {DataType: "String", StringValue: "my-lambda-pipeline"},
 		"project":  {DataType: "String", StringValue: "my-lambda"},
@@ -151,6 +158,33 @@ func TestApprovalSlackFailureRetriesThroughTheClaim(t *testing.T) {
 	requeued, err = rig.store.Requeue(ctx, later.Add(time.Hour), later.Add(time.Hour))
 	require.NoError(t, err)
 	assert.Zero(t, requeued, "a sent claim leaves the pending queue")
+}
+
+// A request decided while one channel was backing off is not asked again: the retry posts
+// nothing, and the claim is settled (it leaves the pending queue).
+func TestApprovalDecidedBeforeTheRetryIsNotAskedAgain(t *testing.T) {
+	rig := newNotifierRig(t)
+	ctx := context.Background()
+	a, insert := rig.requestApproval(t, "250")
+	n := pipeline.ApprovalNotification(a)
+	rig.slack.FailNext(notifytest.Unavailable, notifytest.RollupError)
+	rig.handle(t, insert)
+	require.Len(t, rig.sns.Published(), 1, "SNS told it")
+	require.Empty(t, rig.slack.Delivered())
+
+	_, err := rig.store.DecideApproval(ctx, a.Key, pipeline.Decision{Approve: true, By: "arn:aws:iam::123456789012:user/ana", At: time.Now()})
+	require.NoError(t, err)
+	later := time.Now().Add(pipeline.NotifyBackoff(1) + time.Second)
+	requeued, err := rig.store.Requeue(ctx, later, later)
+	require.NoError(t, err)
+	require.Equal(t, 1, requeued)
+	rig.notifier.Claims = claimsAt{rig.store, later}
+	rig.handle(t, rig.claimRecord(t, n, "MODIFY", "251"))
+	assert.Empty(t, rig.slack.Delivered(), "approved since: Slack is not asked")
+	assert.Len(t, rig.sns.Published(), 1)
+	q, err := rig.store.Queued(ctx, n)
+	require.NoError(t, err)
+	assert.False(t, q.Pending(), "the claim is settled")
 }
 
 // An approval item the notifier cannot read is dropped, with a log line: the stream would

@@ -127,12 +127,21 @@ type Queue interface {
 	Queued(ctx context.Context, n pipeline.Notification) (pipeline.Queued, error)
 }
 
+// ApprovalReader reads an approval request as it stands (runstore.Dynamo.Approval).
+type ApprovalReader interface {
+	Approval(ctx context.Context, k pipeline.ApprovalKey) (pipeline.Approval, error)
+}
+
 // Notifications handles the runs table's stream (the notifier function): each new claim item,
 // and each new approval request, is a notification to send.
 type Notifications struct {
 	Queue  Queue
 	Runs   pipeline.RunStore
 	Claims pipeline.Claims
+	// Approvals, when set, is read before each attempt at an approval request: one that a
+	// person decided, or whose deadline passed, is not asked again (a retry can come hours
+	// after the first channel delivered).
+	Approvals ApprovalReader
 	Sender *Sender
 	Log    *slog.Logger
 	Clock  pipeline.Clock
@@ -175,6 +184,11 @@ func (h *Notifications) handleRecord(ctx context.Context, rec events.DynamoDBEve
 		return nil // a weekly digest's claim: shared/digest sends it, within the invocation that claimed it
 	}
 	n := q.Notification
+	if n.Type == pipeline.NotifyApproval && h.Approvals != nil {
+		if done, err := h.approvalSettled(ctx, n); err != nil || done {
+			return err
+		}
+	}
 	run, err := pipeline.LoadRun(ctx, h.Runs, pipeline.Key{Pipeline: n.Pipeline, ExecutionID: n.ExecutionID})
 	if errors.Is(err, pipeline.ErrNotFound) {
 		run = pipeline.Run{Pipeline: n.Pipeline, ExecutionID: n.ExecutionID}
@@ -206,4 +220,32 @@ func (h *Notifications) handleRecord(ctx context.Context, rec events.DynamoDBEve
 	}
 	h.Log.InfoContext(ctx, "notification", "notification", n.Key(), "sent", sent, "channelsBefore", q.Channels)
 	return nil
+}
+
+// approvalSettled reports whether the approval request n asks about no longer waits (decided,
+// or past its deadline), and then settles its claim, if it has one, without sending: the
+// people were told or decided without the message, and a late "waits for your approval"
+// would only mislead.
+func (h *Notifications) approvalSettled(ctx context.Context, n pipeline.Notification) (bool, error) {
+	a, err := h.Approvals.Approval(ctx, pipeline.ApprovalKey{Pipeline: n.Pipeline, ExecutionID: n.ExecutionID, Stack: n.Stack, Deploy: n.Deploy})
+	if errors.Is(err, pipeline.ErrApprovalNotFound) {
+		return false, nil // expired from the table: the claim and its retries decide
+	}
+	if err != nil {
+		return false, fmt.Errorf("read approval request of %s: %w", n.Key(), err)
+	}
+	now := h.Clock.Now()
+	st := a.State(now)
+	if st == pipeline.ApprovalPending {
+		return false, nil
+	}
+	if _, err := h.Queue.Queued(ctx, n); err == nil {
+		if err := h.Claims.Sent(ctx, n, now); err != nil {
+			return false, fmt.Errorf("settle the claim of %s: %w", n.Key(), err)
+		}
+	} else if !errors.Is(err, pipeline.ErrNotFound) {
+		return false, fmt.Errorf("read the claim of %s: %w", n.Key(), err)
+	}
+	h.Log.InfoContext(ctx, "approval request no longer waits; not sent", "notification", n.Key(), "approval", string(st))
+	return true, nil
 }

@@ -75,7 +75,7 @@ func newRig(tb testing.TB, sender *Sender) *notifierRig {
 		db:       db,
 		table:    table,
 		events:   &recording.PipelineEvents{Recorder: store.Recorder(), Log: log},
-		notifier: &Notifications{Queue: store, Runs: store, Claims: store, Sender: sender, Log: log, Clock: clock},
+		notifier: &Notifications{Queue: store, Runs: store, Claims: store, Approvals: store, Sender: sender, Log: log, Clock: clock},
 	}
 }
 
