@@ -142,10 +142,10 @@ type Notifications struct {
 	// person decided, or whose deadline passed, is not asked again (a retry can come hours
 	// after the first channel delivered).
 	Approvals ApprovalReader
-	Sender *Sender
-	Log    *slog.Logger
-	Clock  pipeline.Clock
-	Lease  time.Duration // zero: DefaultLease
+	Sender    *Sender
+	Log       *slog.Logger
+	Clock     pipeline.Clock
+	Lease     time.Duration // zero: DefaultLease
 }
 
 // Handle sends the notifications the batch queued. A record whose sending failed is reported
