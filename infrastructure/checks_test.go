@@ -25,6 +25,7 @@ var resourceStarActions = map[string]string{
 	"xray:PutTelemetryRecords":          "X-Ray trace upload has no resource-level permissions",
 	"codepipeline:PutJobSuccessResult":  "job results have no resource-level permissions; the job id is the capability",
 	"codepipeline:PutJobFailureResult":  "job results have no resource-level permissions; the job id is the capability",
+	"codepipeline:GetJobDetails":        "job details have no resource-level permissions; the deployer reads where a job runs to scope it to its project",
 	"cloudformation:GetTemplateSummary": "called with a template body, not a stack: there is no resource to name",
 	"logs:DescribeLogGroups":            "a list call without resource-level permissions, which CloudFormation's log group handler makes",
 	"cloudformation:DescribeStacks":     "without a stack name it lists the account's stacks (the converger finds its projects' by their tags): no resource to name",

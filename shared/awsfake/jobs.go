@@ -16,6 +16,7 @@ import (
 const (
 	OpPutJobSuccessResult = "PutJobSuccessResult"
 	OpPutJobFailureResult = "PutJobFailureResult"
+	OpGetJobDetails       = "GetJobDetails"
 )
 
 // InvalidJobState is what CodePipeline answers for a job that no longer takes a result (it
@@ -45,7 +46,10 @@ var (
 // PutJobSuccessResult and PutJobFailureResult, validated against the API's limits and
 // recorded. A job takes one result; a second one, or one for a cancelled job, is refused with
 // InvalidJobStateException. A success with a continuation token creates the job CodePipeline
-// would send next (JobResult.NextJobID). It is safe for concurrent use.
+// would send next (JobResult.NextJobID), in the same pipeline context. GetJobDetails answers
+// the pipeline context of the jobs a test registered (Register) and of their continuations,
+// and JobNotFoundException for any other job id, as CodePipeline does. It is safe for
+// concurrent use.
 type Jobs struct {
 	*endpoint
 
@@ -53,8 +57,20 @@ type Jobs struct {
 	results   []JobResult
 	answered  map[string]bool
 	cancelled map[string]bool
+	contexts  map[string]JobContext
 	seq       int
 }
+
+// JobContext is where a job runs: GetJobDetails' jobDetails.data.pipelineContext.
+type JobContext struct {
+	Pipeline    string // pipelineName
+	ExecutionID string // pipelineExecutionId
+	Stage       string // stage.name
+	Action      string // action.name
+}
+
+// JobNotFound is what CodePipeline answers for a job id it does not know.
+var JobNotFound = Error{Code: "JobNotFoundException", Status: http.StatusBadRequest, Message: "The job was specified in an invalid format or cannot be found."}
 
 // JobResult is one accepted PutJobSuccessResult or PutJobFailureResult.
 type JobResult struct {
@@ -76,10 +92,11 @@ type JobResult struct {
 // NewJobs starts a job-result fake; the test's Cleanup stops it.
 func NewJobs(tb testing.TB) *Jobs {
 	tb.Helper()
-	f := &Jobs{answered: map[string]bool{}, cancelled: map[string]bool{}}
+	f := &Jobs{answered: map[string]bool{}, cancelled: map[string]bool{}, contexts: map[string]JobContext{}}
 	f.endpoint = newEndpoint(tb, "CodePipeline_20150709", map[string]op{
 		OpPutJobSuccessResult: f.putJobSuccessResult,
 		OpPutJobFailureResult: f.putJobFailureResult,
+		OpGetJobDetails:       f.getJobDetails,
 	})
 	return f
 }
@@ -89,6 +106,14 @@ func NewJobs(tb testing.TB) *Jobs {
 func (f *Jobs) Client(tb testing.TB, optFns ...func(*codepipeline.Options)) *codepipeline.Client {
 	tb.Helper()
 	return codepipeline.NewFromConfig(f.Config(), append([]func(*codepipeline.Options){func(o *codepipeline.Options) { o.HTTPClient = HTTPClient() }}, optFns...)...)
+}
+
+// Register makes GetJobDetails answer the job with c, as CodePipeline knows every job it
+// created. A job's continuations (JobResult.NextJobID) inherit it.
+func (f *Jobs) Register(jobID string, c JobContext) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.contexts[jobID] = c
 }
 
 // Cancel makes the job refuse results from now on, as CodePipeline does once the job's
@@ -202,6 +227,9 @@ func (f *Jobs) putJobSuccessResult(body []byte) (any, *Error) {
 	if res.ContinuationToken != "" {
 		f.seq++
 		res.NextJobID = fmt.Sprintf("c0a71000-0000-4000-8000-%012x", f.seq)
+		if c, ok := f.contexts[in.JobID]; ok {
+			f.contexts[res.NextJobID] = c
+		}
 	}
 	f.results = append(f.results, res)
 	return struct{}{}, nil
@@ -243,4 +271,56 @@ func (f *Jobs) putJobFailureResult(body []byte) (any, *Error) {
 	}
 	f.results = append(f.results, res)
 	return struct{}{}, nil
+}
+
+// getJobDetails answers a registered job's pipeline context ("GetJobDetails", CodePipeline API
+// Reference, https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_GetJobDetails.html).
+// The real answer also holds the action's configuration, artifacts and artifact credentials;
+// the fake sends the id, the account and the pipeline context.
+func (f *Jobs) getJobDetails(body []byte) (any, *Error) {
+	var in struct {
+		JobID string `json:"jobId"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if !jobIDPattern.MatchString(in.JobID) {
+		return nil, validation("1 validation error detected: Value '%s' at 'jobId' failed to satisfy constraint: Member must satisfy regular expression pattern: [0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", in.JobID)
+	}
+	f.mu.Lock()
+	c, ok := f.contexts[in.JobID]
+	f.mu.Unlock()
+	if !ok {
+		e := JobNotFound
+		return nil, &e
+	}
+	type name struct {
+		Name string `json:"name,omitempty"`
+	}
+	type action struct {
+		Name              string `json:"name,omitempty"`
+		ActionExecutionID string `json:"actionExecutionId,omitempty"`
+	}
+	type pipelineContext struct {
+		PipelineName        string `json:"pipelineName,omitempty"`
+		PipelineArn         string `json:"pipelineArn,omitempty"`
+		PipelineExecutionID string `json:"pipelineExecutionId,omitempty"`
+		Stage               name   `json:"stage"`
+		Action              action `json:"action"`
+	}
+	type data struct {
+		PipelineContext pipelineContext `json:"pipelineContext"`
+	}
+	type details struct {
+		ID        string `json:"id"`
+		AccountID string `json:"accountId"`
+		Data      data   `json:"data"`
+	}
+	pc := pipelineContext{PipelineName: c.Pipeline, PipelineExecutionID: c.ExecutionID, Stage: name{c.Stage}, Action: action{Name: c.Action}}
+	if c.Pipeline != "" {
+		pc.PipelineArn = "arn:aws:codepipeline:" + Region + ":123456789012:" + c.Pipeline
+	}
+	return struct {
+		JobDetails details `json:"jobDetails"`
+	}{details{ID: in.JobID, AccountID: "123456789012", Data: data{PipelineContext: pc}}}, nil
 }

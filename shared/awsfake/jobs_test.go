@@ -91,3 +91,35 @@ func TestJobResultLimits(t *testing.T) {
 		t.Error("an invalid result was recorded")
 	}
 }
+
+func TestGetJobDetailsAnswersRegisteredJobs(t *testing.T) {
+	fake := awsfake.NewJobs(t)
+	c := fake.Client(t)
+	ctx := context.Background()
+	want := awsfake.JobContext{Pipeline: "a-pipeline", ExecutionID: "3f1c2a7e-8b4d-4c8e-9a51-6f0d2b7c9e11", Stage: "CreateUpdateLambda", Action: "DeployFunction"}
+	fake.Register(jobID, want)
+	out, err := c.GetJobDetails(ctx, &codepipeline.GetJobDetailsInput{JobId: aws.String(jobID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := out.JobDetails.Data.PipelineContext
+	if aws.ToString(out.JobDetails.Id) != jobID || aws.ToString(pc.PipelineName) != want.Pipeline || aws.ToString(pc.PipelineExecutionId) != want.ExecutionID ||
+		aws.ToString(pc.Stage.Name) != want.Stage || aws.ToString(pc.Action.Name) != want.Action || !strings.HasSuffix(aws.ToString(pc.PipelineArn), ":a-pipeline") {
+		t.Errorf("pipeline context: %+v", pc)
+	}
+	// A continuation job runs in its first job's context.
+	if _, err := c.PutJobSuccessResult(ctx, &codepipeline.PutJobSuccessResultInput{JobId: aws.String(jobID), ContinuationToken: aws.String("t")}); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := fake.Result(jobID)
+	out, err = c.GetJobDetails(ctx, &codepipeline.GetJobDetailsInput{JobId: aws.String(res.NextJobID)})
+	if err != nil || aws.ToString(out.JobDetails.Data.PipelineContext.PipelineName) != want.Pipeline {
+		t.Errorf("continuation: %+v, %v", out, err)
+	}
+	// An unknown job, as CodePipeline answers it.
+	_, err = c.GetJobDetails(ctx, &codepipeline.GetJobDetailsInput{JobId: aws.String("00000000-0000-4000-8000-000000000000")})
+	var notFound *types.JobNotFoundException
+	if !errors.As(err, &notFound) {
+		t.Errorf("unknown job: %v", err)
+	}
+}

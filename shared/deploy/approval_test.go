@@ -246,12 +246,14 @@ func TestApprovalCoversOnlyTheTemplateApproved(t *testing.T) {
 	assert.Equal(t, 1, w.cfn.Calls(awsfake.OpExecuteChangeSet))
 }
 
-// Without the execution in UserParameters a widening cannot be approved: the action fails as
-// misconfigured, naming what to add; without an approval store it fails too (fail closed).
+// Approvals are keyed by where CodePipeline says the job runs: UserParameters without
+// "pipeline" and "execution" still wait for lp approve of the job's own execution. Without an
+// approval store a widening fails (fail closed).
 func TestWideningThatCannotBeApprovedFails(t *testing.T) {
 	w := newWorld(t)
 	w.deployed()
-	w.gated(w.approvals())
+	store := w.approvals()
+	w.gated(store)
 	w.push(uploads(t))
 	job := w.appJob("my-lambda-pipeline/BuildOutpu/b1")
 	p, err := deploy.ParseUserParameters(job.Data.ActionConfiguration.Configuration.UserParameters)
@@ -259,8 +261,10 @@ func TestWideningThatCannotBeApprovedFails(t *testing.T) {
 	job.Data.ActionConfiguration.Configuration.UserParameters = strings.NewReplacer(
 		`"pipeline": "`+p.Pipeline+`", `, "", `"execution": "`+p.Execution+`", `, "").Replace(job.Data.ActionConfiguration.Configuration.UserParameters)
 	_, res := w.run(job)
-	assert.Equal(t, "ConfigurationError", res.FailureType)
-	assert.Contains(t, res.FailureMessage, `add "pipeline" and "execution": "#{codepipeline.PipelineExecutionId}"`)
+	require.NotEmpty(t, res.ContinuationToken, "the widening waits: %+v", res)
+	assert.Contains(t, res.Summary, "lp approve")
+	_, err = store.DecideApproval(context.Background(), appApproval(job), pipeline.Decision{Approve: false, By: approver, At: w.clock.Now(), Reason: "no"})
+	require.NoError(t, err, "the approval is keyed by the job's pipeline and execution")
 
 	w.gated(nil)
 	_, res = w.run(w.appJob("my-lambda-pipeline/BuildOutpu/b1"))

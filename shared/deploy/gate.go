@@ -110,8 +110,9 @@ type admission struct {
 	sha     string
 }
 
-// ApprovalTarget says which execution a deploy belongs to (UserParameters' pipeline and
-// execution), for the approval's key.
+// ApprovalTarget says which execution a deploy belongs to, for the approval's key: the
+// pipeline and execution CodePipeline reports for the job (JobContext), never UserParameters'
+// own, which a push writes.
 type ApprovalTarget struct {
 	Pipeline, ExecutionID string
 	// Deploy is the deploy's token (its first job's id): a retried stage asks again.
@@ -148,6 +149,7 @@ func (g *Gate) admit(ctx context.Context, stack string, body string, target Appr
 			stack, summarizeChanges(adm.changes, 1000))}
 		return adm, nil
 	case target.Pipeline == "" || target.ExecutionID == "":
+		// A job's context always names both (JobHandler.Handle); kept to fail closed.
 		adm.failure = &failure{cptypes.FailureTypeConfigurationError, fmt.Sprintf("stack %s: the deploy widens IAM (%s), which waits for lp approve, but UserParameters name no pipeline and execution to approve it by: add \"pipeline\" and \"execution\": \"#{codepipeline.PipelineExecutionId}\"; nothing was deployed",
 			stack, summarizeChanges(adm.changes, 1000))}
 		return adm, nil

@@ -20,8 +20,9 @@ import (
 )
 
 // Jobs is what the deployer calls of CodePipeline (codepipeline.Client satisfies it). Job
-// results have no resource-level permissions: the job id is the capability.
+// results and job details have no resource-level permissions: the job id is the capability.
 type Jobs interface {
+	GetJobDetails(ctx context.Context, in *codepipeline.GetJobDetailsInput, optFns ...func(*codepipeline.Options)) (*codepipeline.GetJobDetailsOutput, error)
 	PutJobSuccessResult(ctx context.Context, in *codepipeline.PutJobSuccessResultInput, optFns ...func(*codepipeline.Options)) (*codepipeline.PutJobSuccessResultOutput, error)
 	PutJobFailureResult(ctx context.Context, in *codepipeline.PutJobFailureResultInput, optFns ...func(*codepipeline.Options)) (*codepipeline.PutJobFailureResultOutput, error)
 }
@@ -152,7 +153,7 @@ func (h *JobHandler) Handle(ctx context.Context, job events.CodePipelineJob) (Jo
 	}
 	rep.StackName = params.StackName
 	// The deploy's token is the job id of its first job; continuations carry it.
-	token, progress, retries := job.ID, Progress{}, 0
+	token, progress, retries, phase := job.ID, Progress{}, 0, Phase("")
 	if t := job.Data.ContinuationToken; t != "" {
 		c, err := decodeContinuation(t)
 		if err == nil && c.Stack != params.StackName {
@@ -161,9 +162,35 @@ func (h *JobHandler) Handle(ctx context.Context, job events.CodePipelineJob) (Jo
 		if err != nil {
 			return h.fail(ctx, rep, failure{cptypes.FailureTypeJobFailed, err.Error()})
 		}
-		token, progress, retries = c.Token, c.Progress, c.Retries
+		token, progress, retries, phase = c.Token, c.Progress, c.Retries, c.Phase
 	}
 	rep.ChangeSet = ChangeSetName(token)
+
+	// Where the job runs, as CodePipeline says (scope.go): before anything else, a job may
+	// deploy only its pipeline's project's stacks, and approvals are keyed by its pipeline and
+	// execution, whatever UserParameters say. A dry run has no CodePipeline to ask.
+	if !h.DryRun {
+		jc, err := h.jobContext(ctx, job.ID)
+		switch {
+		case err != nil && IsTransient(err) && !errors.Is(err, errNoContext) && retries < MaxTransientContinuations:
+			out := Outcome{StackName: params.StackName, ChangeSet: rep.ChangeSet, Status: StatusInProgress, Phase: phase, Progress: progress,
+				Reason: fmt.Sprintf("stack %s: CodePipeline did not say where the job runs (%s); the next job looks again", params.StackName, apiMessage(err))}
+			return h.continueJob(ctx, rep, Request{StackName: params.StackName, Token: token}, out, retries+1)
+		case err != nil:
+			typ := cptypes.FailureTypeJobFailed
+			if IsPermissionError(err) {
+				typ = cptypes.FailureTypePermissionError
+			}
+			rep.StackName = "" // not known to be the job's to name
+			return h.fail(ctx, rep, failure{typ, fmt.Sprintf("reading where job %s runs (GetJobDetails): %v; nothing was deployed", job.ID, err)})
+		}
+		if msg := jc.Scope(params); msg != "" {
+			// The failure names no stack as the action's: the stack is another project's.
+			rep.StackName = ""
+			return h.fail(ctx, rep, failure{cptypes.FailureTypeJobFailed, msg})
+		}
+		params.Pipeline, params.Execution = jc.Pipeline, jc.Execution
+	}
 	req, fail := h.prepare(ctx, job, params)
 	if fail != nil {
 		return h.fail(ctx, rep, *fail)

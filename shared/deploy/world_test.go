@@ -187,6 +187,12 @@ func (w *world) job(sample, buildKey string) events.CodePipelineJob {
 		w.t.Fatal(err)
 	}
 	job.ID = w.jobID()
+	// CodePipeline knows where every job it created runs (GetJobDetails).
+	stage, action := "CreateUpdateLambda", "DeployFunction"
+	if strings.Contains(sample, "pipeline") {
+		stage, action = "CreateUpdatePipeline", "SelfUpdate"
+	}
+	w.jobs.Register(job.ID, awsfake.JobContext{Pipeline: samplePipeline, ExecutionID: sampleExecution, Stage: stage, Action: action})
 	for i := range job.Data.InputArtifacts {
 		if job.Data.InputArtifacts[i].Name == "BuildOutput" {
 			job.Data.InputArtifacts[i].Location.S3Location.ObjectKey = buildKey

@@ -51,6 +51,13 @@ func PipelineStackOf(project string) string { return project + "-pipeline" }
 func AppStackOf(project string) string      { return project + "-app" }
 func BuildProjectOf(project string) string  { return project + "-build" }
 
+// StacksOf are the stacks a project's pipeline may deploy: its own stack and its
+// application's. The deployer refuses a job of the project's pipeline that names any other
+// (shared/deploy, docs/security.md).
+func StacksOf(project string) []string {
+	return []string{PipelineStackOf(project), AppStackOf(project)}
+}
+
 // ProjectOfPipeline returns the project whose pipeline is named pipelineName, or "" when the
 // name does not follow the convention.
 func ProjectOfPipeline(pipelineName string) string {
