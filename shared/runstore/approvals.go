@@ -285,12 +285,13 @@ func (d *Dynamo) SweepApprovals(ctx context.Context, cutoff, now time.Time) (int
 			}
 			a := it.approval()
 			// The index is read eventually: a decision may not have reached it yet.
-			if a.Status != pipeline.ApprovalPending || validKey(a.Key) != nil || !now.Before(a.Deadline) {
+			// (RequestApproval checked the key when it wrote the item.)
+			if a.Status != pipeline.ApprovalPending || a.Key.Stack == "" || a.Key.Deploy == "" || !now.Before(a.Deadline) {
 				continue
 			}
 			queued, err := Outbox{Store: d}.Dispatch(ctx, pipeline.ApprovalNotification(a), pipeline.Run{})
 			if err != nil {
-				return n, fmt.Errorf("sweep approval %s: %w", a.Key, err)
+				return n, fmt.Errorf("sweep approval of %s, stack %s: %w", a.Key.ExecutionID, a.Key.Stack, err)
 			}
 			if queued {
 				n++
