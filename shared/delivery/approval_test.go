@@ -51,6 +51,18 @@ func (rig *notifierRig) requestApproval(t *testing.T, seq string) (pipeline.Appr
 	return stored, events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{dynalitetest.StreamRecord(t, rig.db, rig.table, key, "INSERT", seq)}}
 }
 
+// handBack is the reconciler handing n's claim back once its first backoff is over (Requeue),
+// and the stream record of that MODIFY; the notifier's claims see the time after the backoff.
+func (rig *notifierRig) handBack(t *testing.T, n pipeline.Notification, seq string) (time.Time, events.DynamoDBEvent) {
+	t.Helper()
+	later := time.Now().Add(pipeline.NotifyBackoff(1) + time.Second)
+	requeued, err := rig.store.Requeue(context.Background(), later, later)
+	require.NoError(t, err)
+	require.Equal(t, 1, requeued, "the claim waits in the pending queue")
+	rig.notifier.Claims = claimsAt{rig.store, later}
+	return later, rig.claimRecord(t, n, "MODIFY", seq)
+}
+
 // claimRecord is the stream record of a write to n's claim item, as the table holds it now.
 func (rig *notifierRig) claimRecord(t *testing.T, n pipeline.Notification, eventName, seq string) events.DynamoDBEvent {
 	key := map[string]types.AttributeValue{
@@ -140,12 +152,7 @@ func TestApprovalSlackFailureRetriesThroughTheClaim(t *testing.T) {
 	rig.handle(t, insert)
 	assert.Empty(t, rig.slack.Delivered(), "backing off")
 
-	later := time.Now().Add(pipeline.NotifyBackoff(1) + time.Second)
-	requeued, err := rig.store.Requeue(ctx, later, later)
-	require.NoError(t, err)
-	require.Equal(t, 1, requeued, "the claim waits in the pending queue")
-	rig.notifier.Claims = claimsAt{rig.store, later}
-	handedBack := rig.claimRecord(t, n, "MODIFY", "201")
+	later, handedBack := rig.handBack(t, n, "201")
 	assert.Equal(t, "0", handedBack.Records[0].Change.NewImage["leaseUntil"].Number(), "the record the stream's MODIFY filter passes")
 	rig.handle(t, handedBack)
 	require.Len(t, rig.slack.Delivered(), 1, "delivered after the outage, once")
@@ -155,7 +162,7 @@ func TestApprovalSlackFailureRetriesThroughTheClaim(t *testing.T) {
 
 	rig.handle(t, rig.claimRecord(t, n, "MODIFY", "202"))
 	assert.Len(t, rig.slack.Delivered(), 1)
-	requeued, err = rig.store.Requeue(ctx, later.Add(time.Hour), later.Add(time.Hour))
+	requeued, err := rig.store.Requeue(ctx, later.Add(time.Hour), later.Add(time.Hour))
 	require.NoError(t, err)
 	assert.Zero(t, requeued, "a sent claim leaves the pending queue")
 }
@@ -174,12 +181,8 @@ func TestApprovalDecidedBeforeTheRetryIsNotAskedAgain(t *testing.T) {
 
 	_, err := rig.store.DecideApproval(ctx, a.Key, pipeline.Decision{Approve: true, By: "arn:aws:iam::123456789012:user/ana", At: time.Now()})
 	require.NoError(t, err)
-	later := time.Now().Add(pipeline.NotifyBackoff(1) + time.Second)
-	requeued, err := rig.store.Requeue(ctx, later, later)
-	require.NoError(t, err)
-	require.Equal(t, 1, requeued)
-	rig.notifier.Claims = claimsAt{rig.store, later}
-	rig.handle(t, rig.claimRecord(t, n, "MODIFY", "251"))
+	_, handedBack := rig.handBack(t, n, "251")
+	rig.handle(t, handedBack)
 	assert.Empty(t, rig.slack.Delivered(), "approved since: Slack is not asked")
 	assert.Len(t, rig.sns.Published(), 1)
 	q, err := rig.store.Queued(ctx, n)

@@ -176,7 +176,7 @@ func EMF(e RunEnd, rule Rule) ([]byte, error) {
 		put(MetricDeployments, "Count", 1)
 		changes := e.Changes
 		if len(changes) == 0 {
-			if c := commitTime(r); !c.IsZero() {
+			if c := r.EnteredAt(); !c.IsZero() {
 				changes = []time.Time{c}
 			}
 		}
@@ -228,6 +228,3 @@ func withStatus(r pipeline.Run, s pipeline.Status) pipeline.Run {
 	r.Status = s
 	return r
 }
-
-// commitTime is when the run's change entered delivery (pipeline.Run.EnteredAt).
-func commitTime(r pipeline.Run) time.Time { return r.EnteredAt() }
